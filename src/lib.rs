@@ -1,6 +1,14 @@
 //! infoutil: dataset distillation by Shapley informativeness and gradient-norm utility.
+//!
+//! The pipeline reads from the module tree: [`data`] (datasets) and [`teacher`] (ONNX teachers
+//! on tract or ONNX Runtime) feed the stages; [`store`] writes every result as HDF5.
 
 pub mod data;
 pub mod error;
+pub mod evaluate;
+pub mod paths;
+pub mod progress;
+pub mod store;
+pub mod teacher;
 
 pub use error::{Error, Result};

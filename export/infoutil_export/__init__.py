@@ -1,0 +1,1 @@
+"""infoutil_export: ONNX teachers for infoutil (forward graph + per-sample gradient-norm graph)."""

@@ -1,0 +1,45 @@
+"""Fashion-MNIST in idx-gzip form, and the one input normalisation every tool here agrees on."""
+import gzip
+import struct
+
+import numpy as np
+import torch
+
+FMNIST_DIR = "/usr/share/datasets/fashion-mnist"
+FMNIST_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                  "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+# Mean/std of the 60k training pixels after /255 (0.2860, 0.3530), rounded as the Rust side uses them.
+FMNIST_MEAN = 0.2860
+FMNIST_STD = 0.3530
+
+
+def read_idx_images(path):
+    with gzip.open(path, "rb") as f:
+        magic, n, h, w = struct.unpack(">IIII", f.read(16))
+        if magic != 2051:
+            raise ValueError(f"{path}: not an idx3 image file (magic {magic})")
+        buf = f.read(n * h * w)
+    return np.frombuffer(buf, dtype=np.uint8).reshape(n, h, w)
+
+
+def read_idx_labels(path):
+    with gzip.open(path, "rb") as f:
+        magic, n = struct.unpack(">II", f.read(8))
+        if magic != 2049:
+            raise ValueError(f"{path}: not an idx1 label file (magic {magic})")
+        buf = f.read(n)
+    return np.frombuffer(buf, dtype=np.uint8).astype(np.int64)
+
+
+def load_split(split, root=FMNIST_DIR):
+    """-> (uint8 images [n, 28, 28], int64 labels [n]); split is "train" or "t10k"."""
+    return (read_idx_images(f"{root}/{split}-images-idx3-ubyte.gz"),
+            read_idx_labels(f"{root}/{split}-labels-idx1-ubyte.gz"))
+
+
+def normalize(images_u8):
+    """uint8 [n, H, W] -> float32 [n, 1, H, W]: float(pixel)/255, then (x - mean)/std.
+    Done in float32 in this order so that the Rust preprocessing can match it bit for bit."""
+    x = torch.from_numpy(np.ascontiguousarray(images_u8)).to(torch.float32) / 255.0
+    x = (x - FMNIST_MEAN) / FMNIST_STD
+    return x.unsqueeze(1)

@@ -1,0 +1,89 @@
+//! Argument parsing and human-facing output. Each subcommand lives in its own file and only
+//! translates arguments into a library call.
+
+mod inspect;
+mod progress;
+mod teacher;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use infoutil::paths;
+use infoutil::teacher::{BackendChoice, Device, Teacher, TeacherOptions};
+
+#[derive(Parser)]
+#[command(name = "infoutil", version, about = "Distil image datasets with Shapley informativeness and gradient-norm utility (InfoUtil)")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Work with a teacher network: evaluate it on a dataset.
+    #[command(subcommand)]
+    Teacher(teacher::TeacherCommand),
+    /// Print a readable summary of an HDF5 file that infoutil wrote.
+    Inspect(inspect::InspectArgs),
+}
+
+/// Which teacher, and how to run it.
+#[derive(Args, Debug, Clone)]
+pub struct TeacherArgs {
+    /// Forward ONNX graph; its gradient graph NAME.grad.onnx is read from beside it.
+    #[arg(long, default_value = paths::DEFAULT_TEACHER)]
+    pub teacher: PathBuf,
+    /// Inference backend: auto uses ONNX Runtime when its library loads, else tract.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub backend: BackendChoice,
+    /// cuda needs ONNX Runtime with its CUDA provider; it never falls back to the CPU.
+    #[arg(long, value_enum, default_value = "cpu")]
+    pub device: Device,
+    /// Images per backend call.
+    #[arg(long, default_value_t = 256)]
+    pub batch_size: usize,
+    /// ONNX Runtime library (default: $ORT_DYLIB_PATH).
+    #[arg(long)]
+    pub ort_lib: Option<PathBuf>,
+}
+
+impl TeacherArgs {
+    pub fn load(&self) -> anyhow::Result<Teacher> {
+        let opts = TeacherOptions {
+            backend: self.backend,
+            device: self.device,
+            batch_size: self.batch_size,
+            ort_library: self.ort_lib.clone(),
+        };
+        let teacher = Teacher::load(&paths::shipped_or(&self.teacher, paths::DEFAULT_TEACHER), &opts)?;
+        if let Some(note) = &teacher.backend_note {
+            eprintln!("note: using tract because ONNX Runtime is unavailable: {note}");
+        }
+        eprintln!(
+            "teacher {} ({} classes, input {}×{}×{}) on {}",
+            teacher.path.display(),
+            teacher.num_classes(),
+            teacher.meta.input.channels,
+            teacher.meta.input.height,
+            teacher.meta.input.width,
+            teacher.backend
+        );
+        Ok(teacher)
+    }
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Teacher(cmd) => teacher::run(cmd),
+        Command::Inspect(args) => inspect::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

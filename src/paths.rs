@@ -1,0 +1,38 @@
+//! The shipped defaults, found from the working directory or, failing that, from the source
+//! tree the binary was built from, so `infoutil` works without arguments in either place.
+
+use std::path::{Path, PathBuf};
+
+/// The converged Fashion-MNIST teacher shipped in `models/`.
+pub const DEFAULT_TEACHER: &str = "models/fmnist-convnet3.onnx";
+/// The early-checkpoint teacher, for low-IPC soft labels.
+pub const EARLY_TEACHER: &str = "models/fmnist-convnet3-early.onnx";
+/// The embedded real Fashion-MNIST test subset (100 images per class).
+pub const DEFAULT_TEST_DATA: &str = "data/fashion-mnist-mini/t10k-images-idx3-ubyte.gz";
+/// The embedded real Fashion-MNIST training subset (100 images per class).
+pub const DEFAULT_TRAIN_DATA: &str = "data/fashion-mnist-mini/train-images-idx3-ubyte.gz";
+
+/// `rel` as given when it exists, else under the crate's source folder, else as given (so the
+/// error names the path the user would expect).
+pub fn shipped(rel: &str) -> PathBuf {
+    let here = Path::new(rel);
+    if here.exists() {
+        return here.to_path_buf();
+    }
+    let built = Path::new(env!("CARGO_MANIFEST_DIR")).join(rel);
+    if built.exists() {
+        built
+    } else {
+        here.to_path_buf()
+    }
+}
+
+/// `given` itself, unless it is the default `rel` (as typed by clap), which is then resolved
+/// with [`shipped`].
+pub fn shipped_or(given: &Path, rel: &str) -> PathBuf {
+    if given == Path::new(rel) {
+        shipped(rel)
+    } else {
+        given.to_path_buf()
+    }
+}

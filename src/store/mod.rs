@@ -1,0 +1,169 @@
+//! The project's HDF5 files: the only code that knows how results are laid out on disk.
+//!
+//! Every file carries root attributes `schema_version`, `created_by`, `kind`, `config` (JSON of
+//! the whole run configuration) and `teacher_sha256`; every dataset carries a `layout`
+//! attribute naming its axes (e.g. `NCHW`) and a `description`. Datasets are chunked along the
+//! first axis and gzip-compressed. A file is written under a temporary name in the destination
+//! folder and renamed into place by [`Writer::finish`], so a crash never leaves a half-written
+//! result under the final name. docs/hdf5-schema.md documents every dataset.
+
+mod inspect;
+
+use std::path::{Path, PathBuf};
+
+use hdf5::types::VarLenUnicode;
+use hdf5::H5Type;
+use ndarray::{ArrayView, Dimension};
+
+pub use inspect::summary;
+
+use crate::error::{Error, Result};
+
+/// Bumped whenever a dataset or attribute changes meaning or layout.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Target bytes per chunk: big enough to compress well, small enough to read a few rows.
+const CHUNK_BYTES: usize = 1 << 20;
+
+/// What every file says about itself.
+pub struct Header<'a> {
+    /// The job that wrote the file (e.g. `teacher_eval`, `attribution`, `distilled`).
+    pub kind: &'a str,
+    pub config: &'a serde_json::Value,
+    pub teacher_sha256: &'a str,
+}
+
+/// An HDF5 result being written; dropped without [`finish`](Self::finish), it leaves nothing.
+pub struct Writer {
+    file: Option<hdf5::File>,
+    tmp: tempfile::TempPath,
+    path: PathBuf,
+}
+
+fn err(path: &Path, e: impl std::fmt::Display) -> Error {
+    Error::store(path, e)
+}
+
+impl Writer {
+    pub fn create(path: &Path, header: &Header) -> Result<Writer> {
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        let name = path.file_name().unwrap_or_default().to_string_lossy();
+        let tmp = tempfile::Builder::new()
+            .prefix(&format!(".{name}."))
+            .suffix(".tmp")
+            .tempfile_in(dir)
+            .map_err(|e| Error::io(dir, e))?
+            .into_temp_path();
+        let file = hdf5::File::create(&tmp).map_err(|e| err(path, e))?;
+        let w = Writer {
+            file: Some(file),
+            tmp,
+            path: path.to_path_buf(),
+        };
+        w.attr("/", "schema_version", &SCHEMA_VERSION.to_string())?;
+        w.attr("/", "created_by", &format!("infoutil {}", env!("CARGO_PKG_VERSION")))?;
+        w.attr("/", "kind", header.kind)?;
+        w.attr("/", "config", &header.config.to_string())?;
+        w.attr("/", "teacher_sha256", header.teacher_sha256)?;
+        Ok(w)
+    }
+
+    fn file(&self) -> &hdf5::File {
+        self.file.as_ref().expect("open until finish")
+    }
+
+    fn group(&self, path: &str) -> Result<hdf5::Group> {
+        let mut g = self.file().as_group().map_err(|e| err(&self.path, e))?;
+        for part in path.split('/').filter(|p| !p.is_empty()) {
+            g = match g.group(part) {
+                Ok(sub) => sub,
+                Err(_) => g.create_group(part).map_err(|e| err(&self.path, e))?,
+            };
+        }
+        Ok(g)
+    }
+
+    /// A string attribute on the group at `at` (created if needed), e.g. `"/"`.
+    pub fn attr(&self, at: &str, name: &str, value: &str) -> Result<()> {
+        let v: VarLenUnicode = value
+            .parse()
+            .map_err(|e| err(&self.path, format!("attribute {name}: {e}")))?;
+        self.group(at)?
+            .new_attr::<VarLenUnicode>()
+            .shape(())
+            .create(name)
+            .and_then(|a| a.write_scalar(&v))
+            .map_err(|e| err(&self.path, format!("attribute {at}{name}: {e}")))
+    }
+
+    /// Write `data` at `name` (e.g. `"/attribution/shapley"`), chunked along its first axis
+    /// and compressed, with its axes named by `layout` (one letter or word per axis, comma-
+    /// separated where words) and a one-line `description`.
+    pub fn dataset<T: H5Type, D: Dimension>(
+        &self,
+        name: &str,
+        data: ArrayView<T, D>,
+        layout: &str,
+        description: &str,
+    ) -> Result<()> {
+        let (parent, leaf) = name.rsplit_once('/').unwrap_or(("", name));
+        let group = self.group(parent)?;
+        let shape = data.shape().to_vec();
+        let mut builder = group.new_dataset_builder();
+        if shape.iter().all(|&d| d > 0) {
+            let row: usize = shape[1..].iter().product::<usize>() * std::mem::size_of::<T>();
+            let rows = (CHUNK_BYTES / row.max(1)).clamp(1, shape[0]);
+            let mut chunk = shape.clone();
+            chunk[0] = rows;
+            builder = builder.chunk(chunk).shuffle().deflate(4);
+        }
+        let ds = builder
+            .with_data(data)
+            .create(leaf)
+            .map_err(|e| err(&self.path, format!("dataset {name}: {e}")))?;
+        for (k, v) in [("layout", layout), ("description", description)] {
+            let v: VarLenUnicode = v.parse().map_err(|e| err(&self.path, e))?;
+            ds.new_attr::<VarLenUnicode>()
+                .shape(())
+                .create(k)
+                .and_then(|a| a.write_scalar(&v))
+                .map_err(|e| err(&self.path, format!("dataset {name}: {e}")))?;
+        }
+        Ok(())
+    }
+
+    /// Close the file and move it to its final name.
+    pub fn finish(mut self) -> Result<PathBuf> {
+        if let Some(f) = self.file.take() {
+            f.close().map_err(|e| err(&self.path, e))?;
+        }
+        let Writer { tmp, path, .. } = self;
+        tmp.persist(&path)
+            .map_err(|e| Error::io(&path, e.error))?;
+        Ok(path)
+    }
+}
+
+/// Open a file this tool wrote, checking that it is one and of a schema this build reads.
+pub fn open(path: &Path) -> Result<hdf5::File> {
+    let file = hdf5::File::open(path).map_err(|e| err(path, format!("not a readable HDF5 file ({e})")))?;
+    let version = read_attr(&file, "schema_version").map_err(|_| {
+        err(path, "has no schema_version attribute: it was not written by infoutil")
+    })?;
+    if version != SCHEMA_VERSION.to_string() {
+        return Err(err(
+            path,
+            format!("schema version {version} is not supported (this build reads {SCHEMA_VERSION})"),
+        ));
+    }
+    Ok(file)
+}
+
+/// A string attribute of a file, group or dataset.
+pub fn read_attr(loc: &hdf5::Location, name: &str) -> hdf5::Result<String> {
+    let v: VarLenUnicode = loc.attr(name)?.read_scalar()?;
+    Ok(v.to_string())
+}

@@ -1,0 +1,36 @@
+//! The seam between the method and the inference library: run one ONNX graph on a batch.
+
+use ndarray::{ArrayD, ArrayView1, ArrayView4};
+use serde::Serialize;
+
+use crate::error::Result;
+
+/// Which inference library runs the teacher.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendChoice {
+    /// ONNX Runtime when its library loads, else tract.
+    Auto,
+    /// tract, pure Rust, CPU only; always available.
+    Tract,
+    /// ONNX Runtime, loaded at run time from `ORT_DYLIB_PATH`.
+    Ort,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Device {
+    Cpu,
+    /// ONNX Runtime's CUDA execution provider; an error where it cannot run.
+    Cuda,
+}
+
+/// One loaded graph, ready to run batches of any size.
+pub trait Engine: Send + Sync {
+    /// Run the graph on `x` (and `y` for gradient graphs); outputs in the graph's output order.
+    fn run(&self, x: ArrayView4<f32>, y: Option<ArrayView1<i64>>) -> Result<Vec<ArrayD<f32>>>;
+
+    /// Whether batches should be run from several threads at once (true when the engine itself
+    /// uses one core per run).
+    fn parallel_batches(&self) -> bool;
+}

@@ -1,0 +1,276 @@
+//! A teacher: a forward graph (logits) and, beside it, a gradient graph (per-sample gradient
+//! norms), both ONNX with the metadata contract of export/README.md, run by tract or ONNX
+//! Runtime. Nothing above this module knows which backend runs.
+
+pub mod engine;
+pub mod meta;
+pub mod onnx_file;
+mod ort_engine;
+mod tract_engine;
+
+use std::path::{Path, PathBuf};
+
+use ndarray::{concatenate, s, Array1, Array2, ArrayD, ArrayView1, ArrayView4, Axis, Ix1, Ix2};
+use rayon::prelude::*;
+
+pub use engine::{BackendChoice, Device, Engine};
+pub use meta::{GradMeta, TeacherMeta};
+use onnx_file::OnnxFile;
+
+use crate::error::{Error, Result};
+
+/// How to load and run a teacher.
+#[derive(Debug, Clone)]
+pub struct TeacherOptions {
+    pub backend: BackendChoice,
+    pub device: Device,
+    /// Images per backend call.
+    pub batch_size: usize,
+    /// ONNX Runtime library; default `ORT_DYLIB_PATH`.
+    pub ort_library: Option<PathBuf>,
+}
+
+impl Default for TeacherOptions {
+    fn default() -> Self {
+        TeacherOptions {
+            backend: BackendChoice::Auto,
+            device: Device::Cpu,
+            batch_size: 256,
+            ort_library: None,
+        }
+    }
+}
+
+/// Per-sample gradient norms: the full norm and the squared norm of each parameter tensor.
+#[derive(Debug, Clone)]
+pub struct GradNorms {
+    pub norms: Array1<f32>,
+    /// `[N, P]`, columns named by [`GradMeta::param_names`].
+    pub sqnorms: Array2<f32>,
+}
+
+struct GradGraph {
+    file: OnnxFile,
+    meta: GradMeta,
+    engine: Box<dyn Engine>,
+}
+
+pub struct Teacher {
+    pub meta: TeacherMeta,
+    pub path: PathBuf,
+    /// SHA-256 of the forward graph file.
+    pub file_sha256: String,
+    /// Which backend runs, in words (e.g. "tract (cpu)").
+    pub backend: String,
+    /// Why `auto` did not pick ONNX Runtime, when it did not.
+    pub backend_note: Option<String>,
+    forward: Box<dyn Engine>,
+    grad: std::result::Result<GradGraph, Error>,
+    batch_size: usize,
+}
+
+/// The gradient graph that belongs to a forward graph: `NAME.onnx` → `NAME.grad.onnx`.
+pub fn grad_path(forward: &Path) -> PathBuf {
+    let stem = forward.file_stem().unwrap_or_default().to_string_lossy();
+    forward.with_file_name(format!("{stem}.grad.onnx"))
+}
+
+enum Resolved {
+    Tract,
+    Ort,
+}
+
+fn resolve_backend(opts: &TeacherOptions) -> Result<(Resolved, Option<String>)> {
+    match (opts.backend, opts.device) {
+        (BackendChoice::Tract, Device::Cuda) => Err(Error::Config(
+            "tract runs on the CPU only; use --backend ort (or auto) for --device cuda".into(),
+        )),
+        (BackendChoice::Tract, Device::Cpu) => Ok((Resolved::Tract, None)),
+        (BackendChoice::Ort, _) => {
+            ort_engine::environment(opts.ort_library.as_deref())?;
+            Ok((Resolved::Ort, None))
+        }
+        (BackendChoice::Auto, device) => {
+            match ort_engine::environment(opts.ort_library.as_deref()) {
+                Ok(_) => Ok((Resolved::Ort, None)),
+                // Never fall back to the CPU when CUDA was asked for.
+                Err(e) if device == Device::Cuda => Err(e),
+                Err(e) => Ok((Resolved::Tract, Some(e.to_string()))),
+            }
+        }
+    }
+}
+
+impl Teacher {
+    /// Load `path` (the forward graph) and its gradient graph beside it, if there is one. A
+    /// missing gradient graph is reported when gradients are first asked for; an inconsistent
+    /// one is refused here.
+    pub fn load(path: &Path, opts: &TeacherOptions) -> Result<Teacher> {
+        if opts.batch_size == 0 {
+            return Err(Error::Config("the batch size must be at least 1".into()));
+        }
+        let file = OnnxFile::read(path)?;
+        let meta = TeacherMeta::from_file(&file, "forward")?;
+        let actual = file.weights_sha256()?;
+        if actual != meta.weights_sha256 {
+            return Err(Error::teacher(
+                path,
+                format!(
+                    "its metadata declares weights_sha256 {} but its weights hash to {actual}: \
+                     the metadata was copied from another model, or the weights were changed after export",
+                    meta.weights_sha256
+                ),
+            ));
+        }
+        let (backend, backend_note) = resolve_backend(opts)?;
+        let chw = [meta.input.channels, meta.input.height, meta.input.width];
+        let load_engine = |f: &OnnxFile, labels: bool| -> Result<Box<dyn Engine>> {
+            Ok(match backend {
+                Resolved::Tract => Box::new(tract_engine::TractEngine::load(f, chw, labels)?),
+                Resolved::Ort => Box::new(ort_engine::OrtEngine::load(
+                    f,
+                    opts.device,
+                    opts.ort_library.as_deref(),
+                )?),
+            })
+        };
+        let forward = load_engine(&file, false)?;
+        let gpath = grad_path(path);
+        let grad = if gpath.exists() {
+            let gfile = OnnxFile::read(&gpath)?;
+            meta.check_pair(&TeacherMeta::from_file(&gfile, "grad")?, &gpath)?;
+            let gmeta = GradMeta::from_file(&gfile)?;
+            let engine = load_engine(&gfile, true)?;
+            Ok(GradGraph {
+                file: gfile,
+                meta: gmeta,
+                engine,
+            })
+        } else {
+            Err(Error::teacher(
+                path,
+                format!(
+                    "gradient norms need the gradient graph {}, which does not exist; export it with export/export_teacher.py",
+                    gpath.display()
+                ),
+            ))
+        };
+        let backend = match backend {
+            Resolved::Tract => "tract (cpu)".to_string(),
+            Resolved::Ort => format!("onnxruntime ({:?})", opts.device).to_lowercase(),
+        };
+        Ok(Teacher {
+            meta,
+            path: path.to_path_buf(),
+            file_sha256: file.file_sha256,
+            backend,
+            backend_note,
+            forward,
+            grad,
+            batch_size: opts.batch_size,
+        })
+    }
+
+    pub fn num_classes(&self) -> usize {
+        self.meta.num_classes()
+    }
+
+    /// The gradient graph's metadata, or the error that explains why there is none.
+    pub fn grad_meta(&self) -> Result<&GradMeta> {
+        self.grad_graph().map(|g| &g.meta)
+    }
+
+    pub fn grad_path(&self) -> Option<&Path> {
+        self.grad.as_ref().ok().map(|g| g.file.path.as_path())
+    }
+
+    fn grad_graph(&self) -> Result<&GradGraph> {
+        self.grad.as_ref().map_err(|e| Error::teacher(&self.path, e.to_string()))
+    }
+
+    /// Logits `[N, K]` for inputs `[N, C, H, W]` already in the teacher's input space.
+    pub fn logits(&self, x: ArrayView4<f32>) -> Result<Array2<f32>> {
+        let k = self.num_classes();
+        let parts = self.batched(self.forward.as_ref(), x, None, |out| {
+            into_2d(&out[0], k, "logits")
+        })?;
+        Ok(concat(parts, k))
+    }
+
+    /// Per-sample gradient norms of the cross-entropy with labels `y`, over all parameters.
+    pub fn grad_norms(&self, x: ArrayView4<f32>, y: &[usize]) -> Result<GradNorms> {
+        let graph = self.grad_graph()?;
+        let k = self.num_classes();
+        if let Some(&bad) = y.iter().find(|&&c| c >= k) {
+            return Err(Error::Config(format!(
+                "label {bad} is out of range for a teacher with {k} classes"
+            )));
+        }
+        let y: Array1<i64> = y.iter().map(|&c| c as i64).collect();
+        let names = graph.file.output_names();
+        let pick = |name: &str| names.iter().position(|n| n == name).expect("checked at load");
+        let (ni, si) = (pick("norms"), pick("sqnorms"));
+        let p = graph.meta.param_names.len();
+        let parts = self.batched(graph.engine.as_ref(), x, Some(y.view()), |out| {
+            let norms = out[ni]
+                .view()
+                .into_dimensionality::<Ix1>()
+                .map_err(|_| shape_error("norms", out[ni].shape()))?
+                .to_owned();
+            Ok((norms, into_2d(&out[si], p, "sqnorms")?))
+        })?;
+        let (norms, sqnorms): (Vec<_>, Vec<_>) = parts.into_iter().unzip();
+        let norms = concatenate(Axis(0), &norms.iter().map(|a| a.view()).collect::<Vec<_>>())
+            .expect("1-D parts");
+        Ok(GradNorms {
+            norms,
+            sqnorms: concat(sqnorms, p),
+        })
+    }
+
+    /// Run `engine` over `x` in batches (in parallel where the engine wants it), converting each
+    /// batch's outputs with `convert`.
+    fn batched<T: Send>(
+        &self,
+        engine: &dyn Engine,
+        x: ArrayView4<f32>,
+        y: Option<ArrayView1<i64>>,
+        convert: impl Fn(Vec<ArrayD<f32>>) -> Result<T> + Sync,
+    ) -> Result<Vec<T>> {
+        let n = x.len_of(Axis(0));
+        let starts: Vec<usize> = (0..n).step_by(self.batch_size).collect();
+        let run = |&start: &usize| {
+            let end = (start + self.batch_size).min(n);
+            let yb = y.as_ref().map(|y| y.slice(s![start..end]));
+            convert(engine.run(x.slice(s![start..end, .., .., ..]), yb)?)
+        };
+        if engine.parallel_batches() {
+            starts.par_iter().map(run).collect()
+        } else {
+            starts.iter().map(run).collect()
+        }
+    }
+}
+
+fn shape_error(what: &str, shape: &[usize]) -> Error {
+    Error::backend("teacher", format!("{what} came back with shape {shape:?}"))
+}
+
+fn into_2d(a: &ArrayD<f32>, cols: usize, what: &str) -> Result<Array2<f32>> {
+    let a2 = a
+        .view()
+        .into_dimensionality::<Ix2>()
+        .map_err(|_| shape_error(what, a.shape()))?;
+    if a2.ncols() != cols {
+        return Err(shape_error(what, a.shape()));
+    }
+    Ok(a2.to_owned())
+}
+
+fn concat(parts: Vec<Array2<f32>>, cols: usize) -> Array2<f32> {
+    let views: Vec<_> = parts.iter().map(|a| a.view()).collect();
+    if views.is_empty() {
+        return Array2::zeros((0, cols));
+    }
+    concatenate(Axis(0), &views).expect("same column count")
+}

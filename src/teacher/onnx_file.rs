@@ -1,0 +1,217 @@
+//! Reading an ONNX file as untrusted input: it must decode as a model, keep any external data
+//! inside its own folder, and carry the metadata that makes it a teacher.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Component, Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+use tract_onnx::pb::{GraphProto, ModelProto, TensorProto};
+use tract_onnx::prelude::Framework;
+
+use crate::error::{Error, Result};
+
+/// ONNX `TensorProto.DataType.FLOAT`.
+const FLOAT: i32 = 1;
+/// ONNX `TensorProto.DataLocation.EXTERNAL`.
+const EXTERNAL: i32 = 1;
+
+/// A decoded, checked ONNX file.
+pub struct OnnxFile {
+    pub path: PathBuf,
+    pub proto: ModelProto,
+    /// SHA-256 of the file's bytes.
+    pub file_sha256: String,
+}
+
+impl OnnxFile {
+    pub fn read(path: &Path) -> Result<Self> {
+        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        let proto = tract_onnx::onnx()
+            .proto_model_for_read(&mut bytes.as_slice())
+            .map_err(|e| Error::teacher(path, format!("not an ONNX model ({e})")))?;
+        // Protobuf decodes many non-ONNX byte strings without complaint; a model has both.
+        if proto.ir_version == 0 || proto.graph.is_none() {
+            return Err(Error::teacher(
+                path,
+                "not an ONNX model (no IR version or no graph)",
+            ));
+        }
+        let file = OnnxFile {
+            path: path.to_path_buf(),
+            proto,
+            file_sha256: hex(&Sha256::digest(&bytes)),
+        };
+        file.check_external_data()?;
+        Ok(file)
+    }
+
+    pub fn graph(&self) -> &GraphProto {
+        self.proto.graph.as_ref().expect("checked in read")
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.path.parent().unwrap_or(Path::new("."))
+    }
+
+    /// `metadata_props` as a map.
+    pub fn metadata(&self) -> BTreeMap<String, String> {
+        self.proto
+            .metadata_props
+            .iter()
+            .map(|e| (e.key.clone(), e.value.clone()))
+            .collect()
+    }
+
+    /// Names of the graph's inputs that are not initializers, in order.
+    pub fn input_names(&self) -> Vec<String> {
+        let g = self.graph();
+        g.input
+            .iter()
+            .map(|i| i.name.clone())
+            .filter(|n| !g.initializer.iter().any(|t| &t.name == n))
+            .collect()
+    }
+
+    pub fn output_names(&self) -> Vec<String> {
+        self.graph().output.iter().map(|o| o.name.clone()).collect()
+    }
+
+    /// Static dimensions of a graph input or output (`None` for symbolic ones).
+    pub fn dims(&self, name: &str) -> Option<Vec<Option<i64>>> {
+        use tract_onnx::pb::{tensor_shape_proto::dimension::Value, type_proto::Value as Ty};
+        let g = self.graph();
+        let info = g.input.iter().chain(&g.output).find(|v| v.name == name)?;
+        let Some(Ty::TensorType(t)) = info.r#type.as_ref()?.value.as_ref() else {
+            return None;
+        };
+        let dims = t.shape.as_ref()?.dim.iter().map(|d| match d.value {
+            Some(Value::DimValue(v)) => Some(v),
+            _ => None,
+        });
+        Some(dims.collect())
+    }
+
+    /// The weights hash of the metadata contract: SHA-256 over the float initializers sorted by
+    /// name, each as `name`, a zero byte, then its values as little-endian f32.
+    pub fn weights_sha256(&self) -> Result<String> {
+        let mut tensors: Vec<&TensorProto> = self
+            .graph()
+            .initializer
+            .iter()
+            .filter(|t| t.data_type == FLOAT)
+            .collect();
+        tensors.sort_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes()));
+        let mut hasher = Sha256::new();
+        for t in tensors {
+            hasher.update(t.name.as_bytes());
+            hasher.update([0u8]);
+            if t.data_location == Some(EXTERNAL) {
+                hasher.update(self.read_external(t)?);
+            } else if !t.raw_data.is_empty() {
+                hasher.update(&t.raw_data);
+            } else {
+                for v in &t.float_data {
+                    hasher.update(v.to_le_bytes());
+                }
+            }
+        }
+        Ok(hex(&hasher.finalize()))
+    }
+
+    /// Refuse external-data references that leave the model's folder: a model file must not be
+    /// able to make the tool read arbitrary files.
+    fn check_external_data(&self) -> Result<()> {
+        let mut tensors = Vec::new();
+        collect_tensors(self.graph(), &mut tensors);
+        for t in tensors {
+            if t.data_location == Some(EXTERNAL) {
+                self.external_path(t)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn external_path(&self, t: &TensorProto) -> Result<PathBuf> {
+        let location = external_key(t, "location").ok_or_else(|| {
+            Error::teacher(
+                &self.path,
+                format!("tensor '{}' has external data without a location", t.name),
+            )
+        })?;
+        let rel = Path::new(location);
+        let escapes = rel
+            .components()
+            .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir));
+        if escapes {
+            return Err(Error::teacher(
+                &self.path,
+                format!(
+                    "tensor '{}' points to external data '{location}' outside the model's folder; \
+                     only plain relative paths inside it are accepted",
+                    t.name
+                ),
+            ));
+        }
+        let full = self.dir().join(rel);
+        // A relative path can still leave the folder through a symbolic link.
+        let (real, dir) = (full.canonicalize(), self.dir().canonicalize());
+        match (real, dir) {
+            (Ok(real), Ok(dir)) if real.starts_with(&dir) => Ok(full),
+            (Err(e), _) => Err(Error::teacher(
+                &self.path,
+                format!(
+                    "external data '{location}' of tensor '{}': {e}",
+                    t.name
+                ),
+            )),
+            _ => Err(Error::teacher(
+                &self.path,
+                format!(
+                    "tensor '{}' points to external data '{location}' that resolves outside the model's folder",
+                    t.name
+                ),
+            )),
+        }
+    }
+
+    fn read_external(&self, t: &TensorProto) -> Result<Vec<u8>> {
+        let path = self.external_path(t)?;
+        let num = |k: &str| external_key(t, k).and_then(|v| v.parse::<u64>().ok());
+        let mut f = std::fs::File::open(&path).map_err(|e| Error::io(&path, e))?;
+        let mut buf = Vec::new();
+        f.seek(SeekFrom::Start(num("offset").unwrap_or(0)))
+            .and_then(|_| match num("length") {
+                Some(len) => f.take(len).read_to_end(&mut buf),
+                None => f.read_to_end(&mut buf),
+            })
+            .map_err(|e| Error::io(&path, e))?;
+        Ok(buf)
+    }
+}
+
+fn external_key<'a>(t: &'a TensorProto, key: &str) -> Option<&'a str> {
+    t.external_data
+        .iter()
+        .find(|e| e.key == key)
+        .map(|e| e.value.as_str())
+}
+
+/// Every tensor stored in a graph: initializers and tensor attributes, subgraphs included.
+fn collect_tensors<'a>(g: &'a GraphProto, out: &mut Vec<&'a TensorProto>) {
+    out.extend(&g.initializer);
+    for s in &g.sparse_initializer {
+        out.extend(s.values.iter().chain(&s.indices));
+    }
+    for attr in g.node.iter().flat_map(|n| &n.attribute) {
+        out.extend(attr.t.as_ref());
+        out.extend(&attr.tensors);
+        for sub in attr.g.iter().chain(&attr.graphs) {
+            collect_tensors(sub, out);
+        }
+    }
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -1,0 +1,134 @@
+//! ONNX Runtime: the fast backend, CPU or CUDA. The library is loaded at run time, so the crate
+//! builds and its tract tests run on machines without it.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
+
+use ndarray::{ArrayD, ArrayView1, ArrayView4};
+use ort::environment::Environment;
+use ort::session::Session;
+use ort::value::TensorRef;
+
+use super::engine::{Device, Engine};
+use super::onnx_file::OnnxFile;
+use crate::error::{Error, Result};
+
+fn err(e: impl std::fmt::Display) -> Error {
+    Error::backend("ort", e)
+}
+
+/// ONNX Runtime allows one environment per process; the first caller's library path wins.
+static ENV: OnceLock<std::result::Result<Environment, String>> = OnceLock::new();
+
+/// Where the ONNX Runtime library is looked for: the given path, else `ORT_DYLIB_PATH`, else the
+/// system loader's search path.
+pub fn library_path(explicit: Option<&Path>) -> PathBuf {
+    explicit
+        .map(Path::to_path_buf)
+        .or_else(|| std::env::var_os("ORT_DYLIB_PATH").filter(|s| !s.is_empty()).map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from("libonnxruntime.so"))
+}
+
+/// Load ONNX Runtime (once per process). The error says where it looked and how to fix it.
+pub fn environment(library: Option<&Path>) -> Result<&'static Environment> {
+    ENV.get_or_init(|| {
+        let path = library_path(library);
+        let builder = ort::init_from(&path).map_err(|e| {
+            format!(
+                "cannot load ONNX Runtime ({e}); install it with `pip install onnxruntime==1.31.1` and set \
+                 ORT_DYLIB_PATH to its capi/libonnxruntime.so.* (see README)"
+            )
+        })?;
+        builder.with_name("infoutil").build().map_err(|e| e.to_string())
+    })
+    .as_ref()
+    .map_err(|m| err(m))
+}
+
+pub struct OrtEngine {
+    session: Mutex<Session>,
+    output_names: Vec<String>,
+}
+
+impl OrtEngine {
+    pub fn load(file: &OnnxFile, device: Device, library: Option<&Path>) -> Result<Self> {
+        let env = environment(library)?;
+        // Builder errors carry the builder itself, which is not Send: keep only the message.
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let builder = Session::builder(env)
+            .map_err(err)?
+            .with_intra_threads(threads)
+            .map_err(|e| err(e.to_string()))?;
+        let mut builder = register_device(builder, device)?;
+        let session = builder
+            .commit_from_file(&file.path)
+            .map_err(|e| Error::teacher(&file.path, format!("ONNX Runtime cannot load it: {e}")))?;
+        Ok(OrtEngine {
+            session: Mutex::new(session),
+            output_names: file.output_names(),
+        })
+    }
+}
+
+#[cfg(feature = "cuda")]
+fn register_device(
+    builder: ort::session::builder::SessionBuilder,
+    device: Device,
+) -> Result<ort::session::builder::SessionBuilder> {
+    use ort::ep::ExecutionProvider;
+    match device {
+        Device::Cpu => Ok(builder),
+        Device::Cuda => {
+            if !ort::ep::CUDA::is_available().map_err(err)? {
+                return Err(err(
+                    "this ONNX Runtime library has no CUDA execution provider; install onnxruntime-gpu",
+                ));
+            }
+            // Fail instead of falling back to CPU: a user who asked for CUDA must get it.
+            builder
+                .with_execution_providers([ort::ep::CUDA::default().build().error_on_failure()])
+                .map_err(|e| err(format!("cannot enable CUDA: {e}")))
+        }
+    }
+}
+
+#[cfg(not(feature = "cuda"))]
+fn register_device(
+    builder: ort::session::builder::SessionBuilder,
+    device: Device,
+) -> Result<ort::session::builder::SessionBuilder> {
+    match device {
+        Device::Cpu => Ok(builder),
+        Device::Cuda => Err(err(
+            "this build of infoutil has no CUDA support; rebuild with `--features cuda`",
+        )),
+    }
+}
+
+impl Engine for OrtEngine {
+    fn run(&self, x: ArrayView4<f32>, y: Option<ArrayView1<i64>>) -> Result<Vec<ArrayD<f32>>> {
+        let x = x.as_standard_layout();
+        let mut session = self.session.lock().expect("a previous run panicked");
+        let x = TensorRef::from_array_view(x.view()).map_err(err)?;
+        let outputs = match y {
+            None => session.run(ort::inputs!["x" => x]),
+            Some(y) => {
+                let y = y.as_standard_layout();
+                let y = TensorRef::from_array_view(y.view()).map_err(err)?;
+                session.run(ort::inputs!["x" => x, "y" => y])
+            }
+        }
+        .map_err(err)?;
+        self.output_names
+            .iter()
+            .map(|name| {
+                let view = outputs[name.as_str()].try_extract_array::<f32>().map_err(err)?;
+                Ok(view.to_owned())
+            })
+            .collect()
+    }
+
+    fn parallel_batches(&self) -> bool {
+        false
+    }
+}
