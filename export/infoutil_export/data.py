@@ -40,6 +40,6 @@ def load_split(split, root=FMNIST_DIR):
 def normalize(images_u8):
     """uint8 [n, H, W] -> float32 [n, 1, H, W]: float(pixel)/255, then (x - mean)/std.
     Done in float32 in this order so that the Rust preprocessing can match it bit for bit."""
-    x = torch.from_numpy(np.ascontiguousarray(images_u8)).to(torch.float32) / 255.0
+    x = torch.from_numpy(np.array(images_u8, dtype=np.uint8)).to(torch.float32) / 255.0
     x = (x - FMNIST_MEAN) / FMNIST_STD
     return x.unsqueeze(1)

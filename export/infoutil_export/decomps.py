@@ -1,0 +1,143 @@
+"""aten decompositions that rewrite the backward ops appearing in a gradient graph into forward ops
+that the dynamo ONNX exporter translates to standard ai.onnx ops (Conv, ConvTranspose, Slice,
+Equal, Pad, ...). Without them the exporter stops at e.g. "No ONNX function found for
+aten.convolution_backward" (torchlib has no translation for it, nor for avg_pool2d_backward), and
+torch's own max-pool backward decomposition needs ScatterElements, which we avoid.
+
+All pooling backwards use one idea: a pooling window is a strided slice per kernel offset, and
+"put values back at strided positions, summing overlaps" is a grouped ConvTranspose with a one-hot
+kernel (the transpose of an im2col convolution).
+"""
+import torch
+from torch._decomp import get_decompositions
+
+aten = torch.ops.aten
+
+
+def _pair(v, default=None):
+    v = list(v) if isinstance(v, (list, tuple)) else [v]
+    if not v:
+        return list(default)
+    return v * 2 if len(v) == 1 else v
+
+
+def _scatter_windows(contrib, channels, k, s, d, canvas_hw, dtype, device):
+    """contrib [N, C*kh*kw, Ho, Wo] (one map per kernel offset, row-major) -> [N, C, *canvas_hw]:
+    each value added at its window position (padded-input coordinates), overlaps summed."""
+    kk = k[0] * k[1]
+    onehot = torch.eye(kk, dtype=dtype, device=device).reshape(kk, 1, k[0], k[1]).repeat(channels, 1, 1, 1)
+    Ho, Wo = contrib.shape[2], contrib.shape[3]
+    full = [(Ho - 1) * s[0] + d[0] * (k[0] - 1) + 1, (Wo - 1) * s[1] + d[1] * (k[1] - 1) + 1]
+    g = aten.convolution.default(contrib, onehot, None, s, [0, 0], d, True, [0, 0], channels)
+    if full != list(canvas_hw):  # positions no window reaches get no gradient
+        g = aten.constant_pad_nd.default(g, [0, canvas_hw[1] - full[1], 0, canvas_hw[0] - full[0]], 0.0)
+    return g
+
+
+def convolution_backward(grad_output, input, weight, bias_sizes, stride, padding, dilation,
+                         transposed, output_padding, groups, output_mask):
+    """2-D, non-transposed convolution. grad_input = ConvTranspose(grad_output, weight);
+    grad_bias = ReduceSum. The weight gradient is never requested: the gradient graph freezes the
+    parameters and asks autograd only for gradients with respect to layer outputs."""
+    if transposed or input.dim() != 4:
+        raise NotImplementedError("gradient export: only 2-D non-transposed convolutions")
+    if output_mask[1]:
+        raise NotImplementedError("gradient export: convolution weight gradient requested "
+                                  "(parameters must be frozen in the gradient graph)")
+    stride, padding, dilation = _pair(stride), _pair(padding), _pair(dilation)
+    gi = gb = None
+    if output_mask[0]:
+        op = [input.shape[2 + i] - ((grad_output.shape[2 + i] - 1) * stride[i] - 2 * padding[i]
+                                    + dilation[i] * (weight.shape[2 + i] - 1) + 1) for i in range(2)]
+        gi = aten.convolution.default(grad_output, weight, None, stride, padding, dilation,
+                                      True, op, groups)
+    if output_mask[2]:
+        gb = grad_output.sum([0, 2, 3])
+    return gi, None, gb
+
+
+def max_pool2d_backward(grad_output, self, kernel_size, stride, padding, dilation, ceil_mode,
+                        indices):
+    """Route each output gradient to the first position (row-major) of its window that holds the
+    window max, which is what PyTorch's CPU kernel records in `indices`, without using indices
+    (that would need ScatterElements)."""
+    k = _pair(kernel_size)
+    s = _pair(stride, k)
+    p, d = _pair(padding), _pair(dilation)
+    N, C, H, W = self.shape
+    Ho, Wo = grad_output.shape[2], grad_output.shape[3]
+    out = aten.max_pool2d_with_indices.default(self, k, s, p, d, ceil_mode)[0]
+    span = [(Ho - 1) * s[0] + d[0] * (k[0] - 1) + 1, (Wo - 1) * s[1] + d[1] * (k[1] - 1) + 1]
+    # right/bottom padding: p, plus the ceil_mode overhang of the last window
+    rp = [p[0] + max(0, span[0] - H - 2 * p[0]), p[1] + max(0, span[1] - W - 2 * p[1])]
+    xp = aten.constant_pad_nd.default(self, [p[1], rp[1], p[0], rp[0]], float("-inf"))
+    taken = None
+    contribs = []
+    for i in range(k[0]):
+        for j in range(k[1]):
+            win = xp[:, :, i * d[0]: i * d[0] + (Ho - 1) * s[0] + 1: s[0],
+                     j * d[1]: j * d[1] + (Wo - 1) * s[1] + 1: s[1]]
+            hit = win == out
+            if taken is None:
+                first, taken = hit, hit
+            else:
+                first = hit & ~taken
+                taken = taken | hit
+            contribs.append(first.to(grad_output.dtype) * grad_output)
+    contrib = torch.stack(contribs, 2).reshape(N, C * k[0] * k[1], Ho, Wo)
+    g = _scatter_windows(contrib, C, k, s, d, [H + p[0] + rp[0], W + p[1] + rp[1]],
+                         grad_output.dtype, grad_output.device)
+    return g[:, :, p[0]:p[0] + H, p[1]:p[1] + W]
+
+
+def avg_pool2d_backward(grad_output, self, kernel_size, stride, padding, ceil_mode,
+                        count_include_pad, divisor_override=None):
+    """Constant-divisor average pooling (the window area, or divisor_override). Variable divisors
+    (ceil_mode, or padding without count_include_pad) are refused before export."""
+    k = _pair(kernel_size)
+    s = _pair(stride, k)
+    p = _pair(padding)
+    if ceil_mode or (p != [0, 0] and not count_include_pad and divisor_override is None):
+        raise NotImplementedError("gradient export: AvgPool2d with ceil_mode=True, or with padding "
+                                  "and count_include_pad=False, is not supported")
+    N, C, H, W = self.shape
+    Ho, Wo = grad_output.shape[2], grad_output.shape[3]
+    g = grad_output / float(divisor_override or k[0] * k[1])
+    if k == s and p == [0, 0]:
+        # non-overlapping windows: a broadcast, cheaper than a ConvTranspose
+        g = g.reshape(N, C, Ho, 1, Wo, 1).expand(N, C, Ho, k[0], Wo, k[1])
+        g = g.reshape(N, C, Ho * k[0], Wo * k[1])
+        if Ho * k[0] != H or Wo * k[1] != W:  # floor mode: trailing rows/cols get no gradient
+            g = aten.constant_pad_nd.default(g, [0, W - Wo * k[1], 0, H - Ho * k[0]], 0.0)
+        return g
+    contrib = g.unsqueeze(2).expand(N, C, k[0] * k[1], Ho, Wo).reshape(N, C * k[0] * k[1], Ho, Wo)
+    full = _scatter_windows(contrib, C, k, s, [1, 1], [H + 2 * p[0], W + 2 * p[1]],
+                            grad_output.dtype, grad_output.device)
+    return full[:, :, p[0]:p[0] + H, p[1]:p[1] + W]
+
+
+def adaptive_avg_pool2d_backward(grad_output, self):
+    """Only the cases that are a plain average pooling: output size divides the input size.
+    (Output 1x1, as in ResNet, never gets here: PyTorch computes it as a mean.)"""
+    N, C, H, W = self.shape
+    Ho, Wo = grad_output.shape[2], grad_output.shape[3]
+    if H % Ho or W % Wo:
+        raise NotImplementedError(f"gradient export: AdaptiveAvgPool2d from {H}x{W} to {Ho}x{Wo} "
+                                  "(output size must divide input size)")
+    k = [H // Ho, W // Wo]
+    return avg_pool2d_backward(grad_output, self, k, k, [0, 0], False, True, None)
+
+
+def decomposition_table():
+    table = get_decompositions([
+        aten.native_batch_norm_backward,
+        aten._native_batch_norm_legit_no_training,
+        aten.threshold_backward,
+        aten._log_softmax_backward_data,
+        aten._softmax_backward_data,
+    ])
+    table[aten.convolution_backward.default] = convolution_backward
+    table[aten.max_pool2d_with_indices_backward.default] = max_pool2d_backward
+    table[aten.avg_pool2d_backward.default] = avg_pool2d_backward
+    table[aten._adaptive_avg_pool2d_backward.default] = adaptive_avg_pool2d_backward
+    return table

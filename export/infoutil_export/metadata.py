@@ -1,0 +1,82 @@
+"""The metadata contract between the exported ONNX files and the Rust loader (schema "1").
+
+Every value is a string; structured values are JSON. Keys (prefix "infoutil."):
+  schema, role ("forward" | "grad"), input_shape ([C, H, W]), normalization
+  ({"kind": "mean_std", "mean": [...], "std": [...]} or {"kind": "baked"}; pixels are first scaled
+  to [0, 1]), class_names, framework, checkpoint_epoch, epochs_total, weights_sha256,
+  dataset, test_top1, and in the grad file only: param_names, last_layer_params.
+"""
+import hashlib
+import json
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+SCHEMA = "1"
+PREFIX = "infoutil."
+MAX_IR_VERSION = 10  # ONNX Runtime 1.31 refuses IR 14, the default of onnx 1.23 when saving
+
+
+def weights_sha256(model_proto):
+    """SHA-256 over the FLOAT initializers of a (forward) graph, sorted by the UTF-8 bytes of their
+    names; each contributes name + b"\\0" + its float32 values, little-endian, row-major.
+    The Rust loader recomputes this from the forward file and compares it with both files' value."""
+    h = hashlib.sha256()
+    inits = [t for t in model_proto.graph.initializer if t.data_type == onnx.TensorProto.FLOAT]
+    for t in sorted(inits, key=lambda t: t.name.encode("utf-8")):
+        values = np.ascontiguousarray(numpy_helper.to_array(t), dtype="<f4")
+        h.update(t.name.encode("utf-8") + b"\0" + values.tobytes(order="C"))
+    return h.hexdigest()
+
+
+def mean_std(mean, std):
+    return {"kind": "mean_std", "mean": [float(m) for m in mean], "std": [float(s) for s in std]}
+
+
+BAKED = {"kind": "baked"}
+
+
+def build(role, *, input_shape, normalization, class_names, framework, weights_hash,
+          checkpoint_epoch=None, epochs_total=None, dataset=None, test_top1=None,
+          param_names=None, last_layer_params=None, extra=None):
+    if role not in ("forward", "grad"):
+        raise ValueError(role)
+    if normalization.get("kind") not in ("mean_std", "baked"):
+        raise ValueError(f"normalization kind must be mean_std or baked: {normalization}")
+    meta = {
+        "schema": SCHEMA,
+        "role": role,
+        "input_shape": json.dumps([int(v) for v in input_shape]),
+        "normalization": json.dumps(normalization),
+        "class_names": json.dumps(list(class_names)),
+        "framework": framework,
+        "weights_sha256": weights_hash,
+    }
+    optional = {"checkpoint_epoch": checkpoint_epoch, "epochs_total": epochs_total,
+                "dataset": dataset, "test_top1": None if test_top1 is None else f"{test_top1:.4f}"}
+    meta.update({k: str(v) for k, v in optional.items() if v is not None})
+    if role == "grad":
+        if param_names is None or last_layer_params is None:
+            raise ValueError("grad metadata needs param_names and last_layer_params")
+        meta["param_names"] = json.dumps(list(param_names))
+        meta["last_layer_params"] = json.dumps([int(i) for i in last_layer_params])
+    for k, v in (extra or {}).items():
+        meta[k] = v if isinstance(v, str) else json.dumps(v)
+    return {PREFIX + k: v for k, v in meta.items()}
+
+
+def attach(model_proto, meta):
+    """Replace infoutil.* entries, keep others; cap the IR version."""
+    keep = [(p.key, p.value) for p in model_proto.metadata_props if not p.key.startswith(PREFIX)]
+    del model_proto.metadata_props[:]
+    for k, v in keep + sorted(meta.items()):
+        entry = model_proto.metadata_props.add()
+        entry.key, entry.value = k, v
+    model_proto.ir_version = min(model_proto.ir_version, MAX_IR_VERSION)
+    return model_proto
+
+
+def read(path_or_proto):
+    m = onnx.load(path_or_proto) if isinstance(path_or_proto, str) else path_or_proto
+    return {p.key: p.value for p in m.metadata_props}

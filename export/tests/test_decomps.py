@@ -1,0 +1,85 @@
+"""The backward decompositions against autograd, including the awkward pooling cases.
+
+    python export/tests/test_decomps.py
+"""
+import os
+import sys
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from infoutil_export import decomps  # noqa: E402
+
+
+def _grad(f, x, go):
+    x = x.clone().requires_grad_(True)
+    return torch.autograd.grad(f(x), x, go)[0]
+
+
+def check_max_pool():
+    worst = 0.0
+    cases = [  # k, s, p, d, ceil, H, W
+        (2, 2, 0, 1, False, 8, 8), (2, 2, 0, 1, False, 7, 9), (3, 2, 1, 1, False, 16, 16),
+        (3, 2, 1, 1, True, 15, 14), (3, 1, 1, 1, False, 6, 6), (2, 1, 0, 2, False, 9, 9),
+        (3, 3, 0, 1, True, 10, 11),
+    ]
+    for k, s, p, d, ceil, H, W in cases:
+        for relu in (False, True):   # after a ReLU many windows tie at zero
+            x = torch.randn(2, 3, H, W)
+            if relu:
+                x = x.clamp_min(0)
+            x = x.round(decimals=1)  # force ties at non-zero values too
+            f = lambda t: F.max_pool2d(t, k, s, p, d, ceil_mode=ceil)
+            go = torch.randn_like(f(x))
+            ref = _grad(f, x, go)
+            got = decomps.max_pool2d_backward(go, x, [k], [s], [p], [d], ceil, None)
+            err = (ref - got).abs().max().item()
+            assert err < 1e-6, (k, s, p, d, ceil, H, W, relu, err)
+            worst = max(worst, err)
+    return worst
+
+
+def check_avg_pool():
+    worst = 0.0
+    cases = [(2, 2, 0, True, 7), (2, 2, 0, True, 28), (3, 2, 1, True, 9), (3, 1, 1, True, 8),
+             (3, 2, 0, True, 11), (2, 2, 0, False, 14)]
+    for k, s, p, cip, H in cases:
+        x = torch.randn(3, 4, H, H)
+        f = lambda t: F.avg_pool2d(t, k, s, p, count_include_pad=cip)
+        go = torch.randn_like(f(x))
+        ref = _grad(f, x, go)
+        got = decomps.avg_pool2d_backward(go, x, [k], [s], [p], False, cip, None)
+        err = (ref - got).abs().max().item()
+        assert err < 1e-6, (k, s, p, H, err)
+        worst = max(worst, err)
+    for H, o in ((8, 2), (12, 3), (7, 7)):
+        x = torch.randn(2, 3, H, H)
+        f = lambda t: F.adaptive_avg_pool2d(t, o)
+        go = torch.randn_like(f(x))
+        got = decomps.adaptive_avg_pool2d_backward(go, x)
+        worst = max(worst, (_grad(f, x, go) - got).abs().max().item())
+    return worst
+
+
+def check_conv():
+    worst = 0.0
+    for (k, s, p, d, H) in [(3, 1, 1, 1, 8), (3, 2, 1, 1, 9), (1, 2, 0, 1, 8), (7, 2, 3, 1, 16),
+                            (3, 1, 2, 2, 10)]:
+        x = torch.randn(2, 4, H, H)
+        w = torch.randn(5, 4, k, k)
+        f = lambda t: F.conv2d(t, w, None, s, p, d)
+        go = torch.randn_like(f(x))
+        gi, _, gb = decomps.convolution_backward(go, x, w, [5], [s], [p], [d], False, [0, 0], 1,
+                                                 [True, False, True])
+        worst = max(worst, (_grad(f, x, go) - gi).abs().max().item(),
+                    (go.sum([0, 2, 3]) - gb).abs().max().item())
+    return worst
+
+
+if __name__ == "__main__":
+    torch.manual_seed(0)
+    print(f"max_pool2d_backward max abs err {check_max_pool():.3g}")
+    print(f"avg_pool2d_backward max abs err {check_avg_pool():.3g}")
+    print(f"convolution_backward max abs err {check_conv():.3g}")
+    print("ok")
