@@ -132,7 +132,7 @@ pub fn evaluate(
         Ok(())
     };
 
-    let mut take = |r: Record, chunk: &mut Chunk| -> Result<()> {
+    let take = |r: Record, chunk: &mut Chunk| -> Result<()> {
         if r.label >= k {
             return Err(Error::data(&path, Some(r.index), format!("label {} is out of range for a teacher with {k} classes", r.label)));
         }

@@ -77,7 +77,7 @@ impl Props<'_> {
     }
 }
 
-fn props(file: &OnnxFile, role: &str) -> Result<Props<'_>> {
+fn props<'a>(file: &'a OnnxFile, role: &str) -> Result<Props<'a>> {
     let p = Props {
         path: &file.path,
         map: file.metadata(),
