@@ -5,6 +5,10 @@
 //! Records come as raw `u8` pixels in CHW order; [`preprocess`] turns them into the teacher's
 //! input space, and is the only place that does.
 
+pub mod cifar;
+pub mod folder;
+pub mod h5;
+pub mod idx;
 pub mod preprocess;
 
 use std::path::{Path, PathBuf};
@@ -80,7 +84,114 @@ pub trait Source: Send {
 
 /// Open a dataset by its path: an idx images file (or the folder holding an idx pair),
 /// CIFAR binary batches, an ImageFolder tree, or an HDF5 file with `/images` and `/labels`.
+///
+/// A folder is read as idx when it holds `train-images-idx3-ubyte[.gz]`, as CIFAR when it holds
+/// `data_batch_*.bin` (CIFAR-10) or `train.bin` (CIFAR-100), and as an ImageFolder otherwise.
+/// A file is recognised by its first bytes (gzip, idx, HDF5) or, for CIFAR, its name.
 pub fn open(path: &Path) -> Result<Box<dyn Source>> {
-    let _ = path;
-    Err(Error::Config("dataset loaders are not written yet".into()))
+    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+    if meta.is_dir() {
+        return open_dir(path);
+    }
+    let head = read_head(path)?;
+    let ext = extension(path);
+    if head.starts_with(&[0x1f, 0x8b]) || head.starts_with(&[0, 0, 8]) {
+        Ok(Box::new(idx::IdxSource::open(path)?))
+    } else if head.starts_with(b"\x89HDF") || ext == "h5" || ext == "hdf5" {
+        Ok(Box::new(h5::H5Source::open(path)?))
+    } else if ext == "bin" {
+        Ok(Box::new(cifar::CifarSource::open(path)?))
+    } else {
+        Err(Error::data(
+            path,
+            None,
+            format!("unknown dataset format; {ACCEPTED}"),
+        ))
+    }
+}
+
+const ACCEPTED: &str =
+    "accepted: an idx images file (raw or .gz), a CIFAR-10/100 binary .bin file, \
+an .h5/.hdf5 file with /images and /labels, or a folder (idx pair, CIFAR batches, or \
+ImageFolder root/<class>/<image>.png|jpg)";
+
+fn open_dir(path: &Path) -> Result<Box<dyn Source>> {
+    if let Some(images) = idx::find_in_dir(path) {
+        return Ok(Box::new(idx::IdxSource::open(&images)?));
+    }
+    if let Some(files) = cifar::find_in_dir(path)? {
+        return Ok(Box::new(cifar::CifarSource::open_files(path, files)?));
+    }
+    Ok(Box::new(folder::FolderSource::open(path)?))
+}
+
+/// The first few bytes of a file (fewer if it is shorter), to recognise its format.
+fn read_head(path: &Path) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut head = Vec::with_capacity(8);
+    file.take(8)
+        .read_to_end(&mut head)
+        .map_err(|e| Error::io(path, e))?;
+    Ok(head)
+}
+
+/// Lower-case extension of a path ("" when none).
+pub(crate) fn extension(path: &Path) -> String {
+    path.extension()
+        .map(|e| e.to_string_lossy().to_ascii_lowercase())
+        .unwrap_or_default()
+}
+
+/// The indices a selection asks for, checked against the dataset length: sorted, distinct and in
+/// range. A bad selection is the caller's bug, so it is a file-level error (never skipped).
+pub(crate) fn selected_indices<'a>(
+    selection: &'a Selection,
+    len: usize,
+    path: &Path,
+) -> Result<Box<dyn Iterator<Item = usize> + 'a>> {
+    match selection {
+        Selection::All => Ok(Box::new(0..len)),
+        Selection::Indices(ix) => {
+            if let Some(w) = ix.windows(2).find(|w| w[0] >= w[1]) {
+                return Err(Error::data(
+                    path,
+                    None,
+                    format!(
+                        "selection is not sorted and distinct ({} then {})",
+                        w[0], w[1]
+                    ),
+                ));
+            }
+            if let Some(&last) = ix.last().filter(|&&i| i >= len) {
+                return Err(Error::data(
+                    path,
+                    None,
+                    format!("selected index {last} is out of range ({len} records)"),
+                ));
+            }
+            Ok(Box::new(ix.iter().copied()))
+        }
+    }
+}
+
+/// Hand one record (or its error) to the visitor: a record error is skipped and counted when
+/// `skip_bad`; anything else stops the visit.
+pub(crate) fn deliver(
+    record: Result<Record>,
+    skip_bad: bool,
+    report: &mut VisitReport,
+    f: &mut dyn FnMut(Record) -> Result<()>,
+) -> Result<()> {
+    match record {
+        Ok(r) => {
+            report.delivered += 1;
+            f(r)
+        }
+        Err(e) if skip_bad && e.is_record_error() => {
+            report.skip(&e);
+            Ok(())
+        }
+        Err(e) => Err(e),
+    }
 }

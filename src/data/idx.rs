@@ -1,0 +1,268 @@
+//! MNIST-style idx files: an images file (magic 2051, `u8`, `[n, h, w]`) and its labels file
+//! (magic 2049, `u8`, `[n]`), each raw or gzip-compressed (recognised by the gzip magic bytes).
+//!
+//! [`IdxSource::open`] takes the images file; the labels file is the same name with
+//! `images-idx3` replaced by `labels-idx1` (raw or `.gz`). A folder is accepted by [`open`]
+//! when it holds `train-images-idx3-ubyte[.gz]`, and then means the training split.
+//!
+//! gzip cannot seek, so a visit reads the images file once, front to back, and stops after the
+//! last selected record; labels are read from the (small) labels file alone.
+//!
+//! [`open`]: super::open
+
+use std::fs::File;
+use std::io::{BufReader, Read};
+use std::path::{Path, PathBuf};
+
+use ndarray::Array3;
+
+use super::{deliver, selected_indices, Record, Selection, Source, SourceInfo, VisitReport};
+use crate::error::{Error, Result};
+
+const IMAGES_MAGIC: u32 = 2051;
+const LABELS_MAGIC: u32 = 2049;
+
+pub struct IdxSource {
+    info: SourceInfo,
+    labels_path: PathBuf,
+    height: usize,
+    width: usize,
+    labels: Option<Vec<usize>>,
+}
+
+/// The images file of the training split in `dir`, if there is one.
+pub fn find_in_dir(dir: &Path) -> Option<PathBuf> {
+    ["train-images-idx3-ubyte", "train-images-idx3-ubyte.gz"]
+        .iter()
+        .map(|name| dir.join(name))
+        .find(|p| p.is_file())
+}
+
+impl IdxSource {
+    pub fn open(images: &Path) -> Result<Self> {
+        let labels_path = labels_path_for(images)?;
+        let dims = read_header(&mut open_stream(images)?, images, IMAGES_MAGIC, 3)?;
+        let label_dims = read_header(
+            &mut open_stream(&labels_path)?,
+            &labels_path,
+            LABELS_MAGIC,
+            1,
+        )?;
+        let (n, height, width) = (dims[0], dims[1], dims[2]);
+        if label_dims[0] != n {
+            return Err(Error::data(
+                images,
+                None,
+                format!(
+                    "holds {n} images but {} holds {} labels",
+                    labels_path.display(),
+                    label_dims[0]
+                ),
+            ));
+        }
+        if !is_gzip(images)? {
+            check_raw_size(images, n, height * width)?;
+        }
+        Ok(IdxSource {
+            info: SourceInfo {
+                path: images.to_path_buf(),
+                len: n,
+                shape: Some([1, height, width]),
+                class_names: None,
+            },
+            labels_path,
+            height,
+            width,
+            labels: None,
+        })
+    }
+
+    fn read_labels(&self) -> Result<Vec<usize>> {
+        let path = &self.labels_path;
+        let mut stream = open_stream(path)?;
+        read_header(&mut stream, path, LABELS_MAGIC, 1)?;
+        let mut bytes = vec![0u8; self.info.len];
+        // read_exact does not say how far it got, so read in a loop to name the missing record.
+        let mut got = 0;
+        while got < bytes.len() {
+            match stream.read(&mut bytes[got..]) {
+                Ok(0) => return Err(ran_out(path, got, self.info.len, "the file ends")),
+                Ok(k) => got += k,
+                Err(e) => return Err(ran_out(path, got, self.info.len, &e.to_string())),
+            }
+        }
+        Ok(bytes.into_iter().map(usize::from).collect())
+    }
+}
+
+impl Source for IdxSource {
+    fn info(&self) -> &SourceInfo {
+        &self.info
+    }
+
+    fn labels(&mut self) -> Result<Vec<usize>> {
+        if self.labels.is_none() {
+            self.labels = Some(self.read_labels()?);
+        }
+        Ok(self.labels.clone().unwrap_or_default())
+    }
+
+    fn visit(
+        &mut self,
+        selection: &Selection,
+        skip_bad: bool,
+        f: &mut dyn FnMut(Record) -> Result<()>,
+    ) -> Result<VisitReport> {
+        let path = self.info.path.clone();
+        let wanted = selected_indices(selection, self.info.len, &path)?;
+        let labels = self.labels()?;
+        let mut stream = open_stream(&path)?;
+        read_header(&mut stream, &path, IMAGES_MAGIC, 3)?;
+        let size = self.height * self.width;
+        let mut buf = vec![0u8; size];
+        let mut next = 0; // index of the record the stream is positioned at
+        let mut report = VisitReport::default();
+        for index in wanted {
+            skip_records(&mut stream, &path, next, index, size, self.info.len)?;
+            stream
+                .read_exact(&mut buf)
+                .map_err(|e| ran_out(&path, index, self.info.len, &e.to_string()))?;
+            next = index + 1;
+            let image = Array3::from_shape_vec((1, self.height, self.width), buf.clone())
+                .expect("buffer holds exactly one image");
+            let record = Record {
+                index,
+                label: labels[index],
+                image,
+            };
+            deliver(Ok(record), skip_bad, &mut report, f)?;
+        }
+        Ok(report)
+    }
+}
+
+/// Read past records `from..to` (unselected) so the stream sits at record `to`.
+fn skip_records(
+    stream: &mut impl Read,
+    path: &Path,
+    from: usize,
+    to: usize,
+    size: usize,
+    len: usize,
+) -> Result<()> {
+    let want = ((to - from) * size) as u64;
+    let got = std::io::copy(&mut stream.take(want), &mut std::io::sink())
+        .map_err(|e| ran_out(path, from, len, &e.to_string()))?;
+    if got < want {
+        return Err(ran_out(
+            path,
+            from + (got as usize) / size,
+            len,
+            "the file ends",
+        ));
+    }
+    Ok(())
+}
+
+/// A file that stops early: a file-level error (every later record is lost too), whose message
+/// still names the record where the data ran out.
+fn ran_out(path: &Path, record: usize, len: usize, why: &str) -> Error {
+    Error::data(
+        path,
+        None,
+        format!("data runs out in record {record} of {len} ({why}); truncated file?"),
+    )
+}
+
+/// The labels file next to `images`: `images-idx3` → `labels-idx1`, raw or gzip.
+fn labels_path_for(images: &Path) -> Result<PathBuf> {
+    let name = images
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if !name.contains("images-idx3") {
+        return Err(Error::data(
+            images,
+            None,
+            "idx images file name must contain `images-idx3` (to find its `labels-idx1` file)",
+        ));
+    }
+    let labels = name.replace("images-idx3", "labels-idx1");
+    let plain = labels.trim_end_matches(".gz").to_string();
+    let candidates = [labels.clone(), plain.clone(), format!("{plain}.gz")];
+    candidates
+        .iter()
+        .map(|n| images.with_file_name(n))
+        .find(|p| p.is_file())
+        .ok_or_else(|| {
+            Error::data(
+                images,
+                None,
+                format!(
+                    "labels file {} not found",
+                    images.with_file_name(&labels).display()
+                ),
+            )
+        })
+}
+
+fn is_gzip(path: &Path) -> Result<bool> {
+    let mut magic = [0u8; 2];
+    let mut file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let n = file.read(&mut magic).map_err(|e| Error::io(path, e))?;
+    Ok(n == 2 && magic == [0x1f, 0x8b])
+}
+
+/// A buffered reader over the decompressed contents (gzip is detected by its magic bytes).
+fn open_stream(path: &Path) -> Result<Box<dyn Read>> {
+    let gzip = is_gzip(path)?;
+    let file = BufReader::new(File::open(path).map_err(|e| Error::io(path, e))?);
+    Ok(if gzip {
+        Box::new(BufReader::new(flate2::bufread::MultiGzDecoder::new(file)))
+    } else {
+        Box::new(file)
+    })
+}
+
+/// Check the magic number and read the `ndim` big-endian `u32` dimensions.
+fn read_header(stream: &mut impl Read, path: &Path, magic: u32, ndim: usize) -> Result<Vec<usize>> {
+    let mut word = [0u8; 4];
+    let mut next = |what: &str| -> Result<u32> {
+        stream.read_exact(&mut word).map_err(|e| {
+            Error::data(
+                path,
+                None,
+                format!("cannot read the idx header ({what}): {e}"),
+            )
+        })?;
+        Ok(u32::from_be_bytes(word))
+    };
+    let found = next("magic number")?;
+    if found != magic {
+        let kind = if magic == IMAGES_MAGIC {
+            "images"
+        } else {
+            "labels"
+        };
+        return Err(Error::data(
+            path,
+            None,
+            format!("wrong magic number: found {found}, expected {magic} (idx {kind} file)"),
+        ));
+    }
+    (0..ndim)
+        .map(|_| next("dimensions").map(|d| d as usize))
+        .collect()
+}
+
+/// For an uncompressed images file the size is known up front, so a cut file is caught at open.
+fn check_raw_size(path: &Path, n: usize, size: usize) -> Result<()> {
+    let bytes = std::fs::metadata(path)
+        .map_err(|e| Error::io(path, e))?
+        .len() as usize;
+    let have = bytes.saturating_sub(16);
+    if have < n * size {
+        return Err(ran_out(path, have / size.max(1), n, "the file ends"));
+    }
+    Ok(())
+}
