@@ -78,6 +78,12 @@ impl Error {
 
     /// True for errors about one bad record, which `--skip-bad` may skip.
     pub fn is_record_error(&self) -> bool {
-        matches!(self, Error::Data { record: Some(_), .. })
+        matches!(
+            self,
+            Error::Data {
+                record: Some(_),
+                ..
+            }
+        )
     }
 }

@@ -54,7 +54,12 @@ impl Evaluation {
     }
 
     /// Write `/logits`, `/labels`, `/source_index` and `/grad_norms` (when computed).
-    pub fn write(&self, out: &std::path::Path, teacher: &Teacher, config: &serde_json::Value) -> Result<PathBuf> {
+    pub fn write(
+        &self,
+        out: &std::path::Path,
+        teacher: &Teacher,
+        config: &serde_json::Value,
+    ) -> Result<PathBuf> {
         let w = store::Writer::create(
             out,
             &store::Header {
@@ -64,12 +69,26 @@ impl Evaluation {
             },
         )?;
         w.attr("/", "top1", &format!("{:.6}", self.top1()))?;
-        w.attr("/", "class_names", &serde_json::to_string(&teacher.meta.class_names).expect("strings"))?;
-        w.dataset("/logits", self.logits.view(), "N,K", "teacher logits per image")?;
+        w.attr(
+            "/",
+            "class_names",
+            &serde_json::to_string(&teacher.meta.class_names).expect("strings"),
+        )?;
+        w.dataset(
+            "/logits",
+            self.logits.view(),
+            "N,K",
+            "teacher logits per image",
+        )?;
         let labels = Array1::from(self.labels.clone());
         w.dataset("/labels", labels.view(), "N", "dataset label per image")?;
         let index = Array1::from(self.source_index.clone());
-        w.dataset("/source_index", index.view(), "N", "record index in the dataset")?;
+        w.dataset(
+            "/source_index",
+            index.view(),
+            "N",
+            "record index in the dataset",
+        )?;
         if let Some(g) = &self.grad_norms {
             w.dataset(
                 "/grad_norms",
@@ -85,7 +104,13 @@ impl Evaluation {
 pub fn argmax(values: impl Iterator<Item = f32>) -> usize {
     values
         .enumerate()
-        .fold((0, f32::NEG_INFINITY), |best, (i, v)| if v > best.1 { (i, v) } else { best })
+        .fold((0, f32::NEG_INFINITY), |best, (i, v)| {
+            if v > best.1 {
+                (i, v)
+            } else {
+                best
+            }
+        })
         .0
 }
 
@@ -109,7 +134,11 @@ pub fn evaluate(
     let path = source.info().path.clone();
     progress.start("teacher eval", source.info().len as u64);
 
-    let mut chunk = Chunk { x: Vec::new(), y: Vec::new(), index: Vec::new() };
+    let mut chunk = Chunk {
+        x: Vec::new(),
+        y: Vec::new(),
+        index: Vec::new(),
+    };
     let mut logits: Vec<Array2<f32>> = Vec::new();
     let mut norms: Vec<Array1<f32>> = Vec::new();
     let (mut labels, mut source_index) = (Vec::new(), Vec::new());
@@ -120,8 +149,11 @@ pub fn evaluate(
             return Ok(());
         }
         let n = chunk.y.len();
-        let x = Array4::from_shape_vec((n, spec.channels, spec.height, spec.width), std::mem::take(&mut chunk.x))
-            .expect("sized per image");
+        let x = Array4::from_shape_vec(
+            (n, spec.channels, spec.height, spec.width),
+            std::mem::take(&mut chunk.x),
+        )
+        .expect("sized per image");
         logits.push(teacher.logits(x.view())?);
         if opts.grad_norms {
             norms.push(teacher.grad_norms(x.view(), &chunk.y)?.norms);
@@ -134,7 +166,14 @@ pub fn evaluate(
 
     let take = |r: Record, chunk: &mut Chunk| -> Result<()> {
         if r.label >= k {
-            return Err(Error::data(&path, Some(r.index), format!("label {} is out of range for a teacher with {k} classes", r.label)));
+            return Err(Error::data(
+                &path,
+                Some(r.index),
+                format!(
+                    "label {} is out of range for a teacher with {k} classes",
+                    r.label
+                ),
+            ));
         }
         let mut img = Array4::<f32>::zeros((1, spec.channels, spec.height, spec.width));
         spec.convert_into(r.image.view(), img.index_axis_mut(Axis(0), 0))
@@ -163,11 +202,19 @@ pub fn evaluate(
     let logits = if logits.is_empty() {
         Array2::zeros((0, k))
     } else {
-        concatenate(Axis(0), &logits.iter().map(|a| a.view()).collect::<Vec<_>>()).expect("K columns")
+        concatenate(
+            Axis(0),
+            &logits.iter().map(|a| a.view()).collect::<Vec<_>>(),
+        )
+        .expect("K columns")
     };
     let grad_norms = opts.grad_norms.then(|| {
         let views: Vec<_> = norms.iter().map(|a| a.view()).collect();
-        if views.is_empty() { Array1::zeros(0) } else { concatenate(Axis(0), &views).expect("1-D") }
+        if views.is_empty() {
+            Array1::zeros(0)
+        } else {
+            concatenate(Axis(0), &views).expect("1-D")
+        }
     });
     Ok(Evaluation {
         source_index,

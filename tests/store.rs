@@ -4,7 +4,11 @@ use infoutil::store::{self, Header, Writer};
 use ndarray::{Array1, Array2, Array4};
 
 fn header(config: &serde_json::Value) -> Header<'_> {
-    Header { kind: "test", config, teacher_sha256: "abc123" }
+    Header {
+        kind: "test",
+        config,
+        teacher_sha256: "abc123",
+    }
 }
 
 #[test]
@@ -12,32 +16,60 @@ fn datasets_and_attributes_round_trip() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("r.h5");
     let config = serde_json::json!({"seed": 7, "ipc": 10});
-    let images = Array4::from_shape_fn((5, 1, 4, 3), |(n, c, h, w)| (n * 100 + c * 10 + h * 3 + w) as f32);
+    let images = Array4::from_shape_fn((5, 1, 4, 3), |(n, c, h, w)| {
+        (n * 100 + c * 10 + h * 3 + w) as f32
+    });
     let labels = Array1::from(vec![0i64, 1, 2, 3, 4]);
     let w = Writer::create(&path, &header(&config)).unwrap();
-    w.dataset("/images", images.view(), "NCHW", "pixels").unwrap();
-    w.dataset("/nested/deeper/labels", labels.view(), "N", "labels").unwrap();
-    w.dataset("/empty", Array2::<f32>::zeros((0, 3)).view(), "N,K", "nothing").unwrap();
+    w.dataset("/images", images.view(), "NCHW", "pixels")
+        .unwrap();
+    w.dataset("/nested/deeper/labels", labels.view(), "N", "labels")
+        .unwrap();
+    w.dataset(
+        "/empty",
+        Array2::<f32>::zeros((0, 3)).view(),
+        "N,K",
+        "nothing",
+    )
+    .unwrap();
     w.attr("/nested", "note", "hello").unwrap();
     assert_eq!(w.finish().unwrap(), path);
 
     let f = store::open(&path).unwrap();
-    assert_eq!(store::read_attr(&f, "schema_version").unwrap(), store::SCHEMA_VERSION.to_string());
+    assert_eq!(
+        store::read_attr(&f, "schema_version").unwrap(),
+        store::SCHEMA_VERSION.to_string()
+    );
     assert_eq!(store::read_attr(&f, "teacher_sha256").unwrap(), "abc123");
     assert_eq!(store::read_attr(&f, "kind").unwrap(), "test");
-    let back: serde_json::Value = serde_json::from_str(&store::read_attr(&f, "config").unwrap()).unwrap();
+    let back: serde_json::Value =
+        serde_json::from_str(&store::read_attr(&f, "config").unwrap()).unwrap();
     assert_eq!(back, config);
     let ds = f.dataset("images").unwrap();
     assert_eq!(ds.read::<f32, ndarray::Ix4>().unwrap(), images);
     assert_eq!(store::read_attr(&ds, "layout").unwrap(), "NCHW");
     assert!(ds.chunk().is_some(), "chunked");
-    let l = f.dataset("nested/deeper/labels").unwrap().read_1d::<i64>().unwrap();
+    let l = f
+        .dataset("nested/deeper/labels")
+        .unwrap()
+        .read_1d::<i64>()
+        .unwrap();
     assert_eq!(l, labels);
     assert_eq!(f.dataset("empty").unwrap().shape(), vec![0, 3]);
-    assert_eq!(store::read_attr(&f.group("nested").unwrap(), "note").unwrap(), "hello");
+    assert_eq!(
+        store::read_attr(&f.group("nested").unwrap(), "note").unwrap(),
+        "hello"
+    );
 
     let text = store::summary(&path).unwrap();
-    for want in ["images", "NCHW", "[5, 1, 4, 3]", "labels", "\"seed\": 7", "@teacher_sha256: abc123"] {
+    for want in [
+        "images",
+        "NCHW",
+        "[5, 1, 4, 3]",
+        "labels",
+        "\"seed\": 7",
+        "@teacher_sha256: abc123",
+    ] {
         assert!(text.contains(want), "summary lacks {want:?}:\n{text}");
     }
 }
@@ -49,7 +81,8 @@ fn an_unfinished_file_leaves_nothing_behind() {
     let config = serde_json::json!({});
     {
         let w = Writer::create(&path, &header(&config)).unwrap();
-        w.dataset("/x", Array1::from(vec![1.0f32; 10]).view(), "N", "x").unwrap();
+        w.dataset("/x", Array1::from(vec![1.0f32; 10]).view(), "N", "x")
+            .unwrap();
         assert!(!path.exists(), "nothing under the final name while writing");
         // dropped here without finish(), as when a run fails half-way
     }
@@ -64,11 +97,15 @@ fn finishing_replaces_an_older_file_whole() {
     let config = serde_json::json!({});
     for n in [3usize, 5] {
         let w = Writer::create(&path, &header(&config)).unwrap();
-        w.dataset("/x", Array1::from(vec![n as i64; n]).view(), "N", "x").unwrap();
+        w.dataset("/x", Array1::from(vec![n as i64; n]).view(), "N", "x")
+            .unwrap();
         w.finish().unwrap();
     }
     let f = store::open(&path).unwrap();
-    assert_eq!(f.dataset("x").unwrap().read_1d::<i64>().unwrap().to_vec(), vec![5; 5]);
+    assert_eq!(
+        f.dataset("x").unwrap().read_1d::<i64>().unwrap().to_vec(),
+        vec![5; 5]
+    );
 }
 
 #[test]
@@ -77,10 +114,16 @@ fn foreign_files_are_refused_with_their_name() {
     let text = dir.path().join("text.h5");
     std::fs::write(&text, "not hdf5").unwrap();
     let msg = store::open(&text).unwrap_err().to_string();
-    assert!(msg.contains("text.h5") && msg.contains("not a readable HDF5"), "{msg}");
+    assert!(
+        msg.contains("text.h5") && msg.contains("not a readable HDF5"),
+        "{msg}"
+    );
 
     let other = dir.path().join("other.h5");
     hdf5::File::create(&other).unwrap();
     let msg = store::open(&other).unwrap_err().to_string();
-    assert!(msg.contains("other.h5") && msg.contains("not written by infoutil"), "{msg}");
+    assert!(
+        msg.contains("other.h5") && msg.contains("not written by infoutil"),
+        "{msg}"
+    );
 }

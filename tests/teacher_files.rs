@@ -23,7 +23,10 @@ fn write(dir: &Path, name: &str, model: &ModelProto) -> PathBuf {
 fn set_meta(model: &mut ModelProto, key: &str, value: &str) {
     let key = format!("infoutil.{key}");
     model.metadata_props.retain(|e| e.key != key);
-    model.metadata_props.push(StringStringEntryProto { key, value: value.into() });
+    model.metadata_props.push(StringStringEntryProto {
+        key,
+        value: value.into(),
+    });
 }
 
 fn load_err(path: &Path) -> String {
@@ -57,7 +60,10 @@ fn a_file_that_is_not_onnx_is_refused() {
     let path = dir.path().join("notes.onnx");
     std::fs::write(&path, "this is a text file, not a model\n").unwrap();
     let msg = load_err(&path);
-    assert!(msg.contains("notes.onnx") && msg.contains("not an ONNX model"), "{msg}");
+    assert!(
+        msg.contains("notes.onnx") && msg.contains("not an ONNX model"),
+        "{msg}"
+    );
 
     let cut = dir.path().join("cut.onnx");
     let bytes = std::fs::read(repo(TEACHER)).unwrap();
@@ -78,7 +84,10 @@ fn metadata_that_lies_about_the_weights_is_refused() {
     let (mut f, _) = pair(dir.path());
     set_meta(&mut f, "weights_sha256", &"0".repeat(64));
     let msg = load_err(&write(dir.path(), "t.onnx", &f));
-    assert!(msg.contains("t.onnx") && msg.contains("weights hash to"), "{msg}");
+    assert!(
+        msg.contains("t.onnx") && msg.contains("weights hash to"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -86,9 +95,16 @@ fn a_gradient_graph_of_another_teacher_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     pair(dir.path());
     // The early checkpoint's gradient graph next to the converged forward graph.
-    write(dir.path(), "t.grad.onnx", &decode("models/fmnist-convnet3-early.grad.onnx"));
+    write(
+        dir.path(),
+        "t.grad.onnx",
+        &decode("models/fmnist-convnet3-early.grad.onnx"),
+    );
     let msg = load_err(&dir.path().join("t.onnx"));
-    assert!(msg.contains("t.grad.onnx") && msg.contains("weights hash"), "{msg}");
+    assert!(
+        msg.contains("t.grad.onnx") && msg.contains("weights hash"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -101,32 +117,45 @@ fn a_class_count_mismatch_is_refused() {
     set_meta(&mut g, "class_names", &nine);
     write(dir.path(), "t.grad.onnx", &g);
     let msg = load_err(&write(dir.path(), "t.onnx", &f));
-    assert!(msg.contains("10 logits") && msg.contains("9 classes"), "{msg}");
+    assert!(
+        msg.contains("10 logits") && msg.contains("9 classes"),
+        "{msg}"
+    );
 
     // Forward right, gradient graph with another class list.
     let (_, mut g) = pair(dir.path());
     set_meta(&mut g, "class_names", &nine);
     write(dir.path(), "t.grad.onnx", &g);
     let msg = load_err(&dir.path().join("t.onnx"));
-    assert!(msg.contains("t.grad.onnx") && msg.contains("class list"), "{msg}");
+    assert!(
+        msg.contains("t.grad.onnx") && msg.contains("class list"),
+        "{msg}"
+    );
 }
 
 #[test]
 fn an_input_shape_mismatch_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let (mut f, _) = pair(dir.path());
-    set_meta(&mut f, "input_shape", "[3, 32, 32]");
+    set_meta(&mut f, "input_shape", "[1, 32, 32]");
     let msg = load_err(&write(dir.path(), "t.onnx", &f));
-    assert!(msg.contains("t.onnx") && msg.contains("[N, 3, 32, 32]"), "{msg}");
+    assert!(
+        msg.contains("t.onnx") && msg.contains("[N, 1, 32, 32]"),
+        "{msg}"
+    );
 }
 
 #[test]
 fn missing_metadata_names_the_key() {
     let dir = tempfile::tempdir().unwrap();
     let (mut f, _) = pair(dir.path());
-    f.metadata_props.retain(|e| e.key != "infoutil.normalization");
+    f.metadata_props
+        .retain(|e| e.key != "infoutil.normalization");
     let msg = load_err(&write(dir.path(), "t.onnx", &f));
-    assert!(msg.contains("infoutil.normalization") && msg.contains("missing"), "{msg}");
+    assert!(
+        msg.contains("infoutil.normalization") && msg.contains("missing"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -138,9 +167,15 @@ fn external_data_outside_the_model_folder_is_refused() {
         let t = &mut m.graph.as_mut().unwrap().initializer[0];
         t.raw_data.clear();
         t.data_location = Some(1);
-        t.external_data = vec![StringStringEntryProto { key: "location".into(), value: location.into() }];
+        t.external_data = vec![StringStringEntryProto {
+            key: "location".into(),
+            value: location.into(),
+        }];
         let msg = load_err(&write(dir.path(), "t.onnx", &m));
-        assert!(msg.contains("outside the model's folder"), "{location}: {msg}");
+        assert!(
+            msg.contains("outside the model's folder"),
+            "{location}: {msg}"
+        );
     }
 }
 
@@ -148,23 +183,47 @@ fn external_data_outside_the_model_folder_is_refused() {
 fn a_missing_gradient_graph_is_reported_when_gradients_are_asked_for() {
     let dir = tempfile::tempdir().unwrap();
     write(dir.path(), "alone.onnx", &decode(TEACHER));
-    let t = Teacher::load(&dir.path().join("alone.onnx"), &options(BackendChoice::Tract)).unwrap();
+    let t = Teacher::load(
+        &dir.path().join("alone.onnx"),
+        &options(BackendChoice::Tract),
+    )
+    .unwrap();
     let (x, labels) = mini_test(&t, 2);
     assert!(t.logits(x.view()).is_ok());
     let msg = t.grad_norms(x.view(), &labels).unwrap_err().to_string();
-    assert!(msg.contains("alone.grad.onnx") && msg.contains("does not exist"), "{msg}");
+    assert!(
+        msg.contains("alone.grad.onnx") && msg.contains("does not exist"),
+        "{msg}"
+    );
 }
 
 #[test]
 fn cuda_is_never_a_silent_cpu_fallback() {
-    let opts = TeacherOptions { backend: BackendChoice::Tract, device: Device::Cuda, ..TeacherOptions::default() };
-    let msg = Teacher::load(&repo(TEACHER), &opts).err().expect("tract cannot do CUDA").to_string();
+    let opts = TeacherOptions {
+        backend: BackendChoice::Tract,
+        device: Device::Cuda,
+        ..TeacherOptions::default()
+    };
+    let msg = Teacher::load(&repo(TEACHER), &opts)
+        .err()
+        .expect("tract cannot do CUDA")
+        .to_string();
     assert!(msg.contains("CPU only"), "{msg}");
     // With ONNX Runtime (present or not), a CPU-only build or library must refuse CUDA too.
-    let opts = TeacherOptions { backend: BackendChoice::Auto, device: Device::Cuda, ..TeacherOptions::default() };
+    let opts = TeacherOptions {
+        backend: BackendChoice::Auto,
+        device: Device::Cuda,
+        ..TeacherOptions::default()
+    };
     if cfg!(not(feature = "cuda")) {
-        let msg = Teacher::load(&repo(TEACHER), &opts).err().expect("no CUDA here").to_string();
-        assert!(msg.contains("CUDA") || msg.contains("ONNX Runtime"), "{msg}");
+        let msg = Teacher::load(&repo(TEACHER), &opts)
+            .err()
+            .expect("no CUDA here")
+            .to_string();
+        assert!(
+            msg.contains("CUDA") || msg.contains("ONNX Runtime"),
+            "{msg}"
+        );
     }
 }
 
@@ -173,5 +232,8 @@ fn out_of_range_labels_are_refused_before_running() {
     let t = tract(TEACHER);
     let (x, _) = mini_test(&t, 2);
     let msg = t.grad_norms(x.view(), &[0, 10]).unwrap_err().to_string();
-    assert!(msg.contains("label 10") && msg.contains("10 classes"), "{msg}");
+    assert!(
+        msg.contains("label 10") && msg.contains("10 classes"),
+        "{msg}"
+    );
 }

@@ -8,7 +8,10 @@ use common::*;
 use infoutil::teacher::Teacher;
 use serde_json::Value;
 
-const TEACHERS: [(&str, &str); 2] = [("fmnist-convnet3", TEACHER), ("fmnist-convnet3-early", EARLY)];
+const TEACHERS: [(&str, &str); 2] = [
+    ("fmnist-convnet3", TEACHER),
+    ("fmnist-convnet3-early", EARLY),
+];
 
 fn reference(name: &str) -> Value {
     let raw = std::fs::read_to_string(repo("tests/data/fmnist_torch_reference.json"))
@@ -31,27 +34,45 @@ fn check_against_torch(teacher: &Teacher, name: &str) {
     let want = reference(name);
     let n = want["labels"].as_array().expect("labels").len();
     let (x, labels) = mini_test(teacher, n);
-    let want_labels: Vec<usize> = floats(&want["labels"]).iter().map(|&v| v as usize).collect();
+    let want_labels: Vec<usize> = floats(&want["labels"])
+        .iter()
+        .map(|&v| v as usize)
+        .collect();
     assert_eq!(labels, want_labels, "{name}: same images in the same order");
 
     let logits = teacher.logits(x.view()).unwrap();
     let err = max_abs_err(logits.as_slice().unwrap(), &floats(&want["logits"]));
-    assert!(err <= 1e-4, "{name} on {}: logits differ from PyTorch by {err:e}", teacher.backend);
+    assert!(
+        err <= 1e-4,
+        "{name} on {}: logits differ from PyTorch by {err:e}",
+        teacher.backend
+    );
 
     let g = teacher.grad_norms(x.view(), &labels).unwrap();
     let want_norms = floats(&want["grad_norms"]);
     let err = max_rel_err(g.norms.as_slice().unwrap(), &want_norms, 1e-3);
-    assert!(err <= 1e-4, "{name} on {}: gradient norms differ from torch.func by {err:e} (relative)", teacher.backend);
+    assert!(
+        err <= 1e-4,
+        "{name} on {}: gradient norms differ from torch.func by {err:e} (relative)",
+        teacher.backend
+    );
 
     // Per-tensor squared norms, relative to each sample's total squared norm.
     let want_sq = floats(&want["sqnorms"]);
     let p = g.sqnorms.ncols();
-    assert_eq!(want_sq.len(), n * p, "{name}: one column per parameter tensor");
+    assert_eq!(
+        want_sq.len(),
+        n * p,
+        "{name}: one column per parameter tensor"
+    );
     for (i, row) in g.sqnorms.rows().into_iter().enumerate() {
         let total = want_norms[i].powi(2).max(1e-6);
         for (j, &v) in row.iter().enumerate() {
             let e = (v as f64 - want_sq[i * p + j]).abs() / total;
-            assert!(e <= 1e-4, "{name}: sqnorms[{i}, {j}] off by {e:e} of the total");
+            assert!(
+                e <= 1e-4,
+                "{name}: sqnorms[{i}, {j}] off by {e:e} of the total"
+            );
         }
     }
 }
@@ -77,30 +98,56 @@ fn ort_matches_pytorch() {
 #[test]
 fn ort_and_tract_agree_on_real_images() {
     for (_, rel) in TEACHERS {
-        let Some(o) = ort(rel, "ort_and_tract_agree_on_real_images") else { return };
+        let Some(o) = ort(rel, "ort_and_tract_agree_on_real_images") else {
+            return;
+        };
         let t = tract(rel);
         let (x, labels) = mini_test(&t, 300);
         let (lo, lt) = (o.logits(x.view()).unwrap(), t.logits(x.view()).unwrap());
         let err = (&lo - &lt).mapv(f32::abs).fold(0.0f32, |a, &b| a.max(b));
         assert!(err <= 1e-4, "{rel}: logits differ by {err:e}");
-        let (go, gt) = (o.grad_norms(x.view(), &labels).unwrap(), t.grad_norms(x.view(), &labels).unwrap());
+        let (go, gt) = (
+            o.grad_norms(x.view(), &labels).unwrap(),
+            t.grad_norms(x.view(), &labels).unwrap(),
+        );
         let want: Vec<f64> = gt.norms.iter().map(|&v| v as f64).collect();
         let err = max_rel_err(go.norms.as_slice().unwrap(), &want, 1e-3);
-        assert!(err <= 1e-4, "{rel}: gradient norms differ by {err:e} (relative)");
+        assert!(
+            err <= 1e-4,
+            "{rel}: gradient norms differ by {err:e} (relative)"
+        );
     }
 }
 
 /// Batching is an implementation detail: any batch size gives the same numbers.
 #[test]
 fn batch_size_does_not_change_results() {
-    let t1 = Teacher::load(&repo(TEACHER), &infoutil::teacher::TeacherOptions { batch_size: 7, ..options(infoutil::teacher::BackendChoice::Tract) }).unwrap();
+    let t1 = Teacher::load(
+        &repo(TEACHER),
+        &infoutil::teacher::TeacherOptions {
+            batch_size: 7,
+            ..options(infoutil::teacher::BackendChoice::Tract)
+        },
+    )
+    .unwrap();
     let t2 = tract(TEACHER);
     let (x, labels) = mini_test(&t1, 50);
     let d = (&t1.logits(x.view()).unwrap() - &t2.logits(x.view()).unwrap()).mapv(f32::abs);
-    assert!(d.iter().all(|&v| v <= 1e-5), "max {}", d.fold(0.0f32, |a, &b| a.max(b)));
-    let (a, b) = (t1.grad_norms(x.view(), &labels).unwrap(), t2.grad_norms(x.view(), &labels).unwrap());
+    assert!(
+        d.iter().all(|&v| v <= 1e-5),
+        "max {}",
+        d.fold(0.0f32, |a, &b| a.max(b))
+    );
+    let (a, b) = (
+        t1.grad_norms(x.view(), &labels).unwrap(),
+        t2.grad_norms(x.view(), &labels).unwrap(),
+    );
     assert_eq!(a.norms.len(), 50);
-    assert!(a.norms.iter().zip(&b.norms).all(|(p, q)| (p - q).abs() <= 1e-5 * q.abs().max(1e-3)));
+    assert!(a
+        .norms
+        .iter()
+        .zip(&b.norms)
+        .all(|(p, q)| (p - q).abs() <= 1e-5 * q.abs().max(1e-3)));
 }
 
 /// The full-norm output is the square root of the per-tensor sum, and the last-layer columns

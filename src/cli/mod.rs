@@ -13,7 +13,11 @@ use infoutil::paths;
 use infoutil::teacher::{BackendChoice, Device, Teacher, TeacherOptions};
 
 #[derive(Parser)]
-#[command(name = "infoutil", version, about = "Distil image datasets with Shapley informativeness and gradient-norm utility (InfoUtil)")]
+#[command(
+    name = "infoutil",
+    version,
+    about = "Distil image datasets with Shapley informativeness and gradient-norm utility (InfoUtil)"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -56,7 +60,10 @@ impl TeacherArgs {
             batch_size: self.batch_size,
             ort_library: self.ort_lib.clone(),
         };
-        let teacher = Teacher::load(&paths::shipped_or(&self.teacher, paths::DEFAULT_TEACHER), &opts)?;
+        let teacher = Teacher::load(
+            &paths::shipped_or(&self.teacher, paths::DEFAULT_TEACHER),
+            &opts,
+        )?;
         if let Some(note) = &teacher.backend_note {
             eprintln!("note: using tract because ONNX Runtime is unavailable: {note}");
         }

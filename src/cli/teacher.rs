@@ -48,7 +48,10 @@ fn eval(args: EvalArgs) -> anyhow::Result<()> {
         grad_norms: !args.no_grad_norms && teacher.grad_meta().is_ok(),
     };
     if !args.no_grad_norms && !opts.grad_norms {
-        eprintln!("note: no gradient norms: {}", teacher.grad_meta().unwrap_err());
+        eprintln!(
+            "note: no gradient norms: {}",
+            teacher.grad_meta().unwrap_err()
+        );
     }
     let result = evaluate(&teacher, source.as_mut(), &opts, &Bar::default())?;
     println!(

@@ -32,9 +32,7 @@ impl InputSpec {
     fn affine(&self) -> Vec<(f32, f32)> {
         (0..self.channels)
             .map(|c| match &self.normalization {
-                Normalization::MeanStd { mean, std } => {
-                    (1.0 / (255.0 * std[c]), -mean[c] / std[c])
-                }
+                Normalization::MeanStd { mean, std } => (1.0 / (255.0 * std[c]), -mean[c] / std[c]),
                 Normalization::Baked => (1.0 / 255.0, 0.0),
             })
             .collect()
@@ -139,7 +137,10 @@ mod tests {
     fn channel_mismatch_is_an_error_naming_shapes() {
         let img = Array3::<u8>::zeros((3, 4, 4));
         let err = spec(1, 4, 4).convert(img.view()).unwrap_err();
-        assert!(err.contains("3 channel") && err.contains("expects 1"), "{err}");
+        assert!(
+            err.contains("3 channel") && err.contains("expects 1"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -42,7 +42,11 @@ fn walk(group: &hdf5::Group, depth: usize, out: &mut String) -> hdf5::Result<()>
                 .unwrap_or_else(|_| "?".into());
             let layout = read_attr(&ds, "layout").unwrap_or_default();
             let desc = read_attr(&ds, "description").unwrap_or_default();
-            let _ = writeln!(out, "{pad}{name}  {dtype} {:?} [{layout}]  {desc}", ds.shape());
+            let _ = writeln!(
+                out,
+                "{pad}{name}  {dtype} {:?} [{layout}]  {desc}",
+                ds.shape()
+            );
         } else if let Ok(sub) = group.group(&name) {
             let _ = writeln!(out, "{pad}{name}/");
             let mut attrs = sub.attr_names()?;

@@ -64,7 +64,11 @@ impl Writer {
             path: path.to_path_buf(),
         };
         w.attr("/", "schema_version", &SCHEMA_VERSION.to_string())?;
-        w.attr("/", "created_by", &format!("infoutil {}", env!("CARGO_PKG_VERSION")))?;
+        w.attr(
+            "/",
+            "created_by",
+            &format!("infoutil {}", env!("CARGO_PKG_VERSION")),
+        )?;
         w.attr("/", "kind", header.kind)?;
         w.attr("/", "config", &header.config.to_string())?;
         w.attr("/", "teacher_sha256", header.teacher_sha256)?;
@@ -141,22 +145,27 @@ impl Writer {
             f.close().map_err(|e| err(&self.path, e))?;
         }
         let Writer { tmp, path, .. } = self;
-        tmp.persist(&path)
-            .map_err(|e| Error::io(&path, e.error))?;
+        tmp.persist(&path).map_err(|e| Error::io(&path, e.error))?;
         Ok(path)
     }
 }
 
 /// Open a file this tool wrote, checking that it is one and of a schema this build reads.
 pub fn open(path: &Path) -> Result<hdf5::File> {
-    let file = hdf5::File::open(path).map_err(|e| err(path, format!("not a readable HDF5 file ({e})")))?;
+    let file =
+        hdf5::File::open(path).map_err(|e| err(path, format!("not a readable HDF5 file ({e})")))?;
     let version = read_attr(&file, "schema_version").map_err(|_| {
-        err(path, "has no schema_version attribute: it was not written by infoutil")
+        err(
+            path,
+            "has no schema_version attribute: it was not written by infoutil",
+        )
     })?;
     if version != SCHEMA_VERSION.to_string() {
         return Err(err(
             path,
-            format!("schema version {version} is not supported (this build reads {SCHEMA_VERSION})"),
+            format!(
+                "schema version {version} is not supported (this build reads {SCHEMA_VERSION})"
+            ),
         ));
     }
     Ok(file)

@@ -185,7 +185,9 @@ impl Teacher {
     }
 
     fn grad_graph(&self) -> Result<&GradGraph> {
-        self.grad.as_ref().map_err(|e| Error::teacher(&self.path, e.to_string()))
+        self.grad
+            .as_ref()
+            .map_err(|e| Error::teacher(&self.path, e.to_string()))
     }
 
     /// Logits `[N, K]` for inputs `[N, C, H, W]` already in the teacher's input space.
@@ -208,7 +210,12 @@ impl Teacher {
         }
         let y: Array1<i64> = y.iter().map(|&c| c as i64).collect();
         let names = graph.file.output_names();
-        let pick = |name: &str| names.iter().position(|n| n == name).expect("checked at load");
+        let pick = |name: &str| {
+            names
+                .iter()
+                .position(|n| n == name)
+                .expect("checked at load")
+        };
         let (ni, si) = (pick("norms"), pick("sqnorms"));
         let p = graph.meta.param_names.len();
         let parts = self.batched(graph.engine.as_ref(), x, Some(y.view()), |out| {

@@ -25,7 +25,11 @@ static ENV: OnceLock<std::result::Result<Environment, String>> = OnceLock::new()
 pub fn library_path(explicit: Option<&Path>) -> PathBuf {
     explicit
         .map(Path::to_path_buf)
-        .or_else(|| std::env::var_os("ORT_DYLIB_PATH").filter(|s| !s.is_empty()).map(PathBuf::from))
+        .or_else(|| {
+            std::env::var_os("ORT_DYLIB_PATH")
+                .filter(|s| !s.is_empty())
+                .map(PathBuf::from)
+        })
         .unwrap_or_else(|| PathBuf::from("libonnxruntime.so"))
 }
 
@@ -122,7 +126,9 @@ impl Engine for OrtEngine {
         self.output_names
             .iter()
             .map(|name| {
-                let view = outputs[name.as_str()].try_extract_array::<f32>().map_err(err)?;
+                let view = outputs[name.as_str()]
+                    .try_extract_array::<f32>()
+                    .map_err(err)?;
                 Ok(view.to_owned())
             })
             .collect()

@@ -69,5 +69,8 @@ pub fn max_rel_err(a: &[f32], b: &[f64], floor: f64) -> f64 {
 }
 
 pub fn max_abs_err(a: &[f32], b: &[f64]) -> f64 {
-    a.iter().zip(b).map(|(&a, &b)| (a as f64 - b).abs()).fold(0.0, f64::max)
+    a.iter()
+        .zip(b)
+        .map(|(&a, &b)| (a as f64 - b).abs())
+        .fold(0.0, f64::max)
 }
