@@ -46,7 +46,7 @@ pub fn environment(library: Option<&Path>) -> Result<&'static Environment> {
         builder.with_name("infoutil").build().map_err(|e| e.to_string())
     })
     .as_ref()
-    .map_err(|m| err(m))
+    .map_err(err)
 }
 
 pub struct OrtEngine {
