@@ -6,6 +6,7 @@
 pub mod data;
 pub mod error;
 pub mod evaluate;
+pub mod informativeness;
 pub mod paths;
 pub mod progress;
 pub mod store;
