@@ -9,7 +9,9 @@ pub mod evaluate;
 pub mod informativeness;
 pub mod paths;
 pub mod progress;
+pub mod reconstruct;
 pub mod store;
 pub mod teacher;
+pub mod utility;
 
 pub use error::{Error, Result};

@@ -50,7 +50,7 @@ impl InputSpec {
     pub fn convert_into(
         &self,
         image: ArrayView3<u8>,
-        mut out: ArrayViewMut3<f32>,
+        out: ArrayViewMut3<f32>,
     ) -> Result<(), String> {
         let (c, h, w) = image.dim();
         if c != self.channels {
@@ -59,18 +59,34 @@ impl InputSpec {
                 self.channels, self.channels, self.height, self.width
             ));
         }
-        debug_assert_eq!(out.dim(), (self.channels, self.height, self.width));
-        for (ch, (scale, shift)) in self.affine().into_iter().enumerate() {
-            let src = image.index_axis(ndarray::Axis(0), ch);
-            let mut dst = out.index_axis_mut(ndarray::Axis(0), ch);
-            if (h, w) == (self.height, self.width) {
-                dst.zip_mut_with(&src, |d, &p| *d = p as f32 * scale + shift);
-            } else {
-                resize_bilinear(src.mapv(|p| p as f32).view(), dst.view_mut());
-                dst.mapv_inplace(|v| v * scale + shift);
-            }
-        }
+        self.pixels_into(image.mapv(f32::from).view(), out);
         Ok(())
+    }
+
+    /// Pixel-unit floats (0–255, `[C, h, w]`, any size) to the teacher input in `out`
+    /// (`[C, H, W]`): bilinear resize when the sizes differ, then the normalisation.
+    pub fn pixels_into(&self, pixels: ArrayView3<f32>, mut out: ArrayViewMut3<f32>) {
+        debug_assert_eq!(out.dim(), (self.channels, self.height, self.width));
+        let same_size = pixels.dim() == out.dim();
+        for (ch, (scale, shift)) in self.affine().into_iter().enumerate() {
+            let src = pixels.index_axis(ndarray::Axis(0), ch);
+            let mut dst = out.index_axis_mut(ndarray::Axis(0), ch);
+            if same_size {
+                dst.assign(&src);
+            } else {
+                resize_bilinear(src, dst.view_mut());
+            }
+            dst.mapv_inplace(|v| v * scale + shift);
+        }
+    }
+
+    /// The same input at another size (e.g. a tile of a stitched image).
+    pub fn with_size(&self, height: usize, width: usize) -> InputSpec {
+        InputSpec {
+            height,
+            width,
+            ..self.clone()
+        }
     }
 
     /// Like [`convert_into`](Self::convert_into), allocating the output.
