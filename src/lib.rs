@@ -10,6 +10,7 @@ pub mod informativeness;
 pub mod paths;
 pub mod progress;
 pub mod reconstruct;
+pub mod render;
 pub mod store;
 pub mod teacher;
 pub mod utility;

@@ -1,0 +1,131 @@
+//! Pictures for people: distilled images as a contact sheet, Shapley maps as heat-maps over
+//! their image with the chosen crops outlined. PNG only.
+
+use std::path::Path;
+
+use image::{Rgb, RgbImage};
+use ndarray::{ArrayView2, ArrayView3};
+
+use crate::error::{Error, Result};
+use crate::informativeness::PixelBox;
+
+/// `[C, H, W]` bytes (1 or 3 channels) to RGB, each pixel drawn `scale × scale`.
+pub fn to_rgb(image: ArrayView3<u8>, scale: u32) -> RgbImage {
+    let (c, h, w) = image.dim();
+    RgbImage::from_fn(w as u32 * scale, h as u32 * scale, |x, y| {
+        let (yy, xx) = ((y / scale) as usize, (x / scale) as usize);
+        let px = |ch: usize| image[[ch.min(c - 1), yy, xx]];
+        Rgb([px(0), px(1), px(2)])
+    })
+}
+
+/// Images in rows of `cols`, separated by a 2-pixel white gap.
+pub fn contact_sheet(tiles: &[RgbImage], cols: usize) -> RgbImage {
+    let gap = 2u32;
+    let (tw, th) = tiles.first().map_or((1, 1), |t| t.dimensions());
+    let cols = cols.clamp(1, tiles.len().max(1));
+    let rows = tiles.len().div_ceil(cols);
+    let mut sheet = RgbImage::from_pixel(
+        cols as u32 * (tw + gap) + gap,
+        rows as u32 * (th + gap) + gap,
+        Rgb([255, 255, 255]),
+    );
+    for (i, t) in tiles.iter().enumerate() {
+        let (x0, y0) = (
+            gap + (i % cols) as u32 * (tw + gap),
+            gap + (i / cols) as u32 * (th + gap),
+        );
+        image::imageops::overlay(&mut sheet, t, x0 as i64, y0 as i64);
+    }
+    sheet
+}
+
+/// Blue (negative) – white – red (positive), symmetric around 0 at `max_abs`.
+fn diverging(v: f64, max_abs: f64) -> [f64; 3] {
+    let t = (v / max_abs.max(1e-12)).clamp(-1.0, 1.0);
+    if t >= 0.0 {
+        [255.0, 255.0 * (1.0 - t), 255.0 * (1.0 - t)]
+    } else {
+        [255.0 * (1.0 + t), 255.0 * (1.0 + t), 255.0]
+    }
+}
+
+/// The image in grey, tinted by the g×g Shapley map, with `crops` outlined: the last (the
+/// noise-free crop) in green, the others in yellow.
+pub fn heatmap(
+    image: ArrayView3<u8>,
+    map: ArrayView2<f64>,
+    crops: &[PixelBox],
+    scale: u32,
+) -> RgbImage {
+    let (_, h, w) = image.dim();
+    let g = map.nrows();
+    let max_abs = map.iter().fold(0.0f64, |a, &v| a.max(v.abs()));
+    let mut out = to_rgb(image, scale);
+    for (x, y, px) in out.enumerate_pixels_mut() {
+        let (yy, xx) = ((y / scale) as usize, (x / scale) as usize);
+        let tint = diverging(map[[yy * g / h, xx * g / w]], max_abs);
+        let grey = px.0.iter().map(|&v| v as f64).sum::<f64>() / 3.0;
+        for (ch, t) in tint.iter().enumerate() {
+            px.0[ch] = (0.45 * grey + 0.55 * t).round() as u8;
+        }
+    }
+    for (i, b) in crops.iter().enumerate() {
+        let colour = if i + 1 == crops.len() {
+            Rgb([0, 200, 0])
+        } else {
+            Rgb([230, 200, 0])
+        };
+        outline(&mut out, b, scale, colour, i as u32);
+    }
+    out
+}
+
+/// A rectangle outline, inset by `inset` pixels so that equal boxes stay visible.
+fn outline(img: &mut RgbImage, b: &PixelBox, scale: u32, colour: Rgb<u8>, inset: u32) {
+    let (x0, y0) = (b.x0 as u32 * scale + inset, b.y0 as u32 * scale + inset);
+    let x1 = (b.x1 as u32 * scale).saturating_sub(1 + inset).max(x0);
+    let y1 = (b.y1 as u32 * scale).saturating_sub(1 + inset).max(y0);
+    for x in x0..=x1.min(img.width() - 1) {
+        img.put_pixel(x, y0, colour);
+        img.put_pixel(x, y1.min(img.height() - 1), colour);
+    }
+    for y in y0..=y1.min(img.height() - 1) {
+        img.put_pixel(x0, y, colour);
+        img.put_pixel(x1.min(img.width() - 1), y, colour);
+    }
+}
+
+pub fn save(img: &RgbImage, path: &Path) -> Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    }
+    img.save(path)
+        .map_err(|e| Error::store(path, format!("cannot write PNG: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::{Array2, Array3};
+
+    #[test]
+    fn contact_sheet_lays_tiles_in_rows_with_gaps() {
+        let tile = to_rgb(Array3::from_elem((1, 4, 4), 0u8).view(), 2);
+        let sheet = contact_sheet(&vec![tile; 5], 3);
+        assert_eq!(sheet.dimensions(), (3 * 10 + 2, 2 * 10 + 2));
+        assert_eq!(sheet.get_pixel(0, 0).0, [255, 255, 255]);
+        assert_eq!(sheet.get_pixel(2, 2).0, [0, 0, 0]);
+    }
+
+    #[test]
+    fn positive_cells_are_red_and_negative_blue() {
+        let img = Array3::from_elem((1, 4, 4), 128u8);
+        let mut map = Array2::zeros((2, 2));
+        map[[0, 0]] = 1.0;
+        map[[1, 1]] = -1.0;
+        let h = heatmap(img.view(), map.view(), &[], 1);
+        let (tl, br) = (h.get_pixel(0, 0).0, h.get_pixel(3, 3).0);
+        assert!(tl[0] > tl[2] && br[2] > br[0], "{tl:?} {br:?}");
+    }
+}
