@@ -20,6 +20,9 @@ from .ghost import GhostNorm, PARAM_LAYERS
 SUPPORTED = (nn.Conv2d, nn.BatchNorm2d, nn.Linear, nn.ReLU, nn.MaxPool2d, nn.AvgPool2d,
              nn.AdaptiveAvgPool2d, nn.Flatten, nn.Identity, nn.Dropout)
 SUPPORTED_NAMES = ", ".join(t.__name__ for t in SUPPORTED)
+# parameter-free leaf types a caller vouches for (from_onnx.py: onnx2torch's functional ops);
+# autograd differentiates them and the numerical verification checks the result
+ALLOWED_EXTRA = set()
 FORWARD_TOL = 1e-4   # max abs logit difference
 GRAD_TOL = 1e-4      # max relative error of norms and sqnorms (see verify.py)
 
@@ -47,6 +50,8 @@ def check_supported(model):
                                 "exporter does not support")
             continue
         if not isinstance(m, SUPPORTED):
+            if type(m) in ALLOWED_EXTRA and not any(True for _ in m.parameters(recurse=False)):
+                continue
             problems.append(f"{label}, which the gradient exporter does not support")
         elif isinstance(m, nn.Conv2d):
             if m.groups != 1:
