@@ -33,7 +33,10 @@ fn teachers() -> Vec<(&'static str, Teacher)> {
     let path = infoutil::paths::shipped(infoutil::paths::DEFAULT_TEACHER);
     let mut out = Vec::new();
     for (name, backend) in [("tract", BackendChoice::Tract), ("ort", BackendChoice::Ort)] {
-        let opts = TeacherOptions { backend, ..TeacherOptions::default() };
+        let opts = TeacherOptions {
+            backend,
+            ..TeacherOptions::default()
+        };
         match Teacher::load(&path, &opts) {
             Ok(t) => out.push((name, t)),
             Err(e) => eprintln!("not measured: {name}: {e}"),
@@ -48,7 +51,9 @@ fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("teacher");
     g.throughput(Throughput::Elements(N as u64)).sample_size(10);
     for (name, t) in &teachers {
-        g.bench_function(format!("logits/{name}"), |b| b.iter(|| t.logits(x.view()).unwrap()));
+        g.bench_function(format!("logits/{name}"), |b| {
+            b.iter(|| t.logits(x.view()).unwrap())
+        });
         g.bench_function(format!("grad_norms/{name}"), |b| {
             b.iter(|| t.grad_norms(x.view(), &y).unwrap())
         });
