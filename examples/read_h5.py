@@ -5,7 +5,7 @@
 Prints the root attributes (the run configuration is JSON) and every dataset with its layout.
 Arrays are stored row-major: an [N, C, H, W] dataset reads in numpy as shape (N, C, H, W).
 For a teacher_eval file it also recomputes top-1 from /logits and /labels and checks it against
-the stored attribute; exits non-zero on any inconsistency (CI runs it on a fresh file).
+the stored attribute; for a distilled file it checks counts, soft labels and provenance; exits non-zero on any inconsistency (CI runs it on a fresh file).
 """
 import json
 import sys
@@ -44,6 +44,25 @@ def check_teacher_eval(f):
     print(f"checked: {n} images, {k} classes, top-1 {100 * top1:.2f}% recomputed from /logits")
 
 
+def check_distilled(f):
+    images, u8, labels = f["images"], f["images_uint8"][()], f["labels"][()]
+    n, c, h, w = images.shape
+    assert u8.shape == (n, c, h, w) and u8.dtype == np.uint8
+    soft = f["soft_labels"][()]
+    t, k = soft.shape[1], soft.shape[2]
+    factor = int(f.attrs["factor"])
+    assert t == factor * factor, (t, factor)
+    assert np.allclose(soft.sum(-1), 1.0, atol=1e-5), "soft labels sum to 1"
+    counts = np.bincount(labels, minlength=k)
+    ipc = int(f.attrs["ipc"])
+    assert np.all(counts == ipc), counts
+    src, boxes = f["provenance/source_index"][()], f["provenance/crop_box"][()]
+    assert src.shape == (n, t) and boxes.shape == (n, t, 4)
+    assert np.all(boxes[..., 0] < boxes[..., 2]) and np.all(boxes[..., 1] < boxes[..., 3])
+    print(f"checked: {n} distilled images ({ipc} per class x {k} classes), factor {factor}, "
+          f"method {f.attrs['method']}; soft labels sum to 1")
+
+
 def main(path):
     with h5py.File(path, "r") as f:
         assert f.attrs["schema_version"] == "1", f.attrs["schema_version"]
@@ -52,6 +71,8 @@ def main(path):
         describe(f)
         if f.attrs["kind"] == "teacher_eval":
             check_teacher_eval(f)
+        elif f.attrs["kind"] == "distilled":
+            check_distilled(f)
 
 
 if __name__ == "__main__":

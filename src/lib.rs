@@ -4,6 +4,7 @@
 //! on tract or ONNX Runtime) feed the stages; [`store`] writes every result as HDF5.
 
 pub mod data;
+pub mod distill;
 pub mod error;
 pub mod evaluate;
 pub mod informativeness;
@@ -11,6 +12,7 @@ pub mod paths;
 pub mod progress;
 pub mod reconstruct;
 pub mod render;
+pub mod shapley;
 pub mod store;
 pub mod teacher;
 pub mod utility;

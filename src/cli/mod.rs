@@ -1,8 +1,11 @@
 //! Argument parsing and human-facing output. Each subcommand lives in its own file and only
 //! translates arguments into a library call.
 
+mod attribute;
+mod distill;
 mod inspect;
 mod progress;
+mod shapley_args;
 mod teacher;
 
 use std::path::PathBuf;
@@ -28,6 +31,10 @@ enum Command {
     /// Work with a teacher network: evaluate it on a dataset.
     #[command(subcommand)]
     Teacher(teacher::TeacherCommand),
+    /// Shapley maps of real images and their informative crops (Stage 1).
+    Attribute(attribute::AttributeArgs),
+    /// Distil a dataset: InfoUtil, or the RDED and random baselines.
+    Distill(distill::DistillArgs),
     /// Print a readable summary of an HDF5 file that infoutil wrote.
     Inspect(inspect::InspectArgs),
 }
@@ -54,16 +61,18 @@ pub struct TeacherArgs {
 
 impl TeacherArgs {
     pub fn load(&self) -> anyhow::Result<Teacher> {
+        self.load_path(&paths::shipped_or(&self.teacher, paths::DEFAULT_TEACHER))
+    }
+
+    /// Load another teacher (e.g. the soft-label one) with the same backend options.
+    pub fn load_path(&self, path: &std::path::Path) -> anyhow::Result<Teacher> {
         let opts = TeacherOptions {
             backend: self.backend,
             device: self.device,
             batch_size: self.batch_size,
             ort_library: self.ort_lib.clone(),
         };
-        let teacher = Teacher::load(
-            &paths::shipped_or(&self.teacher, paths::DEFAULT_TEACHER),
-            &opts,
-        )?;
+        let teacher = Teacher::load(path, &opts)?;
         if let Some(note) = &teacher.backend_note {
             eprintln!("note: using tract because ONNX Runtime is unavailable: {note}");
         }
@@ -84,6 +93,8 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Teacher(cmd) => teacher::run(cmd),
+        Command::Attribute(args) => attribute::run(args),
+        Command::Distill(args) => distill::run(args),
         Command::Inspect(args) => inspect::run(args),
     };
     match result {
@@ -93,4 +104,12 @@ pub fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Peak resident memory of this process, from /proc (Linux); "unknown" elsewhere.
+pub fn peak_memory() -> String {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).map(|l| l[6..].trim().to_string()))
+        .unwrap_or_else(|| "unknown".into())
 }

@@ -10,6 +10,7 @@ pub mod folder;
 pub mod h5;
 pub mod idx;
 pub mod preprocess;
+pub mod stats;
 
 use std::path::{Path, PathBuf};
 

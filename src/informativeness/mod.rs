@@ -2,6 +2,7 @@
 //! teacher's output on the image with the other patches replaced by a baseline, Shapley values
 //! rank the patches, and the informative crops are the best blocks of the pooled map.
 
+pub mod attribute;
 pub mod crops;
 pub mod grid;
 pub mod masking;

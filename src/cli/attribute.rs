@@ -1,0 +1,152 @@
+use std::path::PathBuf;
+
+use clap::Args;
+use infoutil::informativeness::attribute::attribute_records;
+use infoutil::{data, paths, render, store};
+use ndarray::{Array1, Array3};
+
+use super::progress::Bar;
+use super::shapley_args::ShapleyArgs;
+use super::TeacherArgs;
+
+#[derive(Args)]
+pub struct AttributeArgs {
+    #[command(flatten)]
+    teacher: TeacherArgs,
+    /// Dataset (default: the embedded Fashion-MNIST test subset).
+    #[arg(long, default_value = paths::DEFAULT_TEST_DATA)]
+    data: PathBuf,
+    /// Records to explain: a list and/or ranges, e.g. "0,5,10-19" (default: all, or --per-class).
+    #[arg(long)]
+    indices: Option<String>,
+    /// The first N records of each class (applied after --indices).
+    #[arg(long)]
+    per_class: Option<usize>,
+    #[command(flatten)]
+    shapley: ShapleyArgs,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    #[arg(long)]
+    skip_bad: bool,
+    #[arg(long, default_value = "attribution.h5")]
+    out: PathBuf,
+    /// Folder for a heat-map PNG per image and a contact sheet of them all.
+    #[arg(long)]
+    png: Option<PathBuf>,
+}
+
+fn parse_indices(spec: &str, len: usize) -> anyhow::Result<Vec<usize>> {
+    let mut out = Vec::new();
+    for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (a, b) = match part.split_once('-') {
+            Some((a, b)) => (a.trim().parse::<usize>()?, b.trim().parse::<usize>()?),
+            None => {
+                let v = part.parse::<usize>()?;
+                (v, v)
+            }
+        };
+        anyhow::ensure!(a <= b && b < len, "index range {part:?} is outside the dataset's {len} records");
+        out.extend(a..=b);
+    }
+    out.sort_unstable();
+    out.dedup();
+    Ok(out)
+}
+
+pub fn run(args: AttributeArgs) -> anyhow::Result<()> {
+    let teacher = args.teacher.load()?;
+    let data_path = paths::shipped_or(&args.data, paths::DEFAULT_TEST_DATA);
+    let mut source = data::open(&data_path)?;
+    let len = source.info().len;
+    let mut indices = match &args.indices {
+        Some(spec) => parse_indices(spec, len)?,
+        None => (0..len).collect(),
+    };
+    if let Some(n) = args.per_class {
+        let labels = source.labels()?;
+        let mut seen = std::collections::HashMap::new();
+        indices.retain(|&i| {
+            let c = seen.entry(labels[i]).or_insert(0usize);
+            *c += 1;
+            *c <= n
+        });
+    }
+    let cfg = args.shapley.config();
+    let rule = args.shapley.crop_rule();
+    let mean = data::stats::mean_pixel(source.as_mut(), teacher.meta.input.channels, 1000)?;
+    let g = cfg.grid;
+    let (mut maps, mut index, mut label, mut boxes) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut tiles = Vec::new();
+    let png_dir = args.png.clone();
+    let report = attribute_records(
+        &teacher,
+        source.as_mut(),
+        indices,
+        &cfg,
+        &rule,
+        &mean,
+        args.seed,
+        args.skip_bad,
+        &Bar::default(),
+        &mut |chunk| {
+            for ((r, map), crops) in chunk.records.iter().zip(chunk.maps.outer_iter()).zip(chunk.crops) {
+                maps.extend(map.iter().map(|&v| v as f32));
+                index.push(r.index as i64);
+                label.push(r.label as i64);
+                boxes.extend(crops.iter().flat_map(|b| [b.y0, b.x0, b.y1, b.x1].map(|v| v as i32)));
+                if let Some(dir) = &png_dir {
+                    let picture = render::heatmap(r.image.view(), map, crops, 8);
+                    render::save(&picture, &dir.join(format!("{:06}-class{}.png", r.index, r.label)))?;
+                    if tiles.len() < 100 {
+                        tiles.push(picture);
+                    }
+                }
+            }
+            Ok(())
+        },
+    )?;
+    let n = index.len();
+    let w = store::Writer::create(
+        &args.out,
+        &store::Header {
+            kind: "attribution",
+            config: &serde_json::json!({
+                "command": "attribute",
+                "teacher": teacher.path,
+                "data": data_path,
+                "backend": teacher.backend,
+                "shapley": cfg,
+                "crops": rule,
+                "seed": args.seed,
+                "mean_pixel": mean,
+            }),
+            teacher_sha256: &teacher.file_sha256,
+        },
+    )?;
+    for (k, v) in [
+        ("grid", g.to_string()),
+        ("budget", cfg.budget.to_string()),
+        ("estimator", cfg.estimator.name().to_string()),
+        ("baseline", format!("{:?}", cfg.baseline).to_lowercase()),
+        ("value", format!("{:?}", cfg.value).to_lowercase()),
+        ("seed", args.seed.to_string()),
+    ] {
+        w.attr("/attribution", k, &v)?;
+    }
+    let maps = Array3::from_shape_vec((n, g, g), maps)?;
+    w.dataset("/attribution/shapley", maps.view(), "N,G,G", "Shapley value of each patch (row-major grid)")?;
+    w.dataset("/attribution/source_index", Array1::from(index).view(), "N", "dataset record of each image")?;
+    w.dataset("/attribution/label", Array1::from(label).view(), "N", "class explained (the record's label)")?;
+    let boxes = Array3::from_shape_vec((n, rule.per_image, 4), boxes)?;
+    w.dataset("/attribution/crop_box", boxes.view(), "N,R,4", "crops (y0, x0, y1, x1) in source pixels; the last is noise-free")?;
+    let written = w.finish()?;
+    println!("{n} images explained → {}", written.display());
+    if let Some(dir) = &png_dir {
+        render::save(&render::contact_sheet(&tiles, 10), &dir.join("contact-sheet.png"))?;
+        println!("heat-maps in {} (contact sheet of the first {}: contact-sheet.png)", dir.display(), tiles.len());
+    }
+    if report.skipped > 0 {
+        println!("skipped {} bad record(s), e.g. {}", report.skipped, report.skipped_examples.join("; "));
+    }
+    Ok(())
+}

@@ -1,0 +1,128 @@
+use std::path::PathBuf;
+
+use clap::Args;
+use infoutil::distill::{distill, DistillConfig, Method};
+use infoutil::paths;
+use infoutil::teacher::grad_path;
+use infoutil::utility::Score;
+use infoutil::{data, render};
+
+use super::progress::Bar;
+use super::shapley_args::ShapleyArgs;
+use super::TeacherArgs;
+
+#[derive(Args)]
+pub struct DistillArgs {
+    #[command(flatten)]
+    teacher: TeacherArgs,
+    /// Teacher for the soft labels (default: the early checkpoint NAME-early.onnx beside the
+    /// teacher for IPC ≤ 10, as the paper does, else the teacher itself).
+    #[arg(long)]
+    label_teacher: Option<PathBuf>,
+    /// Dataset to distil (default: the embedded Fashion-MNIST training subset).
+    #[arg(long, default_value = paths::DEFAULT_TRAIN_DATA)]
+    data: PathBuf,
+    #[arg(long, value_enum, default_value = "infoutil")]
+    method: Method,
+    /// Distilled images per class.
+    #[arg(long, default_value_t = 10)]
+    ipc: usize,
+    /// Crops stitched per side of a distilled image (2 for high-resolution data, 1 for 28–32 px).
+    #[arg(long, default_value_t = 1)]
+    factor: usize,
+    /// Real candidate images drawn per class.
+    #[arg(long, default_value_t = 300)]
+    candidates: usize,
+    /// Utility score of a crop (ablations: last-layer, loss).
+    #[arg(long, value_enum, default_value = "grad-norm")]
+    score: Score,
+    #[command(flatten)]
+    shapley: ShapleyArgs,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Skip bad records (and report how many) instead of stopping at the first.
+    #[arg(long)]
+    skip_bad: bool,
+    #[arg(long, default_value = "distilled.h5")]
+    out: PathBuf,
+    /// Contact sheet of the distilled images (default: OUT with .png).
+    #[arg(long)]
+    png: Option<PathBuf>,
+}
+
+/// The paper's soft-label teacher: an early checkpoint for IPC ≤ 10, the converged one above.
+fn default_label_teacher(teacher: &std::path::Path, ipc: usize) -> PathBuf {
+    let stem = teacher.file_stem().unwrap_or_default().to_string_lossy();
+    let early = teacher.with_file_name(format!("{stem}-early.onnx"));
+    if ipc <= 10 && early.exists() {
+        early
+    } else {
+        teacher.to_path_buf()
+    }
+}
+
+pub fn run(args: DistillArgs) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    let teacher = args.teacher.load()?;
+    let label_path = args.label_teacher.clone().unwrap_or_else(|| default_label_teacher(&teacher.path, args.ipc));
+    let label_teacher = if label_path == teacher.path {
+        None
+    } else {
+        Some(args.teacher.load_path(&label_path)?)
+    };
+    let data_path = paths::shipped_or(&args.data, paths::DEFAULT_TRAIN_DATA);
+    let mut source = data::open(&data_path)?;
+    let cfg = DistillConfig {
+        method: args.method,
+        ipc: args.ipc,
+        factor: args.factor,
+        candidates: args.candidates,
+        shapley: args.shapley.config(),
+        crops: args.shapley.crop_rule(),
+        score: args.score,
+        seed: args.seed,
+        skip_bad: args.skip_bad,
+    };
+    let labels_by = label_teacher.as_ref().unwrap_or(&teacher);
+    let set = distill(&teacher, labels_by, source.as_mut(), &cfg, &Bar::default())?;
+    let config = serde_json::json!({
+        "command": "distill",
+        "teacher": teacher.path,
+        "grad_graph": grad_path(&teacher.path),
+        "label_teacher": labels_by.path,
+        "label_teacher_sha256": labels_by.file_sha256,
+        "data": data_path,
+        "backend": teacher.backend,
+        "batch_size": args.teacher.batch_size,
+        "distill": cfg,
+    });
+    let written = set.write(&args.out, &teacher, &config)?;
+    let png = args.png.clone().unwrap_or_else(|| args.out.with_extension("png"));
+    render::save(&set.contact_sheet(4), &png)?;
+    let t = &set.timings;
+    println!(
+        "{:?}: {} images ({} per class, factor {}) from {} → {} and {}",
+        cfg.method,
+        set.len(),
+        cfg.ipc,
+        cfg.factor,
+        data_path.display(),
+        written.display(),
+        png.display()
+    );
+    println!(
+        "time {:.1} s: read {:.1}, attribution {:.1}, utility {:.1}, reconstruction {:.1}, soft labels {:.1}; peak memory {}; {}",
+        started.elapsed().as_secs_f64(),
+        t.read,
+        t.attribution,
+        t.utility,
+        t.reconstruction,
+        t.soft_labels,
+        super::peak_memory(),
+        teacher.backend
+    );
+    if set.report.skipped > 0 {
+        println!("skipped {} bad record(s), e.g. {}", set.report.skipped, set.report.skipped_examples.join("; "));
+    }
+    Ok(())
+}

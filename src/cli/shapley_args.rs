@@ -1,0 +1,64 @@
+//! Options shared by `attribute` and `distill`: how Shapley maps and crops are computed.
+
+use clap::Args;
+use infoutil::informativeness::attribute::ShapleyConfig;
+use infoutil::informativeness::{Baseline, CropRule, Value};
+use infoutil::shapley::Estimator;
+
+#[derive(Args, Debug, Clone)]
+pub struct ShapleyArgs {
+    /// Patches per side: g×g players per image.
+    #[arg(long, default_value_t = 4)]
+    pub grid: usize,
+    /// Coalition evaluations (masked images) per image, v(∅) and v(all) included.
+    #[arg(long, default_value_t = 256)]
+    pub budget: usize,
+    /// Shapley estimator: exact, kernel, kernel-enum, leverage, permutation.
+    #[arg(long, default_value = "leverage", value_parser = parse_estimator)]
+    pub estimator: Estimator,
+    /// What replaces the patches outside a coalition.
+    #[arg(long, value_enum, default_value = "zero")]
+    pub baseline: Baseline,
+    /// What a coalition is worth: the teacher's logit, probability or log-probability of the class.
+    #[arg(long, value_enum, default_value = "logit")]
+    pub value: Value,
+    /// Noise scale α: σ = α·std(pooled map) for all but the last crop of an image.
+    #[arg(long, default_value_t = 2.0)]
+    pub alpha: f64,
+    /// Crops per image (the last one noise-free).
+    #[arg(long, default_value_t = 5)]
+    pub crops_per_image: usize,
+    /// Patches per side of a crop (the pooling kernel).
+    #[arg(long, default_value_t = 2)]
+    pub crop_span: usize,
+}
+
+fn parse_estimator(s: &str) -> Result<Estimator, String> {
+    let all = [
+        Estimator::Exact,
+        Estimator::KernelShap { enumerate_sizes: false },
+        Estimator::KernelShap { enumerate_sizes: true },
+        Estimator::LeverageShap,
+        Estimator::Permutation,
+    ];
+    all.into_iter().find(|e| e.name() == s).ok_or_else(|| {
+        let names: Vec<_> = all.iter().map(|e| e.name()).collect();
+        format!("unknown estimator {s:?}; choose one of {}", names.join(", "))
+    })
+}
+
+impl ShapleyArgs {
+    pub fn config(&self) -> ShapleyConfig {
+        ShapleyConfig {
+            grid: self.grid,
+            budget: self.budget,
+            estimator: self.estimator,
+            baseline: self.baseline,
+            value: self.value,
+        }
+    }
+
+    pub fn crop_rule(&self) -> CropRule {
+        CropRule { span: self.crop_span, per_image: self.crops_per_image, alpha: self.alpha }
+    }
+}

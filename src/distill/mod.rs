@@ -1,0 +1,340 @@
+//! The pipeline, per class: candidates → crops (InfoUtil: Shapley-informative; RDED: random
+//! resized; random: whole images) → utility and selection → stitching → soft labels.
+
+pub mod candidates;
+mod output;
+pub mod rded;
+
+use std::time::Instant;
+
+use ndarray::{Array2, Array3, Array4, Axis};
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use serde::{Deserialize, Serialize};
+
+use crate::data::{Source, VisitReport};
+use crate::error::{Error, Result};
+use crate::informativeness::attribute::{shapley_maps, ShapleyConfig};
+use crate::informativeness::{crops, CropRule, Grid, PixelBox};
+use crate::progress::Progress;
+use crate::reconstruct;
+use crate::teacher::Teacher;
+use crate::utility::{self, Score};
+use candidates::Candidates;
+pub use output::Distilled;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Method {
+    /// Shapley-informative crops, gradient-norm utility (the paper's method).
+    Infoutil,
+    /// RDED: random resized crops scored by the teacher's −CE.
+    Rded,
+    /// IPC random real images per class.
+    Random,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DistillConfig {
+    pub method: Method,
+    /// Distilled images per class.
+    pub ipc: usize,
+    /// Crops stitched per side of a distilled image.
+    pub factor: usize,
+    /// Real candidate images drawn per class (InfoUtil, RDED).
+    pub candidates: usize,
+    pub shapley: ShapleyConfig,
+    pub crops: CropRule,
+    pub score: Score,
+    pub seed: u64,
+    pub skip_bad: bool,
+}
+
+impl DistillConfig {
+    fn check(&self) -> Result<()> {
+        let fail = |m: &str| Err(Error::Config(m.into()));
+        if self.ipc == 0 {
+            return fail("--ipc must be at least 1");
+        }
+        if self.factor == 0 {
+            return fail("--factor must be at least 1");
+        }
+        if self.method == Method::Random && self.factor != 1 {
+            return fail("the random baseline uses whole real images: use --factor 1");
+        }
+        if self.crops.per_image == 0 || self.candidates == 0 {
+            return fail("--candidates and --crops-per-image must be at least 1");
+        }
+        if self.crops.span == 0 || self.crops.span > self.shapley.grid {
+            return fail("--crop-span must be between 1 and --grid");
+        }
+        Ok(())
+    }
+}
+
+/// A crop that competes for a place in the distilled set.
+#[derive(Debug, Clone, Copy)]
+struct Crop {
+    /// Index into the class's candidates.
+    cand: usize,
+    /// In source pixels.
+    bbox: PixelBox,
+    score: f64,
+}
+
+/// What a class's candidates went through, for the output file.
+struct ClassLog {
+    label: usize,
+    source_index: Vec<usize>,
+    maps: Option<Array3<f64>>,
+    /// `[n, crops]` boxes and scores (RDED and InfoUtil).
+    boxes: Vec<Vec<PixelBox>>,
+    scores: Vec<Vec<f64>>,
+}
+
+/// Seconds per stage, summed over classes.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Timings {
+    pub read: f64,
+    pub attribution: f64,
+    pub utility: f64,
+    pub reconstruction: f64,
+    pub soft_labels: f64,
+}
+
+/// Run `cfg.method` over every class of `source` with `teacher` (attribution and scoring) and
+/// `label_teacher` (soft labels).
+pub fn distill(
+    teacher: &Teacher,
+    label_teacher: &Teacher,
+    source: &mut dyn Source,
+    cfg: &DistillConfig,
+    progress: &dyn Progress,
+) -> Result<Distilled> {
+    cfg.check()?;
+    if teacher.meta.input != label_teacher.meta.input || teacher.num_classes() != label_teacher.num_classes() {
+        return Err(Error::Config(format!(
+            "the label teacher {} takes another input or class list than the teacher {}",
+            label_teacher.path.display(),
+            teacher.path.display()
+        )));
+    }
+    let mut report = VisitReport::default();
+    let mut timings = Timings::default();
+    let started = Instant::now();
+    let labels = source.labels()?;
+    let path = source.info().path.clone();
+    let classes = candidates::by_class(&labels, teacher.num_classes(), &path, cfg.skip_bad, &mut report)?;
+    let mean_pixel = mean_pixel(source, teacher, cfg)?;
+    timings.read += started.elapsed().as_secs_f64();
+
+    let mut out = output::Builder::new(teacher);
+    progress.start("distilling", classes.len() as u64);
+    for (c, pool) in classes.iter().enumerate() {
+        if pool.is_empty() {
+            return Err(Error::data(&path, None, format!("class {c} ({}) has no images", teacher.meta.class_names[c])));
+        }
+        let mut rng = StdRng::seed_from_u64(cfg.seed ^ (c as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        let t = Instant::now();
+        let n = if cfg.method == Method::Random { cfg.ipc } else { cfg.candidates };
+        let picked = candidates::draw(pool, n, &mut rng);
+        let cands = candidates::load(source, picked, &teacher.meta.input, cfg.skip_bad, &mut report)?;
+        timings.read += t.elapsed().as_secs_f64();
+        if cands.is_empty() {
+            return Err(Error::data(&path, None, format!("class {c}: every candidate was a bad record")));
+        }
+        let (crops, log) = match cfg.method {
+            Method::Infoutil => infoutil_crops(teacher, &cands, c, cfg, &mean_pixel, &mut rng, &mut timings)?,
+            Method::Rded => rded_crops(teacher, &cands, c, cfg, &mut rng, &mut timings)?,
+            Method::Random => random_crops(&cands, c),
+        };
+        let per_image = cfg.factor * cfg.factor;
+        let keep = utility::top_k(&crops.iter().map(|k| k.score).collect::<Vec<_>>(), cfg.ipc * per_image);
+        if keep.len() < cfg.ipc * per_image {
+            return Err(Error::Config(format!(
+                "class {c} offers {} crops but IPC {} × factor² {} needs {}; draw more candidates",
+                keep.len(),
+                cfg.ipc,
+                per_image,
+                cfg.ipc * per_image
+            )));
+        }
+        let chosen: Vec<Crop> = keep.iter().map(|&i| crops[i]).collect();
+        let t = Instant::now();
+        out.add_images(&cands, c, &chosen, cfg.factor)?;
+        timings.reconstruction += t.elapsed().as_secs_f64();
+        out.log(log);
+        progress.advance(1);
+    }
+    progress.finish();
+    let t = Instant::now();
+    let mut distilled = out.finish(label_teacher, cfg.factor)?;
+    timings.soft_labels += t.elapsed().as_secs_f64();
+    distilled.report = report;
+    distilled.timings = timings;
+    Ok(distilled)
+}
+
+/// The dataset's mean pixel, needed only by the `mean` baseline.
+fn mean_pixel(source: &mut dyn Source, teacher: &Teacher, cfg: &DistillConfig) -> Result<Vec<f32>> {
+    let channels = teacher.meta.input.channels;
+    if cfg.method == Method::Infoutil && cfg.shapley.baseline == crate::informativeness::Baseline::Mean {
+        crate::data::stats::mean_pixel(source, channels, 1000)
+    } else {
+        Ok(vec![0.0; channels])
+    }
+}
+
+fn infoutil_crops(
+    teacher: &Teacher,
+    cands: &Candidates,
+    c: usize,
+    cfg: &DistillConfig,
+    mean_pixel: &[f32],
+    rng: &mut StdRng,
+    timings: &mut Timings,
+) -> Result<(Vec<Crop>, ClassLog)> {
+    let t = Instant::now();
+    let labels = vec![c; cands.len()];
+    let seed = cfg.seed ^ (c as u64).wrapping_mul(0xD1B5_4A32_D192_ED03);
+    let (maps, _) = shapley_maps(teacher, cands.x.view(), &labels, &cfg.shapley, mean_pixel, seed, &crate::progress::Silent)?;
+    let spec = &teacher.meta.input;
+    let grid = Grid::new(cfg.shapley.grid, spec.height, spec.width).map_err(Error::Config)?;
+    let boxes: Vec<Vec<PixelBox>> = maps
+        .outer_iter()
+        .zip(&cands.raw)
+        .map(|(map, raw)| {
+            let (_, h, w) = raw.dim();
+            crops::choose(map, &grid, &cfg.crops, rng)
+                .into_iter()
+                .map(|b| b.rescale((spec.height, spec.width), (h, w)))
+                .collect()
+        })
+        .collect();
+    timings.attribution += t.elapsed().as_secs_f64();
+
+    let t = Instant::now();
+    let scores = score_boxes(teacher, cands, &boxes, c, cfg.score, None)?;
+    timings.utility += t.elapsed().as_secs_f64();
+    Ok(collect(cands, c, Some(maps), boxes, scores))
+}
+
+fn rded_crops(
+    teacher: &Teacher,
+    cands: &Candidates,
+    c: usize,
+    cfg: &DistillConfig,
+    rng: &mut StdRng,
+    timings: &mut Timings,
+) -> Result<(Vec<Crop>, ClassLog)> {
+    let t = Instant::now();
+    let boxes: Vec<Vec<PixelBox>> = cands
+        .raw
+        .iter()
+        .map(|raw| {
+            let (_, h, w) = raw.dim();
+            (0..cfg.crops.per_image).map(|_| rded::random_resized_box(h, w, rng)).collect()
+        })
+        .collect();
+    let scores = score_boxes(teacher, cands, &boxes, c, Score::Loss, Some(cfg.factor))?;
+    // RDED keeps the most realistic crop (lowest loss) of each image.
+    let scores: Vec<Vec<f64>> = scores.into_iter().map(|s| s.into_iter().map(|l| -l).collect()).collect();
+    timings.utility += t.elapsed().as_secs_f64();
+    let (mut crops, log) = collect(cands, c, None, boxes, scores);
+    crops = best_per_candidate(crops);
+    Ok((crops, log))
+}
+
+fn random_crops(cands: &Candidates, c: usize) -> (Vec<Crop>, ClassLog) {
+    let boxes: Vec<Vec<PixelBox>> = cands
+        .raw
+        .iter()
+        .map(|r| vec![PixelBox { y0: 0, x0: 0, y1: r.dim().1, x1: r.dim().2 }])
+        .collect();
+    // Equal scores: selection keeps the drawn order.
+    let scores = vec![vec![0.0]; cands.len()];
+    collect(cands, c, None, boxes, scores)
+}
+
+/// Score every box: the crop resized to the teacher's input (or, with `pad_factor`, to one tile
+/// and zero-padded, as RDED does) through `how`.
+fn score_boxes(
+    teacher: &Teacher,
+    cands: &Candidates,
+    boxes: &[Vec<PixelBox>],
+    c: usize,
+    how: Score,
+    pad_factor: Option<usize>,
+) -> Result<Vec<Vec<f64>>> {
+    let spec = &teacher.meta.input;
+    let (th, tw) = match pad_factor {
+        Some(f) => (spec.height / f, spec.width / f),
+        None => (spec.height, spec.width),
+    };
+    let tile_spec = spec.with_size(th, tw);
+    let total: usize = boxes.iter().map(Vec::len).sum();
+    let mut x = Array4::zeros((total, spec.channels, th, tw));
+    let mut k = 0;
+    for (raw, bs) in cands.raw.iter().zip(boxes) {
+        for b in bs {
+            let pixels = reconstruct::crop_resized(raw.view(), b, th, tw);
+            tile_spec.pixels_into(pixels.view(), x.index_axis_mut(Axis(0), k));
+            k += 1;
+        }
+    }
+    if pad_factor.is_some() {
+        x = rded::zero_padded(&x, spec.height, spec.width);
+    }
+    let flat = utility::score(teacher, x.view(), &vec![c; total], how)?;
+    let mut it = flat.into_iter();
+    Ok(boxes.iter().map(|bs| it.by_ref().take(bs.len()).collect()).collect())
+}
+
+fn collect(
+    cands: &Candidates,
+    c: usize,
+    maps: Option<Array3<f64>>,
+    boxes: Vec<Vec<PixelBox>>,
+    scores: Vec<Vec<f64>>,
+) -> (Vec<Crop>, ClassLog) {
+    let crops = boxes
+        .iter()
+        .zip(&scores)
+        .enumerate()
+        .flat_map(|(cand, (bs, ss))| bs.iter().zip(ss).map(move |(&bbox, &score)| Crop { cand, bbox, score }))
+        .collect();
+    let log = ClassLog { label: c, source_index: cands.source_index.clone(), maps, boxes, scores };
+    (crops, log)
+}
+
+/// The best-scoring crop of each candidate (first on ties).
+fn best_per_candidate(crops: Vec<Crop>) -> Vec<Crop> {
+    let mut best: Vec<Crop> = Vec::new();
+    for k in crops {
+        match best.last_mut() {
+            Some(b) if b.cand == k.cand => {
+                if k.score > b.score {
+                    *b = k;
+                }
+            }
+            _ => best.push(k),
+        }
+    }
+    best
+}
+
+/// Soft labels of `pixels` tiles: teacher softmax per tile.
+fn tile_logits(teacher: &Teacher, images: &[Array3<f32>], factor: usize) -> Result<Array2<f32>> {
+    let spec = &teacher.meta.input;
+    let per = factor * factor;
+    let mut x = Array4::zeros((images.len() * per, spec.channels, spec.height, spec.width));
+    for (i, img) in images.iter().enumerate() {
+        let (_, h, w) = img.dim();
+        for k in 0..per {
+            let t = reconstruct::tile(k, factor, h, w);
+            let tile = img.slice(ndarray::s![.., t.y0..t.y1, t.x0..t.x1]);
+            spec.pixels_into(tile, x.index_axis_mut(Axis(0), i * per + k));
+        }
+    }
+    teacher.logits(x.view())
+}

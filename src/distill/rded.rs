@@ -1,0 +1,58 @@
+//! The RDED baseline's crops: torchvision-style RandomResizedCrop boxes (area 8–100 % of the
+//! image, aspect ratio 3/4–4/3), scored by −CE of the teacher on the crop resized to the tile
+//! size and zero-padded (in input space) to the full input.
+
+use ndarray::{s, Array4, Axis};
+use rand::rngs::StdRng;
+use rand::Rng;
+
+use crate::informativeness::PixelBox;
+
+/// One RandomResizedCrop box in an `h × w` image, torchvision's rule: ten tries at a random
+/// area and log-uniform aspect ratio, else the centred largest box of a valid ratio.
+pub fn random_resized_box(h: usize, w: usize, rng: &mut StdRng) -> PixelBox {
+    let area = (h * w) as f64;
+    let (lo, hi) = ((3.0f64 / 4.0).ln(), (4.0f64 / 3.0).ln());
+    for _ in 0..10 {
+        let target = area * rng.random_range(0.08..=1.0);
+        let ratio = rng.random_range(lo..=hi).exp();
+        let cw = (target * ratio).sqrt().round() as usize;
+        let ch = (target / ratio).sqrt().round() as usize;
+        if (1..=w).contains(&cw) && (1..=h).contains(&ch) {
+            let y0 = rng.random_range(0..=h - ch);
+            let x0 = rng.random_range(0..=w - cw);
+            return PixelBox { y0, x0, y1: y0 + ch, x1: x0 + cw };
+        }
+    }
+    let (ch, cw) = (h.min(w * 4 / 3), w.min(h * 4 / 3));
+    let (y0, x0) = ((h - ch) / 2, (w - cw) / 2);
+    PixelBox { y0, x0, y1: y0 + ch, x1: x0 + cw }
+}
+
+/// Put each `[C, th, tw]` tile at the top-left of a zero `[C, H, W]` canvas (zero = the
+/// normalised input's zero, as RDED pads).
+pub fn zero_padded(tiles: &Array4<f32>, h: usize, w: usize) -> Array4<f32> {
+    let (n, c, th, tw) = tiles.dim();
+    let mut out = Array4::zeros((n, c, h, w));
+    for (i, t) in tiles.outer_iter().enumerate() {
+        out.index_axis_mut(Axis(0), i).slice_mut(s![.., ..th, ..tw]).assign(&t);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    #[test]
+    fn boxes_lie_inside_and_cover_8_to_100_percent() {
+        let mut rng = StdRng::seed_from_u64(3);
+        for _ in 0..500 {
+            let b = random_resized_box(28, 28, &mut rng);
+            assert!(b.y1 <= 28 && b.x1 <= 28 && b.y0 < b.y1 && b.x0 < b.x1);
+            let frac = (b.height() * b.width()) as f64 / 784.0;
+            assert!((0.06..=1.0).contains(&frac), "{b:?}");
+        }
+    }
+}

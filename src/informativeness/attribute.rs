@@ -1,0 +1,232 @@
+//! Shapley maps of real images through the teacher: every image is a game over its patches; the
+//! coalitions of a whole chunk of images go to the backend as one large batch of masked images.
+
+use ndarray::{s, Array1, Array2, Array3, Array4, ArrayView3, ArrayView4, Axis};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::grid::Grid;
+use super::masking::{baseline_image, masked_into, values, Baseline, Value};
+use crate::error::{Error, Result};
+use crate::progress::Progress;
+use crate::shapley::{Coalition, Diagnostics, Estimator, GameSet};
+use crate::teacher::Teacher;
+
+/// Everything that decides a Shapley map.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ShapleyConfig {
+    /// Patches per side (g×g players).
+    pub grid: usize,
+    /// Coalition evaluations per image, v(∅) and v(all) included.
+    pub budget: usize,
+    pub estimator: Estimator,
+    pub baseline: Baseline,
+    pub value: Value,
+}
+
+impl Default for ShapleyConfig {
+    fn default() -> Self {
+        ShapleyConfig {
+            grid: 4,
+            budget: 256,
+            estimator: Estimator::LeverageShap,
+            baseline: Baseline::Zero,
+            value: Value::Logit,
+        }
+    }
+}
+
+/// Bytes of masked images held at once: bounds peak memory whatever the number of images, while
+/// keeping backend calls large.
+const MASKED_BYTES: usize = 64 << 20;
+
+/// The games of a set of images of one teacher: image i's value of coalition S is the teacher's
+/// output for `labels[i]` on image i with the patches outside S replaced by its baseline.
+struct ImageGames<'a> {
+    teacher: &'a Teacher,
+    images: ArrayView4<'a, f32>,
+    baselines: Array4<f32>,
+    labels: &'a [usize],
+    grid: Grid,
+    value: Value,
+}
+
+impl GameSet for ImageGames<'_> {
+    fn players(&self) -> usize {
+        self.grid.players()
+    }
+
+    fn games(&self) -> usize {
+        self.labels.len()
+    }
+
+    fn values(&self, coalitions: &[Coalition]) -> Result<Array2<f64>> {
+        let (n, c, h, w) = self.images.dim();
+        let m = coalitions.len();
+        // All masked images of all games in one batch, so the backend sees large calls.
+        let mut masked = Array4::<f32>::zeros((n * m, c, h, w));
+        masked
+            .axis_chunks_iter_mut(Axis(0), m)
+            .into_par_iter()
+            .enumerate()
+            .for_each(|(i, mut block)| {
+                let image = self.images.index_axis(Axis(0), i);
+                let base = self.baselines.index_axis(Axis(0), i);
+                for (k, &s) in coalitions.iter().enumerate() {
+                    masked_into(image, base, &self.grid, s, block.index_axis_mut(Axis(0), k));
+                }
+            });
+        let logits = self.teacher.logits(masked.view())?;
+        let mut out = Array2::zeros((n, m));
+        for (i, &label) in self.labels.iter().enumerate() {
+            let rows = logits.slice(s![i * m..(i + 1) * m, ..]);
+            out.row_mut(i).assign(&Array1::from(values(rows, label, self.value)));
+        }
+        Ok(out)
+    }
+}
+
+/// Shapley maps `[n, g, g]` of `images` (teacher input space) for their `labels`, with one plan
+/// (one coalition sample, drawn from `seed`) shared by all of them.
+pub fn shapley_maps(
+    teacher: &Teacher,
+    images: ArrayView4<f32>,
+    labels: &[usize],
+    cfg: &ShapleyConfig,
+    mean_pixel: &[f32],
+    seed: u64,
+    progress: &dyn Progress,
+) -> Result<(Array3<f64>, Vec<Diagnostics>)> {
+    let (n, _, h, w) = images.dim();
+    let grid = Grid::new(cfg.grid, h, w).map_err(Error::Config)?;
+    let plan = cfg.estimator.plan(grid.players(), cfg.budget, seed)?;
+    let image_bytes = images.len() / n.max(1) * std::mem::size_of::<f32>();
+    let per_chunk = (MASKED_BYTES / (plan.coalitions().len() * image_bytes).max(1)).max(1);
+    let g = cfg.grid;
+    let mut maps = Array3::zeros((n, g, g));
+    let mut diagnostics = Vec::with_capacity(n);
+    for start in (0..n).step_by(per_chunk) {
+        let end = (start + per_chunk).min(n);
+        let chunk = images.slice(s![start..end, .., .., ..]);
+        let games = ImageGames {
+            teacher,
+            images: chunk,
+            baselines: baselines(chunk, cfg.baseline, teacher, mean_pixel),
+            labels: &labels[start..end],
+            grid,
+            value: cfg.value,
+        };
+        for (k, est) in plan.run_set(&games)?.into_iter().enumerate() {
+            let map = Array2::from_shape_vec((g, g), est.phi).expect("g² players");
+            maps.index_axis_mut(Axis(0), start + k).assign(&map);
+            diagnostics.push(est.diagnostics);
+        }
+        progress.advance((end - start) as u64);
+    }
+    Ok((maps, diagnostics))
+}
+
+fn baselines(images: ArrayView4<f32>, kind: Baseline, teacher: &Teacher, mean_pixel: &[f32]) -> Array4<f32> {
+    let mut out = Array4::zeros(images.raw_dim());
+    for (i, image) in images.outer_iter().enumerate() {
+        let b = baseline_image(kind, image, &teacher.meta.input, mean_pixel);
+        out.index_axis_mut(Axis(0), i).assign(&b);
+    }
+    out
+}
+
+/// One image's map, for callers holding a single image.
+pub fn shapley_map(
+    teacher: &Teacher,
+    image: ArrayView3<f32>,
+    label: usize,
+    cfg: &ShapleyConfig,
+    mean_pixel: &[f32],
+    seed: u64,
+) -> Result<Array2<f64>> {
+    let x = image.insert_axis(Axis(0));
+    let (maps, _) = shapley_maps(teacher, x, &[label], cfg, mean_pixel, seed, &crate::progress::Silent)?;
+    Ok(maps.index_axis(Axis(0), 0).to_owned())
+}
+
+/// Shapley maps and crops of chosen dataset records, streamed in chunks: `sink` receives each
+/// chunk's records (as stored), maps `[n, g, g]` and crop boxes (source pixels), so memory does
+/// not grow with the number of records.
+pub struct Attributed<'a> {
+    pub records: &'a [crate::data::Record],
+    pub maps: &'a Array3<f64>,
+    pub crops: &'a [Vec<super::PixelBox>],
+}
+
+#[allow(clippy::too_many_arguments)]
+pub fn attribute_records(
+    teacher: &Teacher,
+    source: &mut dyn crate::data::Source,
+    indices: Vec<usize>,
+    cfg: &ShapleyConfig,
+    rule: &super::CropRule,
+    mean_pixel: &[f32],
+    seed: u64,
+    skip_bad: bool,
+    progress: &dyn Progress,
+    sink: &mut dyn FnMut(Attributed) -> Result<()>,
+) -> Result<crate::data::VisitReport> {
+    use rand::SeedableRng;
+    let spec = teacher.meta.input.clone();
+    let path = source.info().path.clone();
+    let grid = Grid::new(cfg.grid, spec.height, spec.width).map_err(Error::Config)?;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let mut pending: Vec<crate::data::Record> = Vec::new();
+    let mut skipped = crate::data::VisitReport::default();
+    progress.start("attribution", indices.len() as u64);
+    let mut flush = |pending: &mut Vec<crate::data::Record>| -> Result<()> {
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let mut x = Array4::zeros((pending.len(), spec.channels, spec.height, spec.width));
+        for (i, r) in pending.iter().enumerate() {
+            spec.convert_into(r.image.view(), x.index_axis_mut(Axis(0), i))
+                .map_err(|m| Error::data(&path, Some(r.index), m))?;
+        }
+        let labels: Vec<usize> = pending.iter().map(|r| r.label).collect();
+        let (maps, _) = shapley_maps(teacher, x.view(), &labels, cfg, mean_pixel, seed, progress)?;
+        let crops: Vec<Vec<super::PixelBox>> = maps
+            .outer_iter()
+            .zip(pending.iter())
+            .map(|(m, r)| {
+                let (_, h, w) = r.image.dim();
+                super::crops::choose(m, &grid, rule, &mut rng)
+                    .into_iter()
+                    .map(|b| b.rescale((spec.height, spec.width), (h, w)))
+                    .collect()
+            })
+            .collect();
+        sink(Attributed { records: pending, maps: &maps, crops: &crops })?;
+        pending.clear();
+        Ok(())
+    };
+    let k = teacher.num_classes();
+    let mut report = source.visit(&crate::data::Selection::Indices(indices), skip_bad, &mut |r| {
+        let bad = if r.label >= k {
+            Some(format!("label {} is out of range for a teacher with {k} classes", r.label))
+        } else if r.image.dim().0 != spec.channels {
+            Some(format!("image has {} channel(s), the teacher expects {}", r.image.dim().0, spec.channels))
+        } else {
+            None
+        };
+        match bad {
+            Some(m) if skip_bad => skipped.skip(&Error::data(&path, Some(r.index), m)),
+            Some(m) => return Err(Error::data(&path, Some(r.index), m)),
+            None => pending.push(r),
+        }
+        if pending.len() >= 256 {
+            flush(&mut pending)?;
+        }
+        Ok(())
+    })?;
+    flush(&mut pending)?;
+    progress.finish();
+    report.skipped += skipped.skipped;
+    report.skipped_examples.extend(skipped.skipped_examples);
+    Ok(report)
+}

@@ -1,0 +1,148 @@
+//! `distill` end to end on tract with the shipped teacher and the embedded real data, small
+//! settings: the invariants every distilled file must satisfy.
+
+mod common;
+
+use common::*;
+use infoutil::data::{self, Selection};
+use infoutil::distill::{distill, DistillConfig, Distilled, Method};
+use infoutil::informativeness::attribute::ShapleyConfig;
+use infoutil::informativeness::CropRule;
+use infoutil::progress::Silent;
+use infoutil::shapley::Estimator;
+use infoutil::teacher::Teacher;
+use infoutil::utility::Score;
+use ndarray::{s, Array3};
+
+const TRAIN: &str = "data/fashion-mnist-mini/train-images-idx3-ubyte.gz";
+
+fn config(method: Method, factor: usize, seed: u64) -> DistillConfig {
+    DistillConfig {
+        method,
+        ipc: 2,
+        factor,
+        candidates: 8,
+        shapley: ShapleyConfig { budget: 48, estimator: Estimator::LeverageShap, ..ShapleyConfig::default() },
+        crops: CropRule::default(),
+        score: Score::GradNorm,
+        seed,
+        skip_bad: false,
+    }
+}
+
+fn run(t: &Teacher, cfg: &DistillConfig) -> Distilled {
+    let mut source = data::open(&repo(TRAIN)).unwrap();
+    distill(t, t, source.as_mut(), cfg, &Silent).unwrap()
+}
+
+/// The stored images of the records named in the provenance.
+fn sources(d: &Distilled) -> std::collections::HashMap<usize, Array3<u8>> {
+    let mut wanted: Vec<usize> = d.source_index.iter().map(|&i| i as usize).collect();
+    wanted.sort_unstable();
+    wanted.dedup();
+    let mut out = std::collections::HashMap::new();
+    let mut source = data::open(&repo(TRAIN)).unwrap();
+    source
+        .visit(&Selection::Indices(wanted), false, &mut |r| {
+            out.insert(r.index, r.image);
+            Ok(())
+        })
+        .unwrap();
+    out
+}
+
+fn check_invariants(d: &Distilled, cfg: &DistillConfig) {
+    let per = cfg.factor * cfg.factor;
+    assert_eq!(d.len(), 10 * cfg.ipc);
+    for c in 0..10 {
+        assert_eq!(d.labels.iter().filter(|&&l| l == c).count(), cfg.ipc, "class {c}");
+    }
+    assert_eq!(d.images.dim(), (d.len(), 1, 28, 28));
+    assert_eq!(d.source_index.dim(), (d.len(), per));
+    for row in d.soft_labels.lanes(ndarray::Axis(2)) {
+        assert!((row.sum() - 1.0).abs() < 1e-5 && row.iter().all(|&p| p >= 0.0));
+    }
+    let labels = data::open(&repo(TRAIN)).unwrap().labels().unwrap();
+    let images = sources(d);
+    for i in 0..d.len() {
+        for k in 0..per {
+            let src = d.source_index[[i, k]] as usize;
+            assert_eq!(labels[src] as i64, d.labels[i], "tile ({i},{k}) comes from its own class");
+            let b = d.crop_box.slice(s![i, k, ..]).to_vec();
+            assert!(b[0] >= 0 && b[1] >= 0 && b[0] < b[2] && b[1] < b[3] && b[2] <= 28 && b[3] <= 28, "{b:?}");
+            // Where the crop is exactly tile-sized, the tile must be a pixel copy of the source.
+            let (th, tw) = (28 / cfg.factor, 28 / cfg.factor);
+            if (b[2] - b[0]) as usize == th && (b[3] - b[1]) as usize == tw {
+                let (ty, tx) = (k / cfg.factor * th, k % cfg.factor * tw);
+                let tile = d.images_u8.slice(s![i, .., ty..ty + th, tx..tx + tw]);
+                let want = images[&src].slice(s![.., b[0] as usize..b[2] as usize, b[1] as usize..b[3] as usize]);
+                assert_eq!(tile, want, "tile ({i},{k}) is not the crop it claims");
+            }
+        }
+    }
+}
+
+#[test]
+fn infoutil_factor_two_tiles_are_exact_copies_of_their_crops() {
+    let t = tract(TEACHER);
+    let cfg = config(Method::Infoutil, 2, 0);
+    let d = run(&t, &cfg);
+    check_invariants(&d, &cfg);
+    // Stage 1 crops are 2×2 blocks of 7-px patches: 14×14 boxes on the 7-px lattice.
+    for b in d.crop_box.outer_iter().flat_map(|img| img.outer_iter().map(|b| b.to_vec()).collect::<Vec<_>>()) {
+        assert_eq!((b[2] - b[0], b[3] - b[1]), (14, 14));
+        assert!(b[0] % 7 == 0 && b[1] % 7 == 0, "{b:?}");
+    }
+}
+
+#[test]
+fn same_seed_same_set_other_seed_another() {
+    let t = tract(TEACHER);
+    let a = run(&t, &config(Method::Infoutil, 1, 5));
+    let b = run(&t, &config(Method::Infoutil, 1, 5));
+    assert_eq!(a.images, b.images);
+    assert_eq!(a.soft_labels, b.soft_labels);
+    assert_eq!(a.source_index, b.source_index);
+    let c = run(&t, &config(Method::Infoutil, 1, 6));
+    assert_ne!(a.source_index, c.source_index);
+}
+
+#[test]
+fn the_three_methods_differ_where_they_should() {
+    let t = tract(TEACHER);
+    let random = run(&t, &config(Method::Random, 1, 1));
+    check_invariants(&random, &config(Method::Random, 1, 1));
+    assert!(random.crop_box.outer_iter().all(|b| b.iter().copied().eq([0, 0, 28, 28])), "random: whole images");
+
+    let cfg = config(Method::Rded, 2, 1);
+    let rded = run(&t, &cfg);
+    check_invariants(&rded, &cfg);
+    let sizes: std::collections::HashSet<(i32, i32)> = rded
+        .crop_box
+        .outer_iter()
+        .flat_map(|img| img.outer_iter().map(|b| (b[2] - b[0], b[3] - b[1])).collect::<Vec<_>>())
+        .collect();
+    assert!(sizes.len() > 3, "RDED's random resized crops vary in size: {sizes:?}");
+
+    let info = run(&t, &config(Method::Infoutil, 2, 1));
+    assert_ne!(info.source_index, rded.source_index);
+}
+
+#[test]
+fn the_written_file_matches_the_set() {
+    let t = tract(TEACHER);
+    let cfg = config(Method::Infoutil, 1, 2);
+    let d = run(&t, &cfg);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("d.h5");
+    let config = serde_json::json!({ "distill": cfg });
+    d.write(&path, &t, &config).unwrap();
+    let f = infoutil::store::open(&path).unwrap();
+    assert_eq!(infoutil::store::read_attr(&f, "method").unwrap(), "infoutil");
+    assert_eq!(infoutil::store::read_attr(&f, "ipc").unwrap(), "2");
+    assert_eq!(f.dataset("images").unwrap().read::<f32, ndarray::Ix4>().unwrap(), d.images);
+    assert_eq!(f.dataset("provenance/source_index").unwrap().shape(), vec![20, 1]);
+    let maps = f.dataset("candidates/shapley").unwrap().shape();
+    assert_eq!(maps, vec![80, 4, 4], "8 candidates × 10 classes, 4×4 grid");
+    assert_eq!(f.dataset("candidates/score").unwrap().shape(), vec![80, 5]);
+}
