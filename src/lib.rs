@@ -8,6 +8,7 @@ pub mod error;
 pub mod evaluate;
 pub mod paths;
 pub mod progress;
+pub mod shapley;
 pub mod store;
 pub mod teacher;
 
