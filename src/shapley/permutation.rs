@@ -38,7 +38,7 @@ pub(super) fn plan(players: usize, budget: usize, seed: u64) -> Result<Plan> {
     // Once every coalition is in the plan, new orders cost nothing: cap their number.
     while walks.orders.len() < budget.max(2) {
         // Orders come in pairs: a fresh shuffle, then its reverse.
-        if walks.orders.len() % 2 == 0 {
+        if walks.orders.len().is_multiple_of(2) {
             order.shuffle(&mut rng);
         } else {
             order.reverse();

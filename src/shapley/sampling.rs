@@ -258,7 +258,7 @@ mod tests {
         }
         assert_eq!(counts.len(), 10);
         // 6000 expected each; 5 σ ≈ 370.
-        assert!(counts.values().all(|&c| (c as i32 - 6000).abs() < 400));
+        assert!(counts.values().all(|&c| (c - 6000i32).abs() < 400));
     }
 
     #[test]
