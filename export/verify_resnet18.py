@@ -56,6 +56,7 @@ def main():
                           "forward_max_abs_err": rep["forward"]["forward_max_abs_err"],
                           "norm_max_rel_err": g["norm_max_rel_err"],
                           "sqnorm_max_rel_err": g["sqnorm_max_rel_err"],
+                          "torch_func_float32_max_rel_err": g["torch_func_float32_max_rel_err"],
                           "grad_onnx_bytes": rep["files"]["grad"]["bytes"],
                           "seconds": round(time.time() - t0, 1)}))
     return 0 if ok else 1

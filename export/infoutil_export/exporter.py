@@ -175,8 +175,9 @@ def export(model, out_dir, name, *, input_shape, class_names, normalization, ver
             raise VerificationError(g["batch_consistency_error"])
         log(f"[{name}] grad: max rel err norms = {g['norm_max_rel_err']:.3g}, sqnorms = "
             f"{g['sqnorm_max_rel_err']:.3g} (tolerance {GRAD_TOL:g}, n={g['n']}, "
-            f"{g['n_below_floor']} below the confidence floor; unfloored max "
-            f"{g['norm_max_rel_err_unfloored']:.3g})")
+            f"{g['n_below_floor']} below the underflow floor; unfloored max "
+            f"{g['norm_max_rel_err_unfloored']:.3g}; PyTorch's own float32 torch.func: "
+            f"{g['torch_func_float32_max_rel_err']:.3g})")
         if report["forward"]["forward_max_abs_err"] > FORWARD_TOL:
             raise VerificationError(f"forward graph disagrees with PyTorch: {report['forward']}")
         if g["norm_max_rel_err"] > GRAD_TOL or g["sqnorm_max_rel_err"] > GRAD_TOL:

@@ -7,7 +7,7 @@ squared norm:
 
   Linear     dW_n = g_n^T a_n (summed over any extra token dims)   |db_n|^2 = |sum_t g_n|^2
   Conv2d     dW_n = G_n U_n^T, U_n = im2col(a_n) [C*kh*kw, L], G_n = g_n [O, L]
-             |dW_n|^2 = |G_n U_n^T|^2, or <G_n^T G_n, U_n^T U_n> when L^2 < O*C*kh*kw
+             |dW_n|^2 = |G_n U_n^T|^2, or <G_n^T G_n, U_n^T U_n> when that is cheaper
   BatchNorm  dgamma_n = sum_hw g_n * xhat_n,  dbeta_n = sum_hw g_n  (running statistics)
 
 Only a batched backward and small matrix products: this exports to standard ONNX ops and is
@@ -29,10 +29,12 @@ def im2col(a, conv):
     return u.reshape(u.shape[0], C * kh * kw, -1)
 
 
-def _frobenius_sq_of_product(G, U):
-    """|G U^T|^2 per sample for G [N, O, L], U [N, K, L], by whichever form is cheaper."""
+def _frobenius_sq_of_product(G, U, max_materialised=1 << 20):
+    """|G U^T|^2 per sample for G [N, O, L], U [N, K, L]: materialise the [O, K] product or use
+    the Gram form <G^T G, U^T U> ([L, L]), whichever needs fewer multiply-adds, unless the product
+    would exceed max_materialised values per sample (memory at large batches)."""
     O, K, L = G.shape[1], U.shape[1], U.shape[2]
-    if O * K <= L * L:
+    if O * K * L <= L * L * (O + K) and O * K <= max_materialised:
         return torch.bmm(G, U.transpose(1, 2)).pow(2).sum((1, 2))
     return (torch.bmm(G.transpose(1, 2), G) * torch.bmm(U.transpose(1, 2), U)).sum((1, 2))
 

@@ -27,10 +27,10 @@ def ort_session(path, threads=2):
     return ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
 
 
-def reference_grad_sqnorms(model, x, y, chunk=16):
-    """float64 per-sample squared gradient norms [N, P] (named_parameters order) and the
-    per-sample |softmax - onehot| [N]."""
-    m64 = _float64_copy(model)
+def reference_grad_sqnorms(model, x, y, chunk=16, dtype=torch.float64):
+    """Per-sample squared gradient norms [N, P] (named_parameters order) by torch.func in `dtype`
+    (float64 by default), and the per-sample |softmax - onehot| [N]."""
+    m64 = _copy_as(model, dtype)
     params = {k: v.detach() for k, v in m64.named_parameters()}
     buffers = {k: v.detach() for k, v in m64.named_buffers()}
 
@@ -39,7 +39,7 @@ def reference_grad_sqnorms(model, x, y, chunk=16):
         return F.cross_entropy(logits, yi[None])
 
     per_sample = vmap(grad(loss), in_dims=(None, 0, 0), chunk_size=chunk)
-    x64 = x.to(torch.float64)
+    x64 = x.to(dtype)
     sq = []
     for i in range(0, len(x64), chunk):
         g = per_sample(params, x64[i:i + chunk], y[i:i + chunk])
@@ -47,12 +47,12 @@ def reference_grad_sqnorms(model, x, y, chunk=16):
     with torch.no_grad():
         probs = F.softmax(m64(x64), 1)
         delta = (probs - F.one_hot(y, probs.shape[1]).to(probs.dtype)).norm(dim=1)
-    return torch.cat(sq).numpy(), delta.numpy()
+    return torch.cat(sq).double().numpy(), delta.double().numpy()
 
 
-def _float64_copy(model):
+def _copy_as(model, dtype):
     import copy
-    return copy.deepcopy(model).to(torch.float64).eval()
+    return copy.deepcopy(model).to(dtype).eval()
 
 
 def check_forward(onnx_path, model, x, batch_sizes=(1, 3)):
@@ -84,7 +84,11 @@ def check_grad(onnx_path, model, x, y, batch_sizes=(1, 3)):
     sq_rel = np.abs(sqnorms.astype(np.float64) - ref_sq) / (scale ** 2)[:, None]
     plain = np.abs(norms.astype(np.float64) - ref) / ref
     confident = delta < DELTA_FLOOR
+    # what float32 itself allows: PyTorch's own float32 per-sample gradients vs float64
+    sq32, _ = reference_grad_sqnorms(model, x, y, dtype=torch.float32)
+    f32 = np.abs(np.sqrt(sq32.sum(1)) - ref) / scale
     return {
+        "torch_func_float32_max_rel_err": float(f32.max()),
         "n": len(x),
         "norm_max_rel_err": float(rel.max()),
         "sqnorm_max_rel_err": float(sq_rel.max()),
