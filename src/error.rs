@@ -31,7 +31,8 @@ pub enum Error {
     #[error("{0}")]
     Config(String),
 
-    #[error("{}: {source}", path.display())]
+    /// The cause follows in the error chain (`{:#}` prints "path: cause").
+    #[error("{}", path.display())]
     Io {
         path: PathBuf,
         #[source]

@@ -1,0 +1,180 @@
+//! The `infoutil` binary as a user runs it: defaults, errors a person can act on, --skip-bad.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use common::*;
+
+fn infoutil(args: &[&str], dir: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_infoutil"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("ORT_DYLIB_PATH")
+        .output()
+        .expect("binary runs")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// An idx pair of the first `n` embedded test images with `label` at record `bad`.
+fn idx_with_bad_label(dir: &Path, n: usize, bad: usize, label: u8) -> std::path::PathBuf {
+    use std::io::Read;
+    let read = |name: &str| {
+        let mut v = Vec::new();
+        let f = std::fs::File::open(repo(&format!("data/fashion-mnist-mini/{name}"))).unwrap();
+        flate2::read::GzDecoder::new(f).read_to_end(&mut v).unwrap();
+        v
+    };
+    let (images, labels) = (
+        read("t10k-images-idx3-ubyte.gz"),
+        read("t10k-labels-idx1-ubyte.gz"),
+    );
+    let mut img = images[..16 + n * 784].to_vec();
+    img[4..8].copy_from_slice(&(n as u32).to_be_bytes());
+    let mut lab = labels[..8 + n].to_vec();
+    lab[4..8].copy_from_slice(&(n as u32).to_be_bytes());
+    lab[8 + bad] = label;
+    std::fs::write(dir.join("bad-labels-idx1-ubyte"), lab).unwrap();
+    let path = dir.join("bad-images-idx3-ubyte");
+    std::fs::write(&path, img).unwrap();
+    path
+}
+
+#[test]
+fn teacher_eval_runs_on_the_defaults_and_writes_a_readable_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = infoutil(
+        &["teacher", "eval", "--backend", "tract", "--out", "e.h5"],
+        dir.path(),
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let t = text(&out);
+    assert!(
+        t.contains("on 1000 images") && t.contains("top-1") && t.contains("tract"),
+        "{t}"
+    );
+    let inspect = infoutil(&["inspect", "e.h5"], dir.path());
+    let t = text(&inspect);
+    assert!(
+        inspect.status.success()
+            && t.contains("logits")
+            && t.contains("grad_norms")
+            && t.contains("[1000, 10]"),
+        "{t}"
+    );
+}
+
+#[test]
+fn a_bad_record_stops_the_run_with_file_and_record_unless_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = idx_with_bad_label(dir.path(), 20, 3, 12);
+    let data = data.to_str().unwrap();
+    let args = [
+        "teacher",
+        "eval",
+        "--backend",
+        "tract",
+        "--no-grad-norms",
+        "--data",
+        data,
+    ];
+    let out = infoutil(&args, dir.path());
+    let t = text(&out);
+    assert!(!out.status.success(), "{t}");
+    assert!(
+        t.contains("bad-images-idx3-ubyte") && t.contains("record 3") && t.contains("label 12"),
+        "{t}"
+    );
+
+    let mut skip = args.to_vec();
+    skip.push("--skip-bad");
+    let out = infoutil(&skip, dir.path());
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(
+        t.contains("on 19 images") && t.contains("skipped 1 bad record"),
+        "{t}"
+    );
+}
+
+#[test]
+fn a_missing_teacher_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = infoutil(
+        &["teacher", "eval", "--teacher", "nowhere/t.onnx"],
+        dir.path(),
+    );
+    let t = text(&out);
+    assert!(!out.status.success() && t.contains("nowhere/t.onnx"), "{t}");
+}
+
+#[test]
+fn auto_says_it_fell_back_to_tract() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_infoutil"))
+        .args([
+            "teacher",
+            "eval",
+            "--no-grad-norms",
+            "--ort-lib",
+            "/nonexistent/libonnxruntime.so",
+        ])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(
+        t.contains("using tract because ONNX Runtime is unavailable")
+            && t.contains("/nonexistent/libonnxruntime.so"),
+        "{t}"
+    );
+}
+
+#[test]
+fn attribute_writes_maps_crops_and_pictures() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = [
+        "attribute",
+        "--backend",
+        "tract",
+        "--indices",
+        "0-2",
+        "--budget",
+        "64",
+        "--png",
+        "pics",
+        "--out",
+        "a.h5",
+    ];
+    let out = infoutil(&args, dir.path());
+    assert!(out.status.success(), "{}", text(&out));
+    let f = infoutil::store::open(&dir.path().join("a.h5")).unwrap();
+    assert_eq!(
+        f.dataset("attribution/shapley").unwrap().shape(),
+        vec![3, 4, 4]
+    );
+    assert_eq!(
+        f.dataset("attribution/crop_box").unwrap().shape(),
+        vec![3, 5, 4]
+    );
+    assert_eq!(
+        f.dataset("attribution/source_index")
+            .unwrap()
+            .read_1d::<i64>()
+            .unwrap()
+            .to_vec(),
+        vec![0, 1, 2]
+    );
+    for png in ["pics/contact-sheet.png", "pics/000000-class9.png"] {
+        assert!(dir.path().join(png).exists(), "{png}");
+    }
+}
