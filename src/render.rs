@@ -40,17 +40,19 @@ pub fn contact_sheet(tiles: &[RgbImage], cols: usize) -> RgbImage {
     sheet
 }
 
-/// Blue (negative) – white – red (positive), symmetric around 0 at `max_abs`.
-fn diverging(v: f64, max_abs: f64) -> [f64; 3] {
+/// Red for positive, blue for negative values, with an opacity that grows with |v| / `max_abs`:
+/// patches that matter stand out, the rest keep the image visible.
+fn tint(v: f64, max_abs: f64) -> ([f64; 3], f64) {
     let t = (v / max_abs.max(1e-12)).clamp(-1.0, 1.0);
-    if t >= 0.0 {
-        [255.0, 255.0 * (1.0 - t), 255.0 * (1.0 - t)]
+    let colour = if t >= 0.0 {
+        [230.0, 30.0, 30.0]
     } else {
-        [255.0 * (1.0 + t), 255.0 * (1.0 + t), 255.0]
-    }
+        [30.0, 80.0, 230.0]
+    };
+    (colour, 0.7 * t.abs())
 }
 
-/// The image in grey, tinted by the g×g Shapley map, with `crops` outlined: the last (the
+/// The image in grey, tinted by the g×g Shapley map (red: raises the class score, blue: lowers it), with `crops` outlined: the last (the
 /// noise-free crop) in green, the others in yellow.
 pub fn heatmap(
     image: ArrayView3<u8>,
@@ -64,10 +66,10 @@ pub fn heatmap(
     let mut out = to_rgb(image, scale);
     for (x, y, px) in out.enumerate_pixels_mut() {
         let (yy, xx) = ((y / scale) as usize, (x / scale) as usize);
-        let tint = diverging(map[[yy * g / h, xx * g / w]], max_abs);
+        let (colour, alpha) = tint(map[[yy * g / h, xx * g / w]], max_abs);
         let grey = px.0.iter().map(|&v| v as f64).sum::<f64>() / 3.0;
-        for (ch, t) in tint.iter().enumerate() {
-            px.0[ch] = (0.45 * grey + 0.55 * t).round() as u8;
+        for (ch, c) in colour.iter().enumerate() {
+            px.0[ch] = ((1.0 - alpha) * grey + alpha * c).round() as u8;
         }
     }
     for (i, b) in crops.iter().enumerate() {
