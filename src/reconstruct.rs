@@ -52,7 +52,7 @@ pub fn stitch(
 }
 
 /// Pixel-unit floats to viewable bytes (rounded, clamped).
-pub fn to_u8(pixels: ArrayView3<f32>) -> Array3<u8> {
+pub fn to_u8<D: ndarray::Dimension>(pixels: ndarray::ArrayView<f32, D>) -> ndarray::Array<u8, D> {
     pixels.mapv(|v| v.round().clamp(0.0, 255.0) as u8)
 }
 

@@ -38,7 +38,7 @@ fn config(method: Method, factor: usize, seed: u64) -> DistillConfig {
 
 fn run(t: &Teacher, cfg: &DistillConfig) -> Distilled {
     let mut source = data::open(&repo(TRAIN)).unwrap();
-    distill(t, t, source.as_mut(), cfg, &Silent).unwrap()
+    distill(t, t, source.as_mut(), cfg, None, &Silent).unwrap()
 }
 
 /// The stored images of the records named in the provenance.
@@ -194,4 +194,48 @@ fn the_written_file_matches_the_set() {
     let maps = f.dataset("candidates/shapley").unwrap().shape();
     assert_eq!(maps, vec![40, 4, 4], "4 candidates × 10 classes, 4×4 grid");
     assert_eq!(f.dataset("candidates/score").unwrap().shape(), vec![40, 5]);
+}
+
+#[test]
+fn an_interrupted_run_resumes_to_the_same_result() {
+    use infoutil::distill::Checkpoint;
+    let t = tract(TEACHER);
+    let cfg = config(Method::Infoutil, 1, 3);
+    let dir = tempfile::tempdir().unwrap();
+    let parts = dir.path().join("d.h5.parts");
+    let decides = serde_json::json!({ "distill": cfg });
+    let with = |resume: bool, cfg: &DistillConfig| {
+        let cp = Checkpoint::new(parts.clone(), resume, &decides).unwrap();
+        let mut source = data::open(&repo(TRAIN)).unwrap();
+        distill(&t, &t, source.as_mut(), cfg, Some(&cp), &Silent)
+    };
+    let full = with(false, &cfg).unwrap();
+    assert_eq!(
+        std::fs::read_dir(&parts).unwrap().count(),
+        10,
+        "one saved file per class"
+    );
+    // As if the run had stopped after class 4.
+    for c in 5..10 {
+        std::fs::remove_file(parts.join(format!("class-{c:05}.h5"))).unwrap();
+    }
+    let resumed = with(true, &cfg).unwrap();
+    assert_eq!(resumed.resumed_classes, 5);
+    assert_eq!(resumed.images, full.images);
+    assert_eq!(resumed.soft_labels, full.soft_labels);
+    assert_eq!(resumed.source_index, full.source_index);
+    assert_eq!(resumed.crop_box, full.crop_box);
+
+    // Saved classes of another configuration are refused, not mixed in.
+    let other = serde_json::json!({ "distill": config(Method::Infoutil, 1, 4) });
+    let cp = Checkpoint::new(parts.clone(), true, &other).unwrap();
+    let mut source = data::open(&repo(TRAIN)).unwrap();
+    let err = distill(&t, &t, source.as_mut(), &cfg, Some(&cp), &Silent)
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(
+        err.contains("class-00000.h5") && err.contains("other options"),
+        "{err}"
+    );
 }

@@ -45,7 +45,10 @@ fn parse_indices(spec: &str, len: usize) -> anyhow::Result<Vec<usize>> {
                 (v, v)
             }
         };
-        anyhow::ensure!(a <= b && b < len, "index range {part:?} is outside the dataset's {len} records");
+        anyhow::ensure!(
+            a <= b && b < len,
+            "index range {part:?} is outside the dataset's {len} records"
+        );
         out.extend(a..=b);
     }
     out.sort_unstable();
@@ -75,7 +78,8 @@ pub fn run(args: AttributeArgs) -> anyhow::Result<()> {
     let rule = args.shapley.crop_rule();
     let mean = data::stats::mean_pixel(source.as_mut(), teacher.meta.input.channels, 1000)?;
     let g = cfg.grid;
-    let (mut maps, mut index, mut label, mut boxes) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut maps, mut index, mut label, mut boxes) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut tiles = Vec::new();
     let png_dir = args.png.clone();
     let report = attribute_records(
@@ -89,14 +93,26 @@ pub fn run(args: AttributeArgs) -> anyhow::Result<()> {
         args.skip_bad,
         &Bar::default(),
         &mut |chunk| {
-            for ((r, map), crops) in chunk.records.iter().zip(chunk.maps.outer_iter()).zip(chunk.crops) {
+            for ((r, map), crops) in chunk
+                .records
+                .iter()
+                .zip(chunk.maps.outer_iter())
+                .zip(chunk.crops)
+            {
                 maps.extend(map.iter().map(|&v| v as f32));
                 index.push(r.index as i64);
                 label.push(r.label as i64);
-                boxes.extend(crops.iter().flat_map(|b| [b.y0, b.x0, b.y1, b.x1].map(|v| v as i32)));
+                boxes.extend(
+                    crops
+                        .iter()
+                        .flat_map(|b| [b.y0, b.x0, b.y1, b.x1].map(|v| v as i32)),
+                );
                 if let Some(dir) = &png_dir {
                     let picture = render::heatmap(r.image.view(), map, crops, 8);
-                    render::save(&picture, &dir.join(format!("{:06}-class{}.png", r.index, r.label)))?;
+                    render::save(
+                        &picture,
+                        &dir.join(format!("{:06}-class{}.png", r.index, r.label)),
+                    )?;
                     if tiles.len() < 100 {
                         tiles.push(picture);
                     }
@@ -134,19 +150,50 @@ pub fn run(args: AttributeArgs) -> anyhow::Result<()> {
         w.attr("/attribution", k, &v)?;
     }
     let maps = Array3::from_shape_vec((n, g, g), maps)?;
-    w.dataset("/attribution/shapley", maps.view(), "N,G,G", "Shapley value of each patch (row-major grid)")?;
-    w.dataset("/attribution/source_index", Array1::from(index).view(), "N", "dataset record of each image")?;
-    w.dataset("/attribution/label", Array1::from(label).view(), "N", "class explained (the record's label)")?;
+    w.dataset(
+        "/attribution/shapley",
+        maps.view(),
+        "N,G,G",
+        "Shapley value of each patch (row-major grid)",
+    )?;
+    w.dataset(
+        "/attribution/source_index",
+        Array1::from(index).view(),
+        "N",
+        "dataset record of each image",
+    )?;
+    w.dataset(
+        "/attribution/label",
+        Array1::from(label).view(),
+        "N",
+        "class explained (the record's label)",
+    )?;
     let boxes = Array3::from_shape_vec((n, rule.per_image, 4), boxes)?;
-    w.dataset("/attribution/crop_box", boxes.view(), "N,R,4", "crops (y0, x0, y1, x1) in source pixels; the last is noise-free")?;
+    w.dataset(
+        "/attribution/crop_box",
+        boxes.view(),
+        "N,R,4",
+        "crops (y0, x0, y1, x1) in source pixels; the last is noise-free",
+    )?;
     let written = w.finish()?;
     println!("{n} images explained → {}", written.display());
     if let Some(dir) = &png_dir {
-        render::save(&render::contact_sheet(&tiles, 10), &dir.join("contact-sheet.png"))?;
-        println!("heat-maps in {} (contact sheet of the first {}: contact-sheet.png)", dir.display(), tiles.len());
+        render::save(
+            &render::contact_sheet(&tiles, 10),
+            &dir.join("contact-sheet.png"),
+        )?;
+        println!(
+            "heat-maps in {} (contact sheet of the first {}: contact-sheet.png)",
+            dir.display(),
+            tiles.len()
+        );
     }
     if report.skipped > 0 {
-        println!("skipped {} bad record(s), e.g. {}", report.skipped, report.skipped_examples.join("; "));
+        println!(
+            "skipped {} bad record(s), e.g. {}",
+            report.skipped,
+            report.skipped_examples.join("; ")
+        );
     }
     Ok(())
 }

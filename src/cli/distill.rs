@@ -1,7 +1,7 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use infoutil::distill::{distill, DistillConfig, Method};
+use infoutil::distill::{default_checkpoint_dir, distill, Checkpoint, DistillConfig, Method};
 use infoutil::paths;
 use infoutil::teacher::grad_path;
 use infoutil::utility::Score;
@@ -45,6 +45,10 @@ pub struct DistillArgs {
     skip_bad: bool,
     #[arg(long, default_value = "distilled.h5")]
     out: PathBuf,
+    /// Take the classes that an interrupted run with the same options already finished (kept in
+    /// OUT.parts/ until the output is written).
+    #[arg(long)]
+    resume: bool,
     /// Contact sheet of the distilled images (default: OUT with .png).
     #[arg(long)]
     png: Option<PathBuf>,
@@ -64,7 +68,10 @@ fn default_label_teacher(teacher: &std::path::Path, ipc: usize) -> PathBuf {
 pub fn run(args: DistillArgs) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     let teacher = args.teacher.load()?;
-    let label_path = args.label_teacher.clone().unwrap_or_else(|| default_label_teacher(&teacher.path, args.ipc));
+    let label_path = args
+        .label_teacher
+        .clone()
+        .unwrap_or_else(|| default_label_teacher(&teacher.path, args.ipc));
     let label_teacher = if label_path == teacher.path {
         None
     } else {
@@ -84,7 +91,21 @@ pub fn run(args: DistillArgs) -> anyhow::Result<()> {
         skip_bad: args.skip_bad,
     };
     let labels_by = label_teacher.as_ref().unwrap_or(&teacher);
-    let set = distill(&teacher, labels_by, source.as_mut(), &cfg, &Bar::default())?;
+    let decides = serde_json::json!({
+        "distill": cfg,
+        "teacher_sha256": teacher.file_sha256,
+        "data": data_path,
+        "records": source.info().len,
+    });
+    let checkpoint = Checkpoint::new(default_checkpoint_dir(&args.out), args.resume, &decides)?;
+    let set = distill(
+        &teacher,
+        labels_by,
+        source.as_mut(),
+        &cfg,
+        Some(&checkpoint),
+        &Bar::default(),
+    )?;
     let config = serde_json::json!({
         "command": "distill",
         "teacher": teacher.path,
@@ -97,7 +118,17 @@ pub fn run(args: DistillArgs) -> anyhow::Result<()> {
         "distill": cfg,
     });
     let written = set.write(&args.out, &teacher, &config)?;
-    let png = args.png.clone().unwrap_or_else(|| args.out.with_extension("png"));
+    checkpoint.remove()?;
+    if set.resumed_classes > 0 {
+        println!(
+            "resumed {} finished class(es) from the checkpoint",
+            set.resumed_classes
+        );
+    }
+    let png = args
+        .png
+        .clone()
+        .unwrap_or_else(|| args.out.with_extension("png"));
     render::save(&set.contact_sheet(4), &png)?;
     let t = &set.timings;
     println!(
@@ -122,7 +153,11 @@ pub fn run(args: DistillArgs) -> anyhow::Result<()> {
         teacher.backend
     );
     if set.report.skipped > 0 {
-        println!("skipped {} bad record(s), e.g. {}", set.report.skipped, set.report.skipped_examples.join("; "));
+        println!(
+            "skipped {} bad record(s), e.g. {}",
+            set.report.skipped,
+            set.report.skipped_examples.join("; ")
+        );
     }
     Ok(())
 }

@@ -36,14 +36,21 @@ pub struct ShapleyArgs {
 fn parse_estimator(s: &str) -> Result<Estimator, String> {
     let all = [
         Estimator::Exact,
-        Estimator::KernelShap { enumerate_sizes: false },
-        Estimator::KernelShap { enumerate_sizes: true },
+        Estimator::KernelShap {
+            enumerate_sizes: false,
+        },
+        Estimator::KernelShap {
+            enumerate_sizes: true,
+        },
         Estimator::LeverageShap,
         Estimator::Permutation,
     ];
     all.into_iter().find(|e| e.name() == s).ok_or_else(|| {
         let names: Vec<_> = all.iter().map(|e| e.name()).collect();
-        format!("unknown estimator {s:?}; choose one of {}", names.join(", "))
+        format!(
+            "unknown estimator {s:?}; choose one of {}",
+            names.join(", ")
+        )
     })
 }
 
@@ -59,6 +66,10 @@ impl ShapleyArgs {
     }
 
     pub fn crop_rule(&self) -> CropRule {
-        CropRule { span: self.crop_span, per_image: self.crops_per_image, alpha: self.alpha }
+        CropRule {
+            span: self.crop_span,
+            per_image: self.crops_per_image,
+            alpha: self.alpha,
+        }
     }
 }

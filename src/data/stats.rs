@@ -5,7 +5,11 @@ use crate::error::Result;
 
 /// Per-channel mean pixel (0–255) over up to `max_records` records spread evenly over the
 /// dataset; bad records are skipped.
-pub fn mean_pixel(source: &mut dyn Source, channels: usize, max_records: usize) -> Result<Vec<f32>> {
+pub fn mean_pixel(
+    source: &mut dyn Source,
+    channels: usize,
+    max_records: usize,
+) -> Result<Vec<f32>> {
     let len = source.info().len;
     let step = (len / max_records.max(1)).max(1);
     let (mut sum, mut count) = (vec![0f64; channels], vec![0usize; channels]);
@@ -17,5 +21,9 @@ pub fn mean_pixel(source: &mut dyn Source, channels: usize, max_records: usize) 
         }
         Ok(())
     })?;
-    Ok(sum.iter().zip(&count).map(|(s, &n)| (s / n.max(1) as f64) as f32).collect())
+    Ok(sum
+        .iter()
+        .zip(&count)
+        .map(|(s, &n)| (s / n.max(1) as f64) as f32)
+        .collect())
 }

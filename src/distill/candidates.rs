@@ -99,5 +99,9 @@ pub fn load(
     } else {
         ndarray::concatenate(Axis(0), &views).expect("same shape")
     };
-    Ok(Candidates { source_index: kept, raw, x })
+    Ok(Candidates {
+        source_index: kept,
+        raw,
+        x,
+    })
 }

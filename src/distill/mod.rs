@@ -3,6 +3,7 @@
 
 pub mod candidates;
 mod output;
+mod parts;
 pub mod rded;
 
 use std::time::Instant;
@@ -22,6 +23,8 @@ use crate::teacher::Teacher;
 use crate::utility::{self, Score};
 use candidates::Candidates;
 pub use output::Distilled;
+use parts::ClassResult;
+pub use parts::{default_dir as default_checkpoint_dir, Checkpoint};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -83,6 +86,7 @@ struct Crop {
 }
 
 /// What a class's candidates went through, for the output file.
+#[derive(Debug, Clone)]
 struct ClassLog {
     label: usize,
     source_index: Vec<usize>,
@@ -103,53 +107,138 @@ pub struct Timings {
 }
 
 /// Run `cfg.method` over every class of `source` with `teacher` (attribution and scoring) and
-/// `label_teacher` (soft labels).
+/// `label_teacher` (soft labels). With a `checkpoint`, each finished class is saved, and a resumed
+/// run takes the saved classes instead of recomputing them.
 pub fn distill(
     teacher: &Teacher,
     label_teacher: &Teacher,
     source: &mut dyn Source,
     cfg: &DistillConfig,
+    checkpoint: Option<&Checkpoint>,
     progress: &dyn Progress,
 ) -> Result<Distilled> {
     cfg.check()?;
-    if teacher.meta.input != label_teacher.meta.input || teacher.num_classes() != label_teacher.num_classes() {
+    if teacher.meta.input != label_teacher.meta.input
+        || teacher.num_classes() != label_teacher.num_classes()
+    {
         return Err(Error::Config(format!(
             "the label teacher {} takes another input or class list than the teacher {}",
             label_teacher.path.display(),
             teacher.path.display()
         )));
     }
-    let mut report = VisitReport::default();
-    let mut timings = Timings::default();
+    let mut run = Run {
+        teacher,
+        cfg,
+        report: VisitReport::default(),
+        timings: Timings::default(),
+        mean_pixel: Vec::new(),
+    };
     let started = Instant::now();
     let labels = source.labels()?;
     let path = source.info().path.clone();
-    let classes = candidates::by_class(&labels, teacher.num_classes(), &path, cfg.skip_bad, &mut report)?;
-    let mean_pixel = mean_pixel(source, teacher, cfg)?;
-    timings.read += started.elapsed().as_secs_f64();
+    let classes = candidates::by_class(
+        &labels,
+        teacher.num_classes(),
+        &path,
+        cfg.skip_bad,
+        &mut run.report,
+    )?;
+    run.mean_pixel = mean_pixel(source, teacher, cfg)?;
+    run.timings.read += started.elapsed().as_secs_f64();
 
     let mut out = output::Builder::new(teacher);
+    let mut resumed = 0;
     progress.start("distilling", classes.len() as u64);
     for (c, pool) in classes.iter().enumerate() {
+        let saved = match checkpoint {
+            Some(cp) if cp.resume => cp.load(c)?,
+            _ => None,
+        };
+        let result = match saved {
+            Some(r) => {
+                resumed += 1;
+                r
+            }
+            None => {
+                let r = run.class(source, &path, c, pool)?;
+                if let Some(cp) = checkpoint {
+                    cp.save(&r)?;
+                }
+                r
+            }
+        };
+        out.push(result);
+        progress.advance(1);
+    }
+    progress.finish();
+    let t = Instant::now();
+    let mut distilled = out.finish(label_teacher, cfg.factor)?;
+    run.timings.soft_labels += t.elapsed().as_secs_f64();
+    distilled.report = run.report;
+    distilled.timings = run.timings;
+    distilled.resumed_classes = resumed;
+    Ok(distilled)
+}
+
+/// The state of one distillation run, shared by its classes.
+struct Run<'a> {
+    teacher: &'a Teacher,
+    cfg: &'a DistillConfig,
+    report: VisitReport,
+    timings: Timings,
+    mean_pixel: Vec<f32>,
+}
+
+impl Run<'_> {
+    /// Candidates, crops, selection and stitching of class `c` (records `pool`).
+    fn class(
+        &mut self,
+        source: &mut dyn Source,
+        path: &std::path::Path,
+        c: usize,
+        pool: &[usize],
+    ) -> Result<ClassResult> {
+        let (teacher, cfg) = (self.teacher, self.cfg);
         if pool.is_empty() {
-            return Err(Error::data(&path, None, format!("class {c} ({}) has no images", teacher.meta.class_names[c])));
+            return Err(Error::data(
+                path,
+                None,
+                format!("class {c} ({}) has no images", teacher.meta.class_names[c]),
+            ));
         }
-        let mut rng = StdRng::seed_from_u64(cfg.seed ^ (c as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        let mut rng =
+            StdRng::seed_from_u64(cfg.seed ^ (c as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
         let t = Instant::now();
-        let n = if cfg.method == Method::Random { cfg.ipc } else { cfg.candidates };
+        let n = if cfg.method == Method::Random {
+            cfg.ipc
+        } else {
+            cfg.candidates
+        };
         let picked = candidates::draw(pool, n, &mut rng);
-        let cands = candidates::load(source, picked, &teacher.meta.input, cfg.skip_bad, &mut report)?;
-        timings.read += t.elapsed().as_secs_f64();
+        let spec = &teacher.meta.input;
+        let cands = candidates::load(source, picked, spec, cfg.skip_bad, &mut self.report)?;
+        self.timings.read += t.elapsed().as_secs_f64();
         if cands.is_empty() {
-            return Err(Error::data(&path, None, format!("class {c}: every candidate was a bad record")));
+            return Err(Error::data(
+                path,
+                None,
+                format!("class {c}: every candidate was a bad record"),
+            ));
         }
+        let timings = &mut self.timings;
         let (crops, log) = match cfg.method {
-            Method::Infoutil => infoutil_crops(teacher, &cands, c, cfg, &mean_pixel, &mut rng, &mut timings)?,
-            Method::Rded => rded_crops(teacher, &cands, c, cfg, &mut rng, &mut timings)?,
+            Method::Infoutil => {
+                infoutil_crops(teacher, &cands, c, cfg, &self.mean_pixel, &mut rng, timings)?
+            }
+            Method::Rded => rded_crops(teacher, &cands, c, cfg, &mut rng, timings)?,
             Method::Random => random_crops(&cands, c),
         };
         let per_image = cfg.factor * cfg.factor;
-        let keep = utility::top_k(&crops.iter().map(|k| k.score).collect::<Vec<_>>(), cfg.ipc * per_image);
+        let keep = utility::top_k(
+            &crops.iter().map(|k| k.score).collect::<Vec<_>>(),
+            cfg.ipc * per_image,
+        );
         if keep.len() < cfg.ipc * per_image {
             return Err(Error::Config(format!(
                 "class {c} offers {} crops but IPC {} × factor² {} needs {}; draw more candidates",
@@ -161,24 +250,18 @@ pub fn distill(
         }
         let chosen: Vec<Crop> = keep.iter().map(|&i| crops[i]).collect();
         let t = Instant::now();
-        out.add_images(&cands, c, &chosen, cfg.factor)?;
+        let result = ClassResult::stitch(&cands, c, &chosen, cfg.factor, spec, log);
         timings.reconstruction += t.elapsed().as_secs_f64();
-        out.log(log);
-        progress.advance(1);
+        Ok(result)
     }
-    progress.finish();
-    let t = Instant::now();
-    let mut distilled = out.finish(label_teacher, cfg.factor)?;
-    timings.soft_labels += t.elapsed().as_secs_f64();
-    distilled.report = report;
-    distilled.timings = timings;
-    Ok(distilled)
 }
 
 /// The dataset's mean pixel, needed only by the `mean` baseline.
 fn mean_pixel(source: &mut dyn Source, teacher: &Teacher, cfg: &DistillConfig) -> Result<Vec<f32>> {
     let channels = teacher.meta.input.channels;
-    if cfg.method == Method::Infoutil && cfg.shapley.baseline == crate::informativeness::Baseline::Mean {
+    if cfg.method == Method::Infoutil
+        && cfg.shapley.baseline == crate::informativeness::Baseline::Mean
+    {
         crate::data::stats::mean_pixel(source, channels, 1000)
     } else {
         Ok(vec![0.0; channels])
@@ -197,7 +280,15 @@ fn infoutil_crops(
     let t = Instant::now();
     let labels = vec![c; cands.len()];
     let seed = cfg.seed ^ (c as u64).wrapping_mul(0xD1B5_4A32_D192_ED03);
-    let (maps, _) = shapley_maps(teacher, cands.x.view(), &labels, &cfg.shapley, mean_pixel, seed, &crate::progress::Silent)?;
+    let (maps, _) = shapley_maps(
+        teacher,
+        cands.x.view(),
+        &labels,
+        &cfg.shapley,
+        mean_pixel,
+        seed,
+        &crate::progress::Silent,
+    )?;
     let spec = &teacher.meta.input;
     let grid = Grid::new(cfg.shapley.grid, spec.height, spec.width).map_err(Error::Config)?;
     let boxes: Vec<Vec<PixelBox>> = maps
@@ -233,12 +324,17 @@ fn rded_crops(
         .iter()
         .map(|raw| {
             let (_, h, w) = raw.dim();
-            (0..cfg.crops.per_image).map(|_| rded::random_resized_box(h, w, rng)).collect()
+            (0..cfg.crops.per_image)
+                .map(|_| rded::random_resized_box(h, w, rng))
+                .collect()
         })
         .collect();
     let scores = score_boxes(teacher, cands, &boxes, c, Score::Loss, Some(cfg.factor))?;
     // RDED keeps the most realistic crop (lowest loss) of each image.
-    let scores: Vec<Vec<f64>> = scores.into_iter().map(|s| s.into_iter().map(|l| -l).collect()).collect();
+    let scores: Vec<Vec<f64>> = scores
+        .into_iter()
+        .map(|s| s.into_iter().map(|l| -l).collect())
+        .collect();
     timings.utility += t.elapsed().as_secs_f64();
     let (mut crops, log) = collect(cands, c, None, boxes, scores);
     crops = best_per_candidate(crops);
@@ -249,7 +345,14 @@ fn random_crops(cands: &Candidates, c: usize) -> (Vec<Crop>, ClassLog) {
     let boxes: Vec<Vec<PixelBox>> = cands
         .raw
         .iter()
-        .map(|r| vec![PixelBox { y0: 0, x0: 0, y1: r.dim().1, x1: r.dim().2 }])
+        .map(|r| {
+            vec![PixelBox {
+                y0: 0,
+                x0: 0,
+                y1: r.dim().1,
+                x1: r.dim().2,
+            }]
+        })
         .collect();
     // Equal scores: selection keeps the drawn order.
     let scores = vec![vec![0.0]; cands.len()];
@@ -287,7 +390,10 @@ fn score_boxes(
     }
     let flat = utility::score(teacher, x.view(), &vec![c; total], how)?;
     let mut it = flat.into_iter();
-    Ok(boxes.iter().map(|bs| it.by_ref().take(bs.len()).collect()).collect())
+    Ok(boxes
+        .iter()
+        .map(|bs| it.by_ref().take(bs.len()).collect())
+        .collect())
 }
 
 fn collect(
@@ -301,9 +407,19 @@ fn collect(
         .iter()
         .zip(&scores)
         .enumerate()
-        .flat_map(|(cand, (bs, ss))| bs.iter().zip(ss).map(move |(&bbox, &score)| Crop { cand, bbox, score }))
+        .flat_map(|(cand, (bs, ss))| {
+            bs.iter()
+                .zip(ss)
+                .map(move |(&bbox, &score)| Crop { cand, bbox, score })
+        })
         .collect();
-    let log = ClassLog { label: c, source_index: cands.source_index.clone(), maps, boxes, scores };
+    let log = ClassLog {
+        label: c,
+        source_index: cands.source_index.clone(),
+        maps,
+        boxes,
+        scores,
+    };
     (crops, log)
 }
 

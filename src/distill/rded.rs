@@ -21,12 +21,22 @@ pub fn random_resized_box(h: usize, w: usize, rng: &mut StdRng) -> PixelBox {
         if (1..=w).contains(&cw) && (1..=h).contains(&ch) {
             let y0 = rng.random_range(0..=h - ch);
             let x0 = rng.random_range(0..=w - cw);
-            return PixelBox { y0, x0, y1: y0 + ch, x1: x0 + cw };
+            return PixelBox {
+                y0,
+                x0,
+                y1: y0 + ch,
+                x1: x0 + cw,
+            };
         }
     }
     let (ch, cw) = (h.min(w * 4 / 3), w.min(h * 4 / 3));
     let (y0, x0) = ((h - ch) / 2, (w - cw) / 2);
-    PixelBox { y0, x0, y1: y0 + ch, x1: x0 + cw }
+    PixelBox {
+        y0,
+        x0,
+        y1: y0 + ch,
+        x1: x0 + cw,
+    }
 }
 
 /// Put each `[C, th, tw]` tile at the top-left of a zero `[C, H, W]` canvas (zero = the
@@ -35,7 +45,9 @@ pub fn zero_padded(tiles: &Array4<f32>, h: usize, w: usize) -> Array4<f32> {
     let (n, c, th, tw) = tiles.dim();
     let mut out = Array4::zeros((n, c, h, w));
     for (i, t) in tiles.outer_iter().enumerate() {
-        out.index_axis_mut(Axis(0), i).slice_mut(s![.., ..th, ..tw]).assign(&t);
+        out.index_axis_mut(Axis(0), i)
+            .slice_mut(s![.., ..th, ..tw])
+            .assign(&t);
     }
     out
 }

@@ -80,7 +80,8 @@ impl GameSet for ImageGames<'_> {
         let mut out = Array2::zeros((n, m));
         for (i, &label) in self.labels.iter().enumerate() {
             let rows = logits.slice(s![i * m..(i + 1) * m, ..]);
-            out.row_mut(i).assign(&Array1::from(values(rows, label, self.value)));
+            out.row_mut(i)
+                .assign(&Array1::from(values(rows, label, self.value)));
         }
         Ok(out)
     }
@@ -126,7 +127,12 @@ pub fn shapley_maps(
     Ok((maps, diagnostics))
 }
 
-fn baselines(images: ArrayView4<f32>, kind: Baseline, teacher: &Teacher, mean_pixel: &[f32]) -> Array4<f32> {
+fn baselines(
+    images: ArrayView4<f32>,
+    kind: Baseline,
+    teacher: &Teacher,
+    mean_pixel: &[f32],
+) -> Array4<f32> {
     let mut out = Array4::zeros(images.raw_dim());
     for (i, image) in images.outer_iter().enumerate() {
         let b = baseline_image(kind, image, &teacher.meta.input, mean_pixel);
@@ -145,7 +151,15 @@ pub fn shapley_map(
     seed: u64,
 ) -> Result<Array2<f64>> {
     let x = image.insert_axis(Axis(0));
-    let (maps, _) = shapley_maps(teacher, x, &[label], cfg, mean_pixel, seed, &crate::progress::Silent)?;
+    let (maps, _) = shapley_maps(
+        teacher,
+        x,
+        &[label],
+        cfg,
+        mean_pixel,
+        seed,
+        &crate::progress::Silent,
+    )?;
     Ok(maps.index_axis(Axis(0), 0).to_owned())
 }
 
@@ -201,29 +215,44 @@ pub fn attribute_records(
                     .collect()
             })
             .collect();
-        sink(Attributed { records: pending, maps: &maps, crops: &crops })?;
+        sink(Attributed {
+            records: pending,
+            maps: &maps,
+            crops: &crops,
+        })?;
         pending.clear();
         Ok(())
     };
     let k = teacher.num_classes();
-    let mut report = source.visit(&crate::data::Selection::Indices(indices), skip_bad, &mut |r| {
-        let bad = if r.label >= k {
-            Some(format!("label {} is out of range for a teacher with {k} classes", r.label))
-        } else if r.image.dim().0 != spec.channels {
-            Some(format!("image has {} channel(s), the teacher expects {}", r.image.dim().0, spec.channels))
-        } else {
-            None
-        };
-        match bad {
-            Some(m) if skip_bad => skipped.skip(&Error::data(&path, Some(r.index), m)),
-            Some(m) => return Err(Error::data(&path, Some(r.index), m)),
-            None => pending.push(r),
-        }
-        if pending.len() >= 256 {
-            flush(&mut pending)?;
-        }
-        Ok(())
-    })?;
+    let mut report = source.visit(
+        &crate::data::Selection::Indices(indices),
+        skip_bad,
+        &mut |r| {
+            let bad = if r.label >= k {
+                Some(format!(
+                    "label {} is out of range for a teacher with {k} classes",
+                    r.label
+                ))
+            } else if r.image.dim().0 != spec.channels {
+                Some(format!(
+                    "image has {} channel(s), the teacher expects {}",
+                    r.image.dim().0,
+                    spec.channels
+                ))
+            } else {
+                None
+            };
+            match bad {
+                Some(m) if skip_bad => skipped.skip(&Error::data(&path, Some(r.index), m)),
+                Some(m) => return Err(Error::data(&path, Some(r.index), m)),
+                None => pending.push(r),
+            }
+            if pending.len() >= 256 {
+                flush(&mut pending)?;
+            }
+            Ok(())
+        },
+    )?;
     flush(&mut pending)?;
     progress.finish();
     report.skipped += skipped.skipped;

@@ -1,0 +1,231 @@
+//! One class's result, and the checkpoint that keeps finished classes on disk so that a long
+//! run stopped half-way resumes where it was (`distill --resume`).
+
+use std::path::{Path, PathBuf};
+
+use ndarray::{Array1, Array2, Array3, Array4, Axis};
+use sha2::{Digest, Sha256};
+
+use super::candidates::Candidates;
+use super::{ClassLog, Crop};
+use crate::data::preprocess::InputSpec;
+use crate::error::{Error, Result};
+use crate::informativeness::PixelBox;
+use crate::{reconstruct, store};
+
+/// The distilled images of one class and how they were made.
+#[derive(Debug, Clone)]
+pub(super) struct ClassResult {
+    pub label: usize,
+    /// `[ipc, C, H, W]` in pixel units (0–255).
+    pub pixels: Array4<f32>,
+    /// `[ipc, T]` dataset record of each tile.
+    pub source_index: Array2<i64>,
+    /// `[ipc, T, 4]` crop of each tile in source pixels.
+    pub crop_box: Array3<i32>,
+    pub log: ClassLog,
+}
+
+fn box_i32(b: &PixelBox) -> [i32; 4] {
+    [b.y0, b.x0, b.y1, b.x1].map(|v| v as i32)
+}
+
+impl ClassResult {
+    /// Stitch `chosen` (best first) into images of `factor²` crops each.
+    pub fn stitch(
+        cands: &Candidates,
+        label: usize,
+        chosen: &[Crop],
+        factor: usize,
+        spec: &InputSpec,
+        log: ClassLog,
+    ) -> ClassResult {
+        let per = factor * factor;
+        let n = chosen.len() / per;
+        let (h, w) = (spec.height, spec.width);
+        let mut pixels = Array4::zeros((n, spec.channels, h, w));
+        for (i, group) in chosen.chunks(per).enumerate() {
+            let parts: Vec<_> = group
+                .iter()
+                .map(|k| (cands.raw[k.cand].view(), k.bbox))
+                .collect();
+            pixels
+                .index_axis_mut(Axis(0), i)
+                .assign(&reconstruct::stitch(&parts, factor, h, w));
+        }
+        let index = chosen
+            .iter()
+            .map(|k| cands.source_index[k.cand] as i64)
+            .collect();
+        let boxes = chosen.iter().flat_map(|k| box_i32(&k.bbox)).collect();
+        ClassResult {
+            label,
+            pixels,
+            source_index: Array2::from_shape_vec((n, per), index).expect("per tile"),
+            crop_box: Array3::from_shape_vec((n, per, 4), boxes).expect("4 per tile"),
+            log,
+        }
+    }
+}
+
+/// Where finished classes are kept: one HDF5 file per class in `dir`, each stamped with a
+/// fingerprint of everything that decides its contents.
+pub struct Checkpoint {
+    pub dir: PathBuf,
+    /// Take classes already in `dir` instead of recomputing them.
+    pub resume: bool,
+    fingerprint: String,
+}
+
+impl Checkpoint {
+    /// `decides` must hold everything the per-class results depend on (configuration, teacher
+    /// hash, dataset path and size).
+    pub fn new(dir: PathBuf, resume: bool, decides: &serde_json::Value) -> Result<Checkpoint> {
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        let fingerprint = crate::teacher::onnx_file::hex(&Sha256::digest(decides.to_string()));
+        Ok(Checkpoint {
+            dir,
+            resume,
+            fingerprint,
+        })
+    }
+
+    fn path(&self, class: usize) -> PathBuf {
+        self.dir.join(format!("class-{class:05}.h5"))
+    }
+
+    pub(super) fn save(&self, r: &ClassResult) -> Result<()> {
+        let config = serde_json::json!({ "fingerprint": self.fingerprint, "class": r.label });
+        let header = store::Header {
+            kind: "distill_class",
+            config: &config,
+            teacher_sha256: "",
+        };
+        let w = store::Writer::create(&self.path(r.label), &header)?;
+        w.attr("/", "fingerprint", &self.fingerprint)?;
+        w.dataset(
+            "/pixels",
+            r.pixels.view(),
+            "NCHW",
+            "stitched images, pixel units",
+        )?;
+        w.dataset(
+            "/source_index",
+            r.source_index.view(),
+            "N,T",
+            "record of each tile",
+        )?;
+        w.dataset("/crop_box", r.crop_box.view(), "N,T,4", "crop of each tile")?;
+        let log = &r.log;
+        let cand = Array1::from(
+            log.source_index
+                .iter()
+                .map(|&i| i as i64)
+                .collect::<Vec<_>>(),
+        );
+        w.dataset("/candidates/source_index", cand.view(), "N", "candidates")?;
+        let per = log.boxes.first().map_or(0, Vec::len);
+        let boxes: Vec<i32> = log.boxes.iter().flatten().flat_map(box_i32).collect();
+        let boxes =
+            Array3::from_shape_vec((log.boxes.len(), per, 4), boxes).expect("same per image");
+        w.dataset(
+            "/candidates/crop_box",
+            boxes.view(),
+            "N,R,4",
+            "crops considered",
+        )?;
+        let scores: Vec<f64> = log.scores.iter().flatten().copied().collect();
+        let scores =
+            Array2::from_shape_vec((log.scores.len(), per), scores).expect("same per image");
+        w.dataset("/candidates/score", scores.view(), "N,R", "crop scores")?;
+        if let Some(m) = &log.maps {
+            w.dataset("/candidates/shapley", m.view(), "N,G,G", "Shapley maps")?;
+        }
+        w.finish()?;
+        Ok(())
+    }
+
+    /// The saved result of `class`, if any. A saved class from another configuration is an
+    /// error: mixing them would silently corrupt the output.
+    pub(super) fn load(&self, class: usize) -> Result<Option<ClassResult>> {
+        let path = self.path(class);
+        if !path.exists() {
+            return Ok(None);
+        }
+        let f = store::open(&path)?;
+        let err = |e: hdf5::Error| Error::store(&path, e);
+        if store::read_attr(&f, "fingerprint").map_err(err)? != self.fingerprint {
+            return Err(Error::store(
+                &path,
+                format!(
+                    "was made with other options, teacher or data; delete {} or run without --resume",
+                    self.dir.display()
+                ),
+            ));
+        }
+        let boxes = f
+            .dataset("candidates/crop_box")
+            .and_then(|d| d.read::<i32, ndarray::Ix3>())
+            .map_err(err)?;
+        let scores = f
+            .dataset("candidates/score")
+            .and_then(|d| d.read_2d::<f64>())
+            .map_err(err)?;
+        let log = ClassLog {
+            label: class,
+            source_index: f
+                .dataset("candidates/source_index")
+                .and_then(|d| d.read_raw::<i64>())
+                .map_err(err)?
+                .into_iter()
+                .map(|i| i as usize)
+                .collect(),
+            maps: f
+                .dataset("candidates/shapley")
+                .and_then(|d| d.read::<f64, ndarray::Ix3>())
+                .ok(),
+            boxes: boxes
+                .outer_iter()
+                .map(|bs| {
+                    bs.outer_iter()
+                        .map(|b| PixelBox {
+                            y0: b[0] as usize,
+                            x0: b[1] as usize,
+                            y1: b[2] as usize,
+                            x1: b[3] as usize,
+                        })
+                        .collect()
+                })
+                .collect(),
+            scores: scores.outer_iter().map(|r| r.to_vec()).collect(),
+        };
+        Ok(Some(ClassResult {
+            label: class,
+            pixels: f
+                .dataset("pixels")
+                .and_then(|d| d.read::<f32, ndarray::Ix4>())
+                .map_err(err)?,
+            source_index: f
+                .dataset("source_index")
+                .and_then(|d| d.read_2d::<i64>())
+                .map_err(err)?,
+            crop_box: f
+                .dataset("crop_box")
+                .and_then(|d| d.read::<i32, ndarray::Ix3>())
+                .map_err(err)?,
+            log,
+        }))
+    }
+
+    /// Remove the saved classes once the whole result is written.
+    pub fn remove(self) -> Result<()> {
+        std::fs::remove_dir_all(&self.dir).map_err(|e| Error::io(&self.dir, e))
+    }
+}
+
+/// The default checkpoint folder of an output file: `OUT.parts` beside it.
+pub fn default_dir(out: &Path) -> PathBuf {
+    let mut name = out.file_name().unwrap_or_default().to_os_string();
+    name.push(".parts");
+    out.with_file_name(name)
+}
