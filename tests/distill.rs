@@ -33,6 +33,7 @@ fn config(method: Method, factor: usize, seed: u64) -> DistillConfig {
         score: Score::GradNorm,
         seed,
         skip_bad: false,
+        classes: None,
     }
 }
 
@@ -236,6 +237,59 @@ fn an_interrupted_run_resumes_to_the_same_result() {
         .to_string();
     assert!(
         err.contains("class-00000.h5") && err.contains("other options"),
+        "{err}"
+    );
+}
+
+#[test]
+fn shards_of_classes_merge_into_the_full_run() {
+    let t = tract(TEACHER);
+    let dir = tempfile::tempdir().unwrap();
+    let write = |cfg: &DistillConfig, name: &str| {
+        let path = dir.path().join(name);
+        run(&t, cfg)
+            .write(&path, &t, &serde_json::json!({ "distill": cfg }))
+            .unwrap();
+        path
+    };
+    let shard = |classes: Vec<usize>, seed| DistillConfig {
+        classes: Some(classes),
+        ..config(Method::Random, 1, seed)
+    };
+    let full = write(&config(Method::Random, 1, 7), "full.h5");
+    let a = write(&shard((0..4).collect(), 7), "a.h5");
+    let b = write(&shard((4..10).collect(), 7), "b.h5");
+    let merged = dir.path().join("merged.h5");
+    infoutil::distill::merge(&[a.clone(), b], &merged).unwrap();
+    let (m, f) = (
+        infoutil::store::open(&merged).unwrap(),
+        infoutil::store::open(&full).unwrap(),
+    );
+    for name in ["images_uint8", "labels", "provenance/source_index"] {
+        let (x, y) = (m.dataset(name).unwrap(), f.dataset(name).unwrap());
+        assert_eq!(x.shape(), y.shape(), "{name}");
+        assert_eq!(x.read_raw::<i64>().ok(), y.read_raw::<i64>().ok(), "{name}");
+    }
+    let (x, y) = (
+        m.dataset("images").unwrap().read_raw::<f32>().unwrap(),
+        f.dataset("images").unwrap().read_raw::<f32>().unwrap(),
+    );
+    assert_eq!(x, y);
+
+    let overlap = write(&shard(vec![3, 4], 7), "c.h5");
+    let err = infoutil::distill::merge(&[a.clone(), overlap], &dir.path().join("x.h5"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("class 3") && err.contains("more than one shard"),
+        "{err}"
+    );
+    let other_seed = write(&shard(vec![5], 8), "d.h5");
+    let err = infoutil::distill::merge(&[a, other_seed], &dir.path().join("y.h5"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("d.h5") && err.contains("another teacher, data or options"),
         "{err}"
     );
 }

@@ -35,34 +35,13 @@ pub struct AttributeArgs {
     png: Option<PathBuf>,
 }
 
-fn parse_indices(spec: &str, len: usize) -> anyhow::Result<Vec<usize>> {
-    let mut out = Vec::new();
-    for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let (a, b) = match part.split_once('-') {
-            Some((a, b)) => (a.trim().parse::<usize>()?, b.trim().parse::<usize>()?),
-            None => {
-                let v = part.parse::<usize>()?;
-                (v, v)
-            }
-        };
-        anyhow::ensure!(
-            a <= b && b < len,
-            "index range {part:?} is outside the dataset's {len} records"
-        );
-        out.extend(a..=b);
-    }
-    out.sort_unstable();
-    out.dedup();
-    Ok(out)
-}
-
 pub fn run(args: AttributeArgs) -> anyhow::Result<()> {
     let teacher = args.teacher.load()?;
     let data_path = paths::shipped_or(&args.data, paths::DEFAULT_TEST_DATA);
     let mut source = data::open(&data_path)?;
     let len = source.info().len;
     let mut indices = match &args.indices {
-        Some(spec) => parse_indices(spec, len)?,
+        Some(spec) => super::parse_list(spec, len, "the dataset's records")?,
         None => (0..len).collect(),
     };
     if let Some(n) = args.per_class {

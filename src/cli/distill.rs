@@ -45,6 +45,9 @@ pub struct DistillArgs {
     skip_bad: bool,
     #[arg(long, default_value = "distilled.h5")]
     out: PathBuf,
+    /// Only these classes, e.g. "0-499" (one machine's share; combine the files with `infoutil merge`).
+    #[arg(long)]
+    classes: Option<String>,
     /// Take the classes that an interrupted run with the same options already finished (kept in
     /// OUT.parts/ until the output is written).
     #[arg(long)]
@@ -89,6 +92,14 @@ pub fn run(args: DistillArgs) -> anyhow::Result<()> {
         score: args.score,
         seed: args.seed,
         skip_bad: args.skip_bad,
+        classes: match &args.classes {
+            Some(spec) => Some(super::parse_list(
+                spec,
+                teacher.num_classes(),
+                "the teacher's classes",
+            )?),
+            None => None,
+        },
     };
     let labels_by = label_teacher.as_ref().unwrap_or(&teacher);
     let decides = serde_json::json!({

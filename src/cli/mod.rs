@@ -35,8 +35,25 @@ enum Command {
     Attribute(attribute::AttributeArgs),
     /// Distil a dataset: InfoUtil, or the RDED and random baselines.
     Distill(distill::DistillArgs),
+    /// Combine distilled files made with --classes shards of one run into one file.
+    Merge(MergeArgs),
     /// Print a readable summary of an HDF5 file that infoutil wrote.
     Inspect(inspect::InspectArgs),
+}
+
+#[derive(Args)]
+struct MergeArgs {
+    /// Distilled files of one run, each with other classes (`distill --classes`).
+    #[arg(required = true)]
+    inputs: Vec<PathBuf>,
+    #[arg(long)]
+    out: PathBuf,
+}
+
+fn merge(args: MergeArgs) -> anyhow::Result<()> {
+    let written = infoutil::distill::merge(&args.inputs, &args.out)?;
+    println!("merged {} files → {}", args.inputs.len(), written.display());
+    Ok(())
 }
 
 /// Which teacher, and how to run it.
@@ -95,6 +112,7 @@ pub fn main() -> ExitCode {
         Command::Teacher(cmd) => teacher::run(cmd),
         Command::Attribute(args) => attribute::run(args),
         Command::Distill(args) => distill::run(args),
+        Command::Merge(args) => merge(args),
         Command::Inspect(args) => inspect::run(args),
     };
     match result {
@@ -116,4 +134,27 @@ pub fn peak_memory() -> String {
                 .map(|l| l[6..].trim().to_string())
         })
         .unwrap_or_else(|| "unknown".into())
+}
+
+/// A list of indices and inclusive ranges, e.g. "0,5,10-19", each below `len`; sorted, distinct.
+pub fn parse_list(spec: &str, len: usize, what: &str) -> anyhow::Result<Vec<usize>> {
+    let mut out = Vec::new();
+    for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (a, b) = match part.split_once('-') {
+            Some((a, b)) => (a.trim().parse::<usize>()?, b.trim().parse::<usize>()?),
+            None => {
+                let v = part.parse::<usize>()?;
+                (v, v)
+            }
+        };
+        anyhow::ensure!(
+            a <= b && b < len,
+            "{part:?} is outside {what} (0 to {})",
+            len.saturating_sub(1)
+        );
+        out.extend(a..=b);
+    }
+    out.sort_unstable();
+    out.dedup();
+    Ok(out)
 }

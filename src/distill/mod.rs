@@ -2,6 +2,7 @@
 //! resized; random: whole images) → utility and selection → stitching → soft labels.
 
 pub mod candidates;
+mod merge;
 mod output;
 mod parts;
 pub mod rded;
@@ -22,6 +23,7 @@ use crate::reconstruct;
 use crate::teacher::Teacher;
 use crate::utility::{self, Score};
 use candidates::Candidates;
+pub use merge::merge;
 pub use output::Distilled;
 use parts::ClassResult;
 pub use parts::{default_dir as default_checkpoint_dir, Checkpoint};
@@ -51,6 +53,9 @@ pub struct DistillConfig {
     pub score: Score,
     pub seed: u64,
     pub skip_bad: bool,
+    /// Only these classes (a shard of the work, e.g. one machine's part); None = all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub classes: Option<Vec<usize>>,
 }
 
 impl DistillConfig {
@@ -147,10 +152,21 @@ pub fn distill(
     run.mean_pixel = mean_pixel(source, teacher, cfg)?;
     run.timings.read += started.elapsed().as_secs_f64();
 
+    let wanted: Vec<usize> = match &cfg.classes {
+        Some(list) => list.clone(),
+        None => (0..classes.len()).collect(),
+    };
+    if let Some(&bad) = wanted.iter().find(|&&c| c >= classes.len()) {
+        return Err(Error::Config(format!(
+            "class {bad} does not exist: the teacher has {} classes",
+            classes.len()
+        )));
+    }
     let mut out = output::Builder::new(teacher);
     let mut resumed = 0;
-    progress.start("distilling", classes.len() as u64);
-    for (c, pool) in classes.iter().enumerate() {
+    progress.start("distilling", wanted.len() as u64);
+    for c in wanted {
+        let pool = &classes[c];
         let saved = match checkpoint {
             Some(cp) if cp.resume => cp.load(c)?,
             _ => None,

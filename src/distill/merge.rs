@@ -1,0 +1,149 @@
+//! `infoutil merge`: shards of one distillation (`distill --classes …` on several machines)
+//! combined into one file, as if one machine had done all classes.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use hdf5::H5Type;
+use ndarray::{ArrayD, Axis};
+
+use crate::error::{Error, Result};
+use crate::store;
+
+/// Every dataset of a distilled file, by element type (the schema of docs/hdf5-schema.md).
+const F32: &[&str] = &[
+    "images",
+    "soft_labels",
+    "soft_logits",
+    "candidates/score",
+    "candidates/shapley",
+];
+const U8: &[&str] = &["images_uint8"];
+const I64: &[&str] = &[
+    "labels",
+    "provenance/source_index",
+    "candidates/source_index",
+    "candidates/label",
+];
+const I32: &[&str] = &["provenance/crop_box", "candidates/crop_box"];
+
+struct Shard {
+    path: PathBuf,
+    file: hdf5::File,
+    config: serde_json::Value,
+}
+
+fn open(path: &Path) -> Result<Shard> {
+    let file = store::open(path)?;
+    let attr = |k: &str| store::read_attr(&file, k).map_err(|e| Error::store(path, e));
+    if attr("kind")? != "distilled" {
+        return Err(Error::store(
+            path,
+            "is not a distilled file (kind ≠ distilled)",
+        ));
+    }
+    let config: serde_json::Value = serde_json::from_str(&attr("config")?)
+        .map_err(|e| Error::store(path, format!("config attribute: {e}")))?;
+    Ok(Shard {
+        path: path.to_path_buf(),
+        file,
+        config,
+    })
+}
+
+/// The configuration with the shard's class list taken out: equal for shards of one run.
+fn without_classes(config: &serde_json::Value) -> serde_json::Value {
+    let mut c = config.clone();
+    if let Some(d) = c.get_mut("distill").and_then(|d| d.as_object_mut()) {
+        d.remove("classes");
+    }
+    c
+}
+
+fn concat<T: H5Type + Clone>(shards: &[Shard], name: &str, w: &store::Writer) -> Result<()> {
+    if !shards[0].file.link_exists(name) {
+        return Ok(());
+    }
+    let mut parts: Vec<ArrayD<T>> = Vec::new();
+    for s in shards {
+        let ds = s
+            .file
+            .dataset(name)
+            .map_err(|e| Error::store(&s.path, format!("{name}: {e}")))?;
+        parts.push(
+            ds.read_dyn::<T>()
+                .map_err(|e| Error::store(&s.path, format!("{name}: {e}")))?,
+        );
+    }
+    let views: Vec<_> = parts.iter().map(|a| a.view()).collect();
+    let all = ndarray::concatenate(Axis(0), &views).map_err(|e| {
+        Error::store(
+            &shards[1].path,
+            format!("{name} does not line up with the first shard: {e}"),
+        )
+    })?;
+    let ds = shards[0]
+        .file
+        .dataset(name)
+        .map_err(|e| Error::store(&shards[0].path, e))?;
+    let layout = store::read_attr(&ds, "layout").unwrap_or_default();
+    let description = store::read_attr(&ds, "description").unwrap_or_default();
+    w.dataset(&format!("/{name}"), all.view(), &layout, &description)
+}
+
+/// Merge `inputs` into `out`. They must come from one run (same teacher, data and options but
+/// the class list) and cover disjoint classes.
+pub fn merge(inputs: &[PathBuf], out: &Path) -> Result<PathBuf> {
+    if inputs.len() < 2 {
+        return Err(Error::Config("merge needs at least two files".into()));
+    }
+    let shards = inputs.iter().map(|p| open(p)).collect::<Result<Vec<_>>>()?;
+    let base = without_classes(&shards[0].config);
+    let sha = |s: &Shard| {
+        store::read_attr(&s.file, "teacher_sha256").map_err(|e| Error::store(&s.path, e))
+    };
+    let mut seen = BTreeSet::new();
+    for s in &shards {
+        if without_classes(&s.config) != base || sha(s)? != sha(&shards[0])? {
+            return Err(Error::store(
+                &s.path,
+                format!(
+                    "was made with another teacher, data or options than {}",
+                    shards[0].path.display()
+                ),
+            ));
+        }
+        let labels = s
+            .file
+            .dataset("labels")
+            .and_then(|d| d.read_raw::<i64>())
+            .map_err(|e| Error::store(&s.path, e))?;
+        let classes: BTreeSet<i64> = labels.into_iter().collect();
+        if let Some(c) = classes.intersection(&seen).next() {
+            return Err(Error::store(
+                &s.path,
+                format!("class {c} is in more than one shard"),
+            ));
+        }
+        seen.extend(classes);
+    }
+    let mut config = shards[0].config.clone();
+    config["distill"]["classes"] = serde_json::json!(seen);
+    config["merged_from"] = serde_json::json!(inputs);
+    let header = store::Header {
+        kind: "distilled",
+        config: &config,
+        teacher_sha256: &sha(&shards[0])?,
+    };
+    let w = store::Writer::create(out, &header)?;
+    for key in ["class_names", "method", "ipc", "factor", "seed"] {
+        let v =
+            store::read_attr(&shards[0].file, key).map_err(|e| Error::store(&shards[0].path, e))?;
+        w.attr("/", key, &v)?;
+    }
+    F32.iter().try_for_each(|n| concat::<f32>(&shards, n, &w))?;
+    U8.iter().try_for_each(|n| concat::<u8>(&shards, n, &w))?;
+    I64.iter().try_for_each(|n| concat::<i64>(&shards, n, &w))?;
+    I32.iter().try_for_each(|n| concat::<i32>(&shards, n, &w))?;
+    w.finish()
+}
