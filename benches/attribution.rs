@@ -17,8 +17,13 @@ const BUDGET: usize = 256;
 
 fn load(backend: BackendChoice) -> Option<Teacher> {
     let path = infoutil::paths::shipped(infoutil::paths::DEFAULT_TEACHER);
-    let opts = TeacherOptions { backend, ..TeacherOptions::default() };
-    Teacher::load(&path, &opts).map_err(|e| eprintln!("not measured: {backend:?}: {e}")).ok()
+    let opts = TeacherOptions {
+        backend,
+        ..TeacherOptions::default()
+    };
+    Teacher::load(&path, &opts)
+        .map_err(|e| eprintln!("not measured: {backend:?}: {e}"))
+        .ok()
 }
 
 fn images(t: &Teacher) -> (Array4<f32>, Vec<usize>) {
@@ -30,7 +35,8 @@ fn images(t: &Teacher) -> (Array4<f32>, Vec<usize>) {
     let sel = Selection::Indices((0..IMAGES).map(|i| i * 50).collect());
     source
         .visit(&sel, false, &mut |r| {
-            spec.convert_into(r.image.view(), x.index_axis_mut(Axis(0), y.len())).expect("channels");
+            spec.convert_into(r.image.view(), x.index_axis_mut(Axis(0), y.len()))
+                .expect("channels");
             y.push(r.label);
             Ok(())
         })
@@ -39,17 +45,30 @@ fn images(t: &Teacher) -> (Array4<f32>, Vec<usize>) {
 }
 
 fn bench(c: &mut Criterion) {
-    let cfg = ShapleyConfig { budget: BUDGET, ..ShapleyConfig::default() };
+    let cfg = ShapleyConfig {
+        budget: BUDGET,
+        ..ShapleyConfig::default()
+    };
     // Coalitions actually evaluated per image (an estimator may use fewer than the budget).
-    let m = cfg.estimator.plan(16, BUDGET, 0).expect("plan").coalitions().len();
+    let m = cfg
+        .estimator
+        .plan(16, BUDGET, 0)
+        .expect("plan")
+        .coalitions()
+        .len();
     let mut g = c.benchmark_group("stage1");
-    g.sample_size(10).throughput(Throughput::Elements((IMAGES * m) as u64));
+    g.sample_size(10)
+        .throughput(Throughput::Elements((IMAGES * m) as u64));
     for (name, backend) in [("tract", BackendChoice::Tract), ("ort", BackendChoice::Ort)] {
         let Some(t) = load(backend) else { continue };
         let (x, y) = images(&t);
         // The same number of masked images as attribution evaluates, as one batch of inputs.
-        let masked = Array4::from_shape_fn((IMAGES * m, 1, 28, 28), |(i, c, h, w)| x[[i % IMAGES, c, h, w]]);
-        g.bench_function(format!("raw_inference/{name}"), |b| b.iter(|| t.logits(masked.view()).unwrap()));
+        let masked = Array4::from_shape_fn((IMAGES * m, 1, 28, 28), |(i, c, h, w)| {
+            x[[i % IMAGES, c, h, w]]
+        });
+        g.bench_function(format!("raw_inference/{name}"), |b| {
+            b.iter(|| t.logits(masked.view()).unwrap())
+        });
         g.bench_function(format!("shapley_maps/{name}"), |b| {
             b.iter(|| shapley_maps(&t, x.view(), &y, &cfg, &[0.0], 0, &Silent).unwrap())
         });
