@@ -34,19 +34,8 @@ pub struct ShapleyArgs {
 }
 
 fn parse_estimator(s: &str) -> Result<Estimator, String> {
-    let all = [
-        Estimator::Exact,
-        Estimator::KernelShap {
-            enumerate_sizes: false,
-        },
-        Estimator::KernelShap {
-            enumerate_sizes: true,
-        },
-        Estimator::LeverageShap,
-        Estimator::Permutation,
-    ];
-    all.into_iter().find(|e| e.name() == s).ok_or_else(|| {
-        let names: Vec<_> = all.iter().map(|e| e.name()).collect();
+    Estimator::from_name(s).ok_or_else(|| {
+        let names: Vec<_> = Estimator::ALL.iter().map(|e| e.name()).collect();
         format!(
             "unknown estimator {s:?}; choose one of {}",
             names.join(", ")

@@ -75,6 +75,24 @@ pub enum Estimator {
 }
 
 impl Estimator {
+    /// Every estimator, exact enumeration first.
+    pub const ALL: [Estimator; 5] = [
+        Estimator::Exact,
+        Estimator::KernelShap {
+            enumerate_sizes: false,
+        },
+        Estimator::KernelShap {
+            enumerate_sizes: true,
+        },
+        Estimator::LeverageShap,
+        Estimator::Permutation,
+    ];
+
+    /// The estimator called `name` (see [`name`](Self::name)).
+    pub fn from_name(name: &str) -> Option<Estimator> {
+        Self::ALL.into_iter().find(|e| e.name() == name)
+    }
+
     /// A short stable name (for tables and files).
     pub fn name(&self) -> &'static str {
         match self {
