@@ -23,7 +23,7 @@ fn config(method: Method, factor: usize, seed: u64) -> DistillConfig {
         factor,
         // RDED keeps one crop per candidate, so it needs IPC·factor² candidates; fewer keep the
         // tests quick on tract.
-        candidates: if method == Method::Rded { 8 } else { 4 },
+        candidates: if method == Method::Rded { 8 } else { 6 },
         shapley: ShapleyConfig {
             budget: 48,
             estimator: Estimator::LeverageShap,
@@ -75,6 +75,16 @@ fn check_invariants(d: &Distilled, cfg: &DistillConfig) {
     }
     let labels = data::open(&repo(TRAIN)).unwrap().labels().unwrap();
     let images = sources(d);
+    let mut used = std::collections::HashSet::new();
+    for i in 0..d.len() {
+        for k in 0..per {
+            let key = (
+                d.source_index[[i, k]],
+                d.crop_box.slice(s![i, k, ..]).to_vec(),
+            );
+            assert!(used.insert(key.clone()), "crop {key:?} used twice");
+        }
+    }
     for i in 0..d.len() {
         for k in 0..per {
             let src = d.source_index[[i, k]] as usize;
@@ -193,8 +203,8 @@ fn the_written_file_matches_the_set() {
         vec![20, 1]
     );
     let maps = f.dataset("candidates/shapley").unwrap().shape();
-    assert_eq!(maps, vec![40, 4, 4], "4 candidates × 10 classes, 4×4 grid");
-    assert_eq!(f.dataset("candidates/score").unwrap().shape(), vec![40, 5]);
+    assert_eq!(maps, vec![60, 4, 4], "6 candidates × 10 classes, 4×4 grid");
+    assert_eq!(f.dataset("candidates/score").unwrap().shape(), vec![60, 5]);
 }
 
 #[test]

@@ -376,7 +376,8 @@ fn random_crops(cands: &Candidates, c: usize) -> (Vec<Crop>, ClassLog) {
 }
 
 /// Score every box: the crop resized to the teacher's input (or, with `pad_factor`, to one tile
-/// and zero-padded, as RDED does) through `how`.
+/// and zero-padded, as RDED does) through `how`. A box an image offers twice (noisy crops often
+/// land on the clean one) is scored once.
 fn score_boxes(
     teacher: &Teacher,
     cands: &Candidates,
@@ -391,24 +392,29 @@ fn score_boxes(
         None => (spec.height, spec.width),
     };
     let tile_spec = spec.with_size(th, tw);
-    let total: usize = boxes.iter().map(Vec::len).sum();
-    let mut x = Array4::zeros((total, spec.channels, th, tw));
-    let mut k = 0;
-    for (raw, bs) in cands.raw.iter().zip(boxes) {
+    let mut slot = std::collections::HashMap::new();
+    let mut unique = Vec::new();
+    for (cand, bs) in boxes.iter().enumerate() {
         for b in bs {
-            let pixels = reconstruct::crop_resized(raw.view(), b, th, tw);
-            tile_spec.pixels_into(pixels.view(), x.index_axis_mut(Axis(0), k));
-            k += 1;
+            slot.entry((cand, *b)).or_insert_with(|| {
+                unique.push((cand, *b));
+                unique.len() - 1
+            });
         }
+    }
+    let mut x = Array4::zeros((unique.len(), spec.channels, th, tw));
+    for (k, (cand, b)) in unique.iter().enumerate() {
+        let pixels = reconstruct::crop_resized(cands.raw[*cand].view(), b, th, tw);
+        tile_spec.pixels_into(pixels.view(), x.index_axis_mut(Axis(0), k));
     }
     if pad_factor.is_some() {
         x = rded::zero_padded(&x, spec.height, spec.width);
     }
-    let flat = utility::score(teacher, x.view(), &vec![c; total], how)?;
-    let mut it = flat.into_iter();
+    let scores = utility::score(teacher, x.view(), &vec![c; unique.len()], how)?;
     Ok(boxes
         .iter()
-        .map(|bs| it.by_ref().take(bs.len()).collect())
+        .enumerate()
+        .map(|(cand, bs)| bs.iter().map(|b| scores[slot[&(cand, *b)]]).collect())
         .collect())
 }
 
@@ -419,6 +425,8 @@ fn collect(
     boxes: Vec<Vec<PixelBox>>,
     scores: Vec<Vec<f64>>,
 ) -> (Vec<Crop>, ClassLog) {
+    // The same crop twice would fill two places of the distilled set with one picture.
+    let mut seen = std::collections::HashSet::new();
     let crops = boxes
         .iter()
         .zip(&scores)
@@ -428,6 +436,7 @@ fn collect(
                 .zip(ss)
                 .map(move |(&bbox, &score)| Crop { cand, bbox, score })
         })
+        .filter(|k| seen.insert((k.cand, k.bbox)))
         .collect();
     let log = ClassLog {
         label: c,

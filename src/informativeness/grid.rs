@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 /// A box in pixels, half-open: rows `y0..y1`, columns `x0..x1`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct PixelBox {
     pub y0: usize,
     pub x0: usize,
