@@ -296,7 +296,7 @@ def part_accuracy(args, teacher_path, teacher, idx, labels, x, exact, log):
     for b in args.budgets:
         for tool in ["captum", "shap"]:
             runs = []
-            for s in range(args.seeds):
+            for s in range(args.ref_seeds):
                 teacher.calls = 0
                 t = time.perf_counter()
                 if tool == "captum":
@@ -401,7 +401,8 @@ def render(r):
         [(e, f"infoutil {e}") for e in INFOUTIL_ESTIMATORS]
     L.append(f"Teacher `{r['teacher']}` (sha256 {r['teacher_sha256'][:12]}), N = {r['n']} test "
              f"images ({r['n'] // 10} per class, indices {r['indices'][0]}..{r['indices'][-1]}), "
-             f"{r['args']['seeds']} seed(s) per tool and budget.")
+             f"{r['args']['seeds']} seed(s) per budget for infoutil, {r['args'].get('ref_seeds', r['args']['seeds'])} "
+             "for Captum and shap.")
     L.append("")
     L.append("**Median relative L2 error** ‖φ − φ_exact‖ / ‖φ_exact‖ (mean in brackets), "
              "over images × seeds:")
@@ -490,6 +491,7 @@ def render(r):
             nm = k.split("|")[0]
             if nm not in names:
                 names.append(nm)
+        names.sort(key=lambda nm: (nm.startswith("infoutil"), "tract" in nm, nm))
         tb = r["args"]["time_budgets"]
         L.append("| tool | " + " | ".join(f"budget {b}" for b in tb) + " |")
         L.append("|---|" + "---:|" * len(tb))
@@ -541,11 +543,15 @@ def main():
     ap.add_argument("--data", default="data/fashion-mnist-mini/t10k-images-idx3-ubyte.gz")
     ap.add_argument("--n", type=int, default=20, help="images (n/10 per class)")
     ap.add_argument("--budgets", default="64,256,1024,2048")
-    ap.add_argument("--extra-budgets", default="32,48,96,128,192",
+    ap.add_argument("--extra-budgets", default="32,40,48,96,128",
                     help="extra budgets for --equal-estimator only ('' for none)")
     ap.add_argument("--equal-estimator", default="leverage",
                     help="infoutil estimator timed and used for speed at equal error")
     ap.add_argument("--seeds", type=int, default=2, help="seeds per tool and budget")
+    ap.add_argument("--ref-seeds", type=int, help="seeds for Captum and shap (default: --seeds; "
+                    "they draw a fresh sample for every image anyway)")
+    ap.add_argument("--accuracy-from", help="reuse the accuracy part of an earlier run's .json "
+                    "(same teacher and images) and only time")
     ap.add_argument("--check", type=int, default=2, help="images cross-checked in Python")
     ap.add_argument("--ppe", type=int, default=256, help="Captum perturbations_per_eval")
     ap.add_argument("--time-budgets", default="256,1024")
@@ -564,6 +570,7 @@ def main():
     args.budgets = [int(b) for b in args.budgets.split(",")]
     args.extra_budgets = [int(b) for b in args.extra_budgets.split(",") if b]
     args.time_budgets = [int(b) for b in args.time_budgets.split(",")]
+    args.ref_seeds = args.ref_seeds or args.seeds
     args.pt = args.pt or str(Path(args.teacher).with_suffix(".pt"))
     if not args.ort_lib:
         import onnxruntime
@@ -593,8 +600,21 @@ def main():
         log(f"PyTorch weights unusable ({e}); speed part needs them")
     exact, secs, check = part_exact(args, args.teacher, teacher, idx, labels, x, log)
     r["exact"] = {"seconds": secs, "check": check}
-    log("accuracy...")
-    r["accuracy"] = part_accuracy(args, args.teacher, teacher, idx, labels, x, exact, log)
+    if args.accuracy_from:
+        old = json.loads(Path(args.accuracy_from).read_text())
+        assert old["teacher_sha256"] == r["teacher_sha256"] and old["indices"] == r["indices"]
+        acc = old["accuracy"]
+        acc["res"] = {t: {int(b): v for b, v in d.items()} for t, d in acc["res"].items()}
+        acc["evals"] = {t: {int(b): v for b, v in d.items()} for t, d in acc["evals"].items()}
+        acc["extra"] = {int(b): v for b, v in acc["extra"].items()}
+        r["accuracy"] = acc
+        for k in ["budgets", "extra_budgets", "seeds", "ref_seeds", "equal_estimator"]:
+            r["args"][k] = old["args"].get(k, old["args"]["seeds"])
+        r["accuracy_command"] = old["command"]
+        log(f"accuracy: from {args.accuracy_from}")
+    else:
+        log("accuracy...")
+        r["accuracy"] = part_accuracy(args, args.teacher, teacher, idx, labels, x, exact, log)
     eq_b, target = equal_error(r)
     if not args.no_speed:
         log("speed...")
