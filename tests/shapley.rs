@@ -344,3 +344,13 @@ fn bad_inputs_are_refused_with_a_reason() {
     assert!(plan.run(&Additive::new(vec![1.0; 5])).is_err());
     let _ = Array2::<f64>::zeros((0, 0));
 }
+
+/// Orders are used in antithetic pairs only: a budget that fits a third, unpaired order (48 for
+/// 16 players: ∅, N and 15 new prefixes per order) stops at two.
+#[test]
+fn permutation_plans_hold_whole_pairs_of_orders() {
+    let plan = infoutil::shapley::Estimator::Permutation
+        .plan(16, 48, 0)
+        .unwrap();
+    assert_eq!(plan.coalitions().len(), 32);
+}

@@ -61,6 +61,21 @@ pub(super) fn plan(players: usize, budget: usize, seed: u64) -> Result<Plan> {
         walks.orders.push(order.clone());
         walks.prefixes.push(idx);
     }
+    // An unpaired last order loses the antithetic cancellation and was measured to raise the
+    // error: give its coalitions back.
+    if walks.orders.len() % 2 == 1 && walks.orders.len() > 1 {
+        walks.orders.pop();
+        walks.prefixes.pop();
+        draws -= players - 1;
+        // Coalitions are only ever appended, so the popped order's new ones are the tail.
+        let used = walks
+            .prefixes
+            .iter()
+            .flatten()
+            .map(|&i| i as usize + 1)
+            .max();
+        coalitions.truncate(used.unwrap_or(2).max(2));
+    }
     if walks.orders.is_empty() {
         return Err(Error::Config(format!(
             "shapley: a budget of {budget} coalitions is too small for one permutation of \
