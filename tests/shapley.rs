@@ -177,7 +177,7 @@ fn samplers_recover_additive_games_at_any_budget() {
     let w: Vec<f64> = (0..m).map(|i| (i as f64 * 0.7).sin() * 3.0).collect();
     let game = Additive::new(w.clone());
     for est in SAMPLERS {
-        for budget in [32, 40, 64, 256, 2048] {
+        for budget in [48, 64, 256, 2048] {
             for seed in 0..3 {
                 let e = shapley(&game, est, budget, seed).unwrap();
                 assert_close(&e.phi, &w, 1e-9, &format!("{est:?} at {budget}"));
@@ -191,7 +191,7 @@ fn samplers_meet_efficiency_exactly() {
     for seed in 0..4 {
         let game = Squashed::random(16, 100 + seed);
         for est in SAMPLERS {
-            for budget in [32, 64, 256, 1024, 2048] {
+            for budget in [48, 64, 256, 1024, 2048] {
                 let e = shapley(&game, est, budget, seed).unwrap();
                 assert!(
                     e.diagnostics.efficiency_gap <= 1e-9,
@@ -225,7 +225,7 @@ fn errors_shrink_towards_exact_as_the_budget_grows() {
     let truth = exact(&game);
     for est in [KERNEL_ENUM, Estimator::LeverageShap] {
         let err = |b| rel_l2(&shapley(&game, est, b, 3).unwrap().phi, &truth);
-        let (small, large) = (err(24), err(1000));
+        let (small, large) = (err(32), err(1000));
         assert!(large < small / 3.0, "{est:?}: {small} → {large}");
     }
 }
@@ -336,7 +336,7 @@ fn bad_inputs_are_refused_with_a_reason() {
     assert!(msg(KERNEL.plan(0, 100, 0)).contains("players"));
     assert!(msg(Estimator::LeverageShap.plan(16, 31, 0)).contains("budget"));
     assert!(msg(Estimator::Permutation.plan(16, 10, 0)).contains("budget"));
-    let plan = KERNEL.plan(4, 10, 0).unwrap();
+    let plan = KERNEL.plan(4, 12, 0).unwrap();
     assert!(plan.solve(&[1.0; 3]).is_err());
     let mut v = vec![1.0; plan.coalitions().len()];
     v[2] = f64::NAN;
@@ -353,4 +353,15 @@ fn permutation_plans_hold_whole_pairs_of_orders() {
         .plan(16, 48, 0)
         .unwrap();
     assert_eq!(plan.coalitions().len(), 32);
+}
+
+/// Below 3 coalitions per player the regression estimators only interpolate (measured: errors of
+/// 7–10× the values on the shipped teacher at 2M): such budgets are refused, saying why.
+#[test]
+fn too_small_a_regression_budget_is_refused() {
+    for e in [Estimator::LeverageShap, KERNEL] {
+        let msg = e.plan(16, 47, 0).err().expect("refused").to_string();
+        assert!(msg.contains("at least 48"), "{msg}");
+        assert!(e.plan(16, 48, 0).is_ok());
+    }
 }

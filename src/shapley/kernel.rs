@@ -108,7 +108,7 @@ mod tests {
     #[test]
     fn respects_budget_and_pairs() {
         for enumerate in [false, true] {
-            for budget in [32, 64, 256, 1024, 2048] {
+            for budget in [48, 64, 256, 1024, 2048] {
                 let d = design(16, budget, 5, enumerate).unwrap();
                 assert!(d.rows.len() + 2 <= budget);
                 assert!(d.rows.len() + 4 >= budget, "{budget}: {}", d.rows.len());

@@ -118,7 +118,7 @@ mod tests {
 
     #[test]
     fn design_uses_the_budget() {
-        for budget in [32, 64, 256, 1024, 2048, 65535] {
+        for budget in [48, 64, 256, 1024, 2048, 65535] {
             let d = design(16, budget, 2).unwrap();
             assert!(d.rows.len() + 2 <= budget && d.rows.len() + 3 >= budget);
         }
