@@ -360,7 +360,7 @@ fn permutation_plans_hold_whole_pairs_of_orders() {
 #[test]
 fn too_small_a_regression_budget_is_refused() {
     for e in [Estimator::LeverageShap, KERNEL] {
-        let msg = e.plan(16, 47, 0).err().expect("refused").to_string();
+        let msg = e.plan(16, 47, 0).expect_err("refused").to_string();
         assert!(msg.contains("at least 48"), "{msg}");
         assert!(e.plan(16, 48, 0).is_ok());
     }
