@@ -6,11 +6,11 @@
 //!     ORT_DYLIB_PATH=… cargo bench --bench attribution   # + ONNX Runtime
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use infoutil::data::{self, Selection};
+use infoutil::data;
 use infoutil::informativeness::attribute::{shapley_maps, ShapleyConfig};
 use infoutil::progress::Silent;
 use infoutil::teacher::{BackendChoice, Teacher, TeacherOptions};
-use ndarray::{Array4, Axis};
+use ndarray::Array4;
 
 const IMAGES: usize = 16;
 const BUDGET: usize = 256;
@@ -27,21 +27,14 @@ fn load(backend: BackendChoice) -> Option<Teacher> {
 }
 
 fn images(t: &Teacher) -> (Array4<f32>, Vec<usize>) {
-    let spec = &t.meta.input;
     let path = infoutil::paths::shipped(infoutil::paths::DEFAULT_TEST_DATA);
     let mut source = data::open(&path).expect("embedded data");
-    let mut x = Array4::zeros((IMAGES, spec.channels, spec.height, spec.width));
-    let mut y = Vec::new();
-    let sel = Selection::Indices((0..IMAGES).map(|i| i * 50).collect());
-    source
-        .visit(&sel, false, &mut |r| {
-            spec.convert_into(r.image.view(), x.index_axis_mut(Axis(0), y.len()))
-                .expect("channels");
-            y.push(r.label);
-            Ok(())
-        })
-        .expect("reads");
-    (x, y)
+    data::read_converted(
+        source.as_mut(),
+        (0..IMAGES).map(|i| i * 50).collect(),
+        &t.meta.input,
+    )
+    .expect("reads")
 }
 
 fn bench(c: &mut Criterion) {

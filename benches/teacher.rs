@@ -6,27 +6,16 @@
 //! Without ONNX Runtime only tract is measured (and a line says so).
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use infoutil::data::{self, Selection};
+use infoutil::data;
 use infoutil::teacher::{BackendChoice, Teacher, TeacherOptions};
-use ndarray::{Array4, Axis};
+use ndarray::Array4;
 
 const N: usize = 256;
 
 fn images(t: &Teacher) -> (Array4<f32>, Vec<usize>) {
-    let spec = &t.meta.input;
     let path = infoutil::paths::shipped(infoutil::paths::DEFAULT_TEST_DATA);
     let mut source = data::open(&path).expect("embedded data");
-    let mut x = Array4::zeros((N, spec.channels, spec.height, spec.width));
-    let mut y = Vec::new();
-    source
-        .visit(&Selection::Indices((0..N).collect()), false, &mut |r| {
-            spec.convert_into(r.image.view(), x.index_axis_mut(Axis(0), y.len()))
-                .expect("channels");
-            y.push(r.label);
-            Ok(())
-        })
-        .expect("reads");
-    (x, y)
+    data::read_converted(source.as_mut(), (0..N).collect(), &t.meta.input).expect("reads")
 }
 
 fn teachers() -> Vec<(&'static str, Teacher)> {

@@ -196,3 +196,24 @@ pub(crate) fn deliver(
         Err(e) => Err(e),
     }
 }
+
+/// The records at `indices` (sorted) converted to `spec`'s input space, `[n, C, H, W]`, with
+/// their labels; a bad record is an error.
+pub fn read_converted(
+    source: &mut dyn Source,
+    indices: Vec<usize>,
+    spec: &preprocess::InputSpec,
+) -> Result<(ndarray::Array4<f32>, Vec<usize>)> {
+    let path = source.info().path.clone();
+    let n = indices.len();
+    let mut x = ndarray::Array4::zeros((n, spec.channels, spec.height, spec.width));
+    let mut labels = Vec::with_capacity(n);
+    source.visit(&Selection::Indices(indices), false, &mut |r| {
+        let slot = x.index_axis_mut(ndarray::Axis(0), labels.len());
+        spec.convert_into(r.image.view(), slot)
+            .map_err(|m| Error::data(&path, Some(r.index), m))?;
+        labels.push(r.label);
+        Ok(())
+    })?;
+    Ok((x, labels))
+}

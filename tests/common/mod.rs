@@ -3,9 +3,9 @@
 
 use std::path::{Path, PathBuf};
 
-use infoutil::data::{self, Selection};
+use infoutil::data;
 use infoutil::teacher::{BackendChoice, Teacher, TeacherOptions};
-use ndarray::{Array4, Axis};
+use ndarray::Array4;
 
 pub fn repo(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
@@ -42,19 +42,8 @@ pub fn ort(rel: &str, test: &str) -> Option<Teacher> {
 
 /// The first `n` images of the embedded test subset in `teacher`'s input space, with labels.
 pub fn mini_test(teacher: &Teacher, n: usize) -> (Array4<f32>, Vec<usize>) {
-    let spec = &teacher.meta.input;
     let mut source = data::open(&repo(MINI_TEST)).expect("embedded data opens");
-    let mut x = Array4::zeros((n, spec.channels, spec.height, spec.width));
-    let mut labels = Vec::new();
-    let selection = Selection::Indices((0..n).collect());
-    source
-        .visit(&selection, false, &mut |r| {
-            let i = labels.len();
-            spec.convert_into(r.image.view(), x.index_axis_mut(Axis(0), i))
-                .expect("channels match");
-            labels.push(r.label);
-            Ok(())
-        })
+    let (x, labels) = data::read_converted(source.as_mut(), (0..n).collect(), &teacher.meta.input)
         .expect("embedded data reads");
     assert_eq!(labels.len(), n);
     (x, labels)
