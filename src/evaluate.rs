@@ -197,8 +197,7 @@ pub fn evaluate(
     flush(&mut chunk)?;
     progress.finish();
 
-    report.skipped += local_skips.skipped;
-    report.skipped_examples.extend(local_skips.skipped_examples);
+    report.absorb(local_skips);
     let logits = if logits.is_empty() {
         Array2::zeros((0, k))
     } else {

@@ -64,6 +64,12 @@ impl VisitReport {
             self.skipped_examples.push(err.to_string());
         }
     }
+
+    /// Add another report's skips (e.g. records a consumer refused) to this one.
+    pub fn absorb(&mut self, other: VisitReport) {
+        self.skipped += other.skipped;
+        self.skipped_examples.extend(other.skipped_examples);
+    }
 }
 
 /// A labelled image dataset.

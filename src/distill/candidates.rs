@@ -91,8 +91,7 @@ pub fn load(
         }
         Ok(())
     })?;
-    report.skipped += visit.skipped;
-    report.skipped_examples.extend(visit.skipped_examples);
+    report.absorb(visit);
     let views: Vec<_> = x.iter().map(|a| a.view().insert_axis(Axis(0))).collect();
     let x = if views.is_empty() {
         Array4::zeros((0, spec.channels, spec.height, spec.width))

@@ -1,7 +1,7 @@
 //! Shapley maps of real images through the teacher: every image is a game over its patches; the
 //! coalitions of a whole chunk of images go to the backend as one large batch of masked images.
 
-use ndarray::{s, Array1, Array2, Array3, Array4, ArrayView3, ArrayView4, Axis};
+use ndarray::{s, Array1, Array2, Array3, Array4, ArrayView4, Axis};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -141,28 +141,6 @@ fn baselines(
     out
 }
 
-/// One image's map, for callers holding a single image.
-pub fn shapley_map(
-    teacher: &Teacher,
-    image: ArrayView3<f32>,
-    label: usize,
-    cfg: &ShapleyConfig,
-    mean_pixel: &[f32],
-    seed: u64,
-) -> Result<Array2<f64>> {
-    let x = image.insert_axis(Axis(0));
-    let (maps, _) = shapley_maps(
-        teacher,
-        x,
-        &[label],
-        cfg,
-        mean_pixel,
-        seed,
-        &crate::progress::Silent,
-    )?;
-    Ok(maps.index_axis(Axis(0), 0).to_owned())
-}
-
 /// Shapley maps and crops of chosen dataset records, streamed in chunks: `sink` receives each
 /// chunk's records (as stored), maps `[n, g, g]` and crop boxes (source pixels), so memory does
 /// not grow with the number of records.
@@ -255,7 +233,6 @@ pub fn attribute_records(
     )?;
     flush(&mut pending)?;
     progress.finish();
-    report.skipped += skipped.skipped;
-    report.skipped_examples.extend(skipped.skipped_examples);
+    report.absorb(skipped);
     Ok(report)
 }
