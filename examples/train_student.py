@@ -760,7 +760,7 @@ def self_test():
 def parse_args(argv):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter,
-                                 epilog="See the module docstring (python -c 'help(...)' or the file) for the protocol.")
+                                 epilog="The protocol, the augmentations and the output are described at the top of this file.")
     ap.add_argument("distilled", nargs="?", help="HDF5 file written by `infoutil distill`")
     ap.add_argument("--out", help="write the result JSON here")
     ap.add_argument("--student", choices=["convnet3", "resnet18"], default="convnet3")
