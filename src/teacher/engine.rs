@@ -28,9 +28,6 @@ pub enum Device {
 /// One loaded graph, ready to run batches of any size.
 pub trait Engine: Send + Sync {
     /// Run the graph on `x` (and `y` for gradient graphs); outputs in the graph's output order.
+    /// Each engine spreads a batch over the machine's cores itself.
     fn run(&self, x: ArrayView4<f32>, y: Option<ArrayView1<i64>>) -> Result<Vec<ArrayD<f32>>>;
-
-    /// Whether batches should be run from several threads at once (true when the engine itself
-    /// uses one core per run).
-    fn parallel_batches(&self) -> bool;
 }

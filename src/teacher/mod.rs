@@ -11,7 +11,6 @@ mod tract_engine;
 use std::path::{Path, PathBuf};
 
 use ndarray::{concatenate, s, Array1, Array2, ArrayD, ArrayView1, ArrayView4, Axis, Ix1, Ix2};
-use rayon::prelude::*;
 
 pub use engine::{BackendChoice, Device, Engine};
 pub use meta::{GradMeta, TeacherMeta};
@@ -235,7 +234,7 @@ impl Teacher {
         })
     }
 
-    /// Run `engine` over `x` in batches (in parallel where the engine wants it), converting each
+    /// Run `engine` over `x` in batches of the configured size, converting each
     /// batch's outputs with `convert`.
     fn batched<T: Send>(
         &self,
@@ -251,11 +250,7 @@ impl Teacher {
             let yb = y.as_ref().map(|y| y.slice(s![start..end]));
             convert(engine.run(x.slice(s![start..end, .., .., ..]), yb)?)
         };
-        if engine.parallel_batches() {
-            starts.par_iter().map(run).collect()
-        } else {
-            starts.iter().map(run).collect()
-        }
+        starts.iter().map(run).collect()
     }
 }
 

@@ -133,8 +133,4 @@ impl Engine for OrtEngine {
             })
             .collect()
     }
-
-    fn parallel_batches(&self) -> bool {
-        false
-    }
 }
