@@ -121,6 +121,9 @@ struct Chunk {
     index: Vec<i64>,
 }
 
+/// The progress stage of [`evaluate`].
+pub const STAGE: &str = "teacher eval";
+
 pub fn evaluate(
     teacher: &Teacher,
     source: &mut dyn Source,
@@ -132,7 +135,7 @@ pub fn evaluate(
     let k = teacher.num_classes();
     let chunk_len = 4096;
     let path = source.info().path.clone();
-    progress.start("teacher eval", source.info().len as u64);
+    progress.start(STAGE, source.info().len as u64);
 
     let mut chunk = Chunk {
         x: Vec::new(),
@@ -160,7 +163,7 @@ pub fn evaluate(
         }
         labels.extend(chunk.y.drain(..).map(|c| c as i64));
         source_index.append(&mut chunk.index);
-        progress.advance(n as u64);
+        progress.advance(STAGE, n as u64);
         Ok(())
     };
 
@@ -195,7 +198,7 @@ pub fn evaluate(
         Ok(())
     })?;
     flush(&mut chunk)?;
-    progress.finish();
+    progress.finish(STAGE);
 
     report.absorb(local_skips);
     let logits = if logits.is_empty() {

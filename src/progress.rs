@@ -1,11 +1,13 @@
 //! Progress reporting for long work. The library says what it is doing; the CLI draws it.
 
-/// Receives progress from long jobs. Implementations must be cheap to call per batch.
+/// Receives progress from long jobs, by stage (a job's stages may interleave: a distillation runs
+/// attribution and utility class after class). Implementations must be cheap to call per batch.
 pub trait Progress: Sync {
-    /// A new stage begins with `total` units of work (images, coalitions…).
+    /// Stage `stage` will do `total` units of work (images, crops…).
     fn start(&self, stage: &str, total: u64);
-    fn advance(&self, units: u64);
-    fn finish(&self);
+    fn advance(&self, stage: &str, units: u64);
+    /// Stage `stage` is done.
+    fn finish(&self, stage: &str);
 }
 
 /// For library callers and tests that want no output.
@@ -13,6 +15,6 @@ pub struct Silent;
 
 impl Progress for Silent {
     fn start(&self, _: &str, _: u64) {}
-    fn advance(&self, _: u64) {}
-    fn finish(&self) {}
+    fn advance(&self, _: &str, _: u64) {}
+    fn finish(&self, _: &str) {}
 }

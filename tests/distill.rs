@@ -5,7 +5,7 @@ mod common;
 
 use common::*;
 use infoutil::data::{self, Selection};
-use infoutil::distill::{distill, DistillConfig, Distilled, Method};
+use infoutil::distill::{distill, DistillConfig, Distilled, MapsFor, Method, Reuse, SavedMaps};
 use infoutil::informativeness::attribute::ShapleyConfig;
 use infoutil::informativeness::CropRule;
 use infoutil::progress::Silent;
@@ -39,7 +39,14 @@ fn config(method: Method, factor: usize, seed: u64) -> DistillConfig {
 
 fn run(t: &Teacher, cfg: &DistillConfig) -> Distilled {
     let mut source = data::open(&repo(TRAIN)).unwrap();
-    distill(t, t, source.as_mut(), cfg, None, &Silent).unwrap()
+    distill(t, t, source.as_mut(), cfg, Reuse::default(), &Silent).unwrap()
+}
+
+fn checkpointed(cp: &infoutil::distill::Checkpoint) -> Reuse<'_> {
+    Reuse {
+        checkpoint: Some(cp),
+        maps: None,
+    }
 }
 
 /// The stored images of the records named in the provenance.
@@ -218,7 +225,7 @@ fn an_interrupted_run_resumes_to_the_same_result() {
     let with = |resume: bool, cfg: &DistillConfig| {
         let cp = Checkpoint::new(parts.clone(), resume, &decides).unwrap();
         let mut source = data::open(&repo(TRAIN)).unwrap();
-        distill(&t, &t, source.as_mut(), cfg, Some(&cp), &Silent)
+        distill(&t, &t, source.as_mut(), cfg, checkpointed(&cp), &Silent)
     };
     let full = with(false, &cfg).unwrap();
     assert_eq!(
@@ -241,7 +248,7 @@ fn an_interrupted_run_resumes_to_the_same_result() {
     let other = serde_json::json!({ "distill": config(Method::Infoutil, 1, 4) });
     let cp = Checkpoint::new(parts.clone(), true, &other).unwrap();
     let mut source = data::open(&repo(TRAIN)).unwrap();
-    let err = distill(&t, &t, source.as_mut(), &cfg, Some(&cp), &Silent)
+    let err = distill(&t, &t, source.as_mut(), &cfg, checkpointed(&cp), &Silent)
         .err()
         .expect("refused")
         .to_string();
@@ -302,4 +309,84 @@ fn shards_of_classes_merge_into_the_full_run() {
         err.contains("d.h5") && err.contains("another teacher, data or options"),
         "{err}"
     );
+}
+
+#[test]
+fn saved_shapley_maps_are_used_and_checked() {
+    let t = tract(TEACHER);
+    let cfg = config(Method::Infoutil, 1, 5);
+    let dir = tempfile::tempdir().unwrap();
+    let data_path = repo(TRAIN);
+    let write = |d: &Distilled, name: &str| {
+        let path = dir.path().join(name);
+        let config = serde_json::json!({ "distill": cfg, "data": data_path });
+        d.write(&path, &t, &config).unwrap();
+        path
+    };
+    let first = write(&run(&t, &cfg), "first.h5");
+    // Maps no teacher would give (one hot patch per candidate) prove that the saved ones are used.
+    let mut fake = Array3::<f32>::zeros((60, 4, 4));
+    for (k, mut m) in fake.outer_iter_mut().enumerate() {
+        m[[k % 4, (k / 4) % 4]] = 1.0;
+    }
+    {
+        let f = hdf5::File::open_rw(&first).unwrap();
+        f.dataset("candidates/shapley")
+            .unwrap()
+            .write(&fake)
+            .unwrap();
+    }
+    let want = MapsFor {
+        teacher: &t,
+        shapley: &cfg.shapley,
+        seed: cfg.seed,
+        data: &data_path,
+    };
+    let saved = SavedMaps::load(&first, &want).unwrap();
+    assert_eq!(saved.len(), 60);
+    // An ablation: another IPC and score, the same candidates and maps.
+    let ablation = DistillConfig {
+        ipc: 1,
+        score: Score::Loss,
+        ..cfg.clone()
+    };
+    let reuse = Reuse {
+        checkpoint: None,
+        maps: Some(&saved),
+    };
+    let mut source = data::open(&data_path).unwrap();
+    let d = distill(&t, &t, source.as_mut(), &ablation, reuse, &Silent).unwrap();
+    let second = write(&d, "second.h5");
+    let maps: Array3<f32> = infoutil::store::open(&second)
+        .unwrap()
+        .dataset("candidates/shapley")
+        .unwrap()
+        .read()
+        .unwrap();
+    assert_eq!(maps, fake);
+
+    // Maps another seed, Shapley option or dataset would not give are refused, naming the file.
+    let refused = |want: &MapsFor| {
+        SavedMaps::load(&first, want)
+            .err()
+            .expect("refused")
+            .to_string()
+    };
+    let e = refused(&MapsFor { seed: 6, ..want });
+    assert!(e.contains("first.h5") && e.contains("seed"), "{e}");
+    let budget = ShapleyConfig {
+        budget: 64,
+        ..cfg.shapley.clone()
+    };
+    let e = refused(&MapsFor {
+        shapley: &budget,
+        ..want
+    });
+    assert!(e.contains("Shapley options"), "{e}");
+    let test_data = repo("data/fashion-mnist-mini/t10k-images-idx3-ubyte.gz");
+    let e = refused(&MapsFor {
+        data: &test_data,
+        ..want
+    });
+    assert!(e.contains("was distilled from"), "{e}");
 }

@@ -5,7 +5,7 @@ use infoutil::informativeness::attribute::attribute_records;
 use infoutil::{data, paths, render, store};
 use ndarray::{Array1, Array3};
 
-use super::progress::Bar;
+use super::progress::Bars;
 use super::shapley_args::ShapleyArgs;
 use super::TeacherArgs;
 
@@ -70,7 +70,7 @@ pub fn run(args: AttributeArgs) -> anyhow::Result<()> {
         &mean,
         args.seed,
         args.skip_bad,
-        &Bar::default(),
+        &Bars::default(),
         &mut |chunk| {
             for ((r, map), crops) in chunk
                 .records

@@ -1,13 +1,15 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use infoutil::distill::{default_checkpoint_dir, distill, Checkpoint, DistillConfig, Method};
+use infoutil::distill::{
+    default_checkpoint_dir, distill, Checkpoint, DistillConfig, MapsFor, Method, Reuse, SavedMaps,
+};
 use infoutil::paths;
 use infoutil::teacher::grad_path;
 use infoutil::utility::Score;
 use infoutil::{data, render};
 
-use super::progress::Bar;
+use super::progress::Bars;
 use super::shapley_args::ShapleyArgs;
 use super::TeacherArgs;
 
@@ -55,6 +57,10 @@ pub struct DistillArgs {
     /// Contact sheet of the distilled images (default: OUT with .png).
     #[arg(long)]
     png: Option<PathBuf>,
+    /// Reuse the Shapley maps of an earlier InfoUtil run (same teacher, data, Shapley options and
+    /// seed; any IPC, score, noise or label teacher): ablations then skip the costly stage.
+    #[arg(long, value_name = "FILE.h5")]
+    maps_from: Option<PathBuf>,
 }
 
 /// The paper's soft-label teacher: an early checkpoint for IPC ≤ 10, the converged one above.
@@ -109,13 +115,29 @@ pub fn run(args: DistillArgs) -> anyhow::Result<()> {
         "records": source.info().len,
     });
     let checkpoint = Checkpoint::new(default_checkpoint_dir(&args.out), args.resume, &decides)?;
+    let saved_maps = match &args.maps_from {
+        Some(path) => Some(SavedMaps::load(
+            path,
+            &MapsFor {
+                teacher: &teacher,
+                shapley: &cfg.shapley,
+                seed: cfg.seed,
+                data: &data_path,
+            },
+        )?),
+        None => None,
+    };
+    let reuse = Reuse {
+        checkpoint: Some(&checkpoint),
+        maps: saved_maps.as_ref(),
+    };
     let set = distill(
         &teacher,
         labels_by,
         source.as_mut(),
         &cfg,
-        Some(&checkpoint),
-        &Bar::default(),
+        reuse,
+        &Bars::default(),
     )?;
     let config = serde_json::json!({
         "command": "distill",
@@ -127,6 +149,7 @@ pub fn run(args: DistillArgs) -> anyhow::Result<()> {
         "backend": teacher.backend,
         "batch_size": args.teacher.batch_size,
         "distill": cfg,
+        "maps_from": args.maps_from,
     });
     let written = set.write(&args.out, &teacher, &config)?;
     checkpoint.remove()?;

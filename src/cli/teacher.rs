@@ -5,7 +5,7 @@ use infoutil::data;
 use infoutil::evaluate::{evaluate, EvalOptions};
 use infoutil::paths;
 
-use super::progress::Bar;
+use super::progress::Bars;
 use super::TeacherArgs;
 
 #[derive(Subcommand)]
@@ -53,7 +53,7 @@ fn eval(args: EvalArgs) -> anyhow::Result<()> {
             teacher.grad_meta().unwrap_err()
         );
     }
-    let result = evaluate(&teacher, source.as_mut(), &opts, &Bar::default())?;
+    let result = evaluate(&teacher, source.as_mut(), &opts, &Bars::default())?;
     println!(
         "{}: top-1 {:.2}% on {} images of {} ({:.1} s, {:.0} images/s, {})",
         teacher.path.display(),

@@ -27,13 +27,14 @@ const I64: &[&str] = &[
 ];
 const I32: &[&str] = &["provenance/crop_box", "candidates/crop_box"];
 
-struct Shard {
-    path: PathBuf,
-    file: hdf5::File,
-    config: serde_json::Value,
+/// An open distilled file and its parsed `config` attribute.
+pub(super) struct Shard {
+    pub path: PathBuf,
+    pub file: hdf5::File,
+    pub config: serde_json::Value,
 }
 
-fn open(path: &Path) -> Result<Shard> {
+pub(super) fn open(path: &Path) -> Result<Shard> {
     let file = store::open(path)?;
     let attr = |k: &str| store::read_attr(&file, k).map_err(|e| Error::store(path, e));
     if attr("kind")? != "distilled" {

@@ -6,6 +6,7 @@ mod merge;
 mod output;
 mod parts;
 pub mod rded;
+mod reuse;
 
 use std::time::Instant;
 
@@ -16,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::{Source, VisitReport};
 use crate::error::{Error, Result};
-use crate::informativeness::attribute::{shapley_maps, ShapleyConfig};
+use crate::informativeness::attribute::{shapley_maps, ShapleyConfig, STAGE as ATTRIBUTION};
 use crate::informativeness::{crops, CropRule, Grid, PixelBox};
 use crate::progress::Progress;
 use crate::reconstruct;
@@ -27,6 +28,7 @@ pub use merge::merge;
 pub use output::Distilled;
 use parts::ClassResult;
 pub use parts::{default_dir as default_checkpoint_dir, Checkpoint};
+pub use reuse::{MapsFor, SavedMaps};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -101,6 +103,9 @@ struct ClassLog {
     scores: Vec<Vec<f64>>,
 }
 
+/// The progress stage of crop scoring, counted in crops.
+pub const UTILITY: &str = "utility";
+
 /// Seconds per stage, summed over classes.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Timings {
@@ -111,17 +116,27 @@ pub struct Timings {
     pub soft_labels: f64,
 }
 
+/// What a run may take from earlier work instead of recomputing it.
+#[derive(Default)]
+pub struct Reuse<'a> {
+    /// Finished classes of an interrupted run (and where to save this run's).
+    pub checkpoint: Option<&'a Checkpoint>,
+    /// Shapley maps of an earlier run with the same teacher, data, Shapley options and seed.
+    pub maps: Option<&'a SavedMaps>,
+}
+
 /// Run `cfg.method` over every class of `source` with `teacher` (attribution and scoring) and
-/// `label_teacher` (soft labels). With a `checkpoint`, each finished class is saved, and a resumed
+/// `label_teacher` (soft labels). With a checkpoint, each finished class is saved, and a resumed
 /// run takes the saved classes instead of recomputing them.
 pub fn distill(
     teacher: &Teacher,
     label_teacher: &Teacher,
     source: &mut dyn Source,
     cfg: &DistillConfig,
-    checkpoint: Option<&Checkpoint>,
+    reuse: Reuse,
     progress: &dyn Progress,
 ) -> Result<Distilled> {
+    let checkpoint = reuse.checkpoint;
     cfg.check()?;
     if teacher.meta.input != label_teacher.meta.input
         || teacher.num_classes() != label_teacher.num_classes()
@@ -138,6 +153,8 @@ pub fn distill(
         report: VisitReport::default(),
         timings: Timings::default(),
         mean_pixel: Vec::new(),
+        progress,
+        saved_maps: reuse.maps,
     };
     let started = Instant::now();
     let labels = source.labels()?;
@@ -164,7 +181,9 @@ pub fn distill(
     }
     let mut out = output::Builder::new(teacher);
     let mut resumed = 0;
-    progress.start("distilling", wanted.len() as u64);
+    let work = |c: usize| Work::of(cfg, classes[c].len());
+    let total = wanted.iter().fold(Work::default(), |t, &c| t.plus(work(c)));
+    total.start(progress);
     for c in wanted {
         let pool = &classes[c];
         let saved = match checkpoint {
@@ -174,6 +193,7 @@ pub fn distill(
         let result = match saved {
             Some(r) => {
                 resumed += 1;
+                work(c).advance(progress);
                 r
             }
             None => {
@@ -185,9 +205,8 @@ pub fn distill(
             }
         };
         out.push(result);
-        progress.advance(1);
     }
-    progress.finish();
+    total.finish(progress);
     let t = Instant::now();
     let mut distilled = out.finish(label_teacher, cfg.factor)?;
     run.timings.soft_labels += t.elapsed().as_secs_f64();
@@ -197,6 +216,60 @@ pub fn distill(
     Ok(distilled)
 }
 
+/// Units of work per progress stage: images to attribute, crops to score.
+#[derive(Debug, Clone, Copy, Default)]
+struct Work {
+    attribution: u64,
+    utility: u64,
+}
+
+impl Work {
+    /// The work of one class of `pool` records.
+    fn of(cfg: &DistillConfig, pool: usize) -> Work {
+        let images = cfg.candidates.min(pool) as u64;
+        match cfg.method {
+            Method::Infoutil => Work {
+                attribution: images,
+                utility: images * cfg.crops.per_image as u64,
+            },
+            Method::Rded => Work {
+                attribution: 0,
+                utility: images * cfg.crops.per_image as u64,
+            },
+            Method::Random => Work::default(),
+        }
+    }
+
+    fn plus(self, o: Work) -> Work {
+        Work {
+            attribution: self.attribution + o.attribution,
+            utility: self.utility + o.utility,
+        }
+    }
+
+    fn stages(self) -> [(&'static str, u64); 2] {
+        [(ATTRIBUTION, self.attribution), (UTILITY, self.utility)]
+    }
+
+    fn start(self, progress: &dyn Progress) {
+        for (stage, units) in self.stages().into_iter().filter(|s| s.1 > 0) {
+            progress.start(stage, units);
+        }
+    }
+
+    fn advance(self, progress: &dyn Progress) {
+        for (stage, units) in self.stages().into_iter().filter(|s| s.1 > 0) {
+            progress.advance(stage, units);
+        }
+    }
+
+    fn finish(self, progress: &dyn Progress) {
+        for (stage, _) in self.stages().into_iter().filter(|s| s.1 > 0) {
+            progress.finish(stage);
+        }
+    }
+}
+
 /// The state of one distillation run, shared by its classes.
 struct Run<'a> {
     teacher: &'a Teacher,
@@ -204,6 +277,20 @@ struct Run<'a> {
     report: VisitReport,
     timings: Timings,
     mean_pixel: Vec<f32>,
+    progress: &'a dyn Progress,
+    saved_maps: Option<&'a SavedMaps>,
+}
+
+/// The dataset's mean pixel, needed only by the `mean` baseline.
+fn mean_pixel(source: &mut dyn Source, teacher: &Teacher, cfg: &DistillConfig) -> Result<Vec<f32>> {
+    let channels = teacher.meta.input.channels;
+    if cfg.method == Method::Infoutil
+        && cfg.shapley.baseline == crate::informativeness::Baseline::Mean
+    {
+        crate::data::stats::mean_pixel(source, channels, 1000)
+    } else {
+        Ok(vec![0.0; channels])
+    }
 }
 
 impl Run<'_> {
@@ -242,12 +329,9 @@ impl Run<'_> {
                 format!("class {c}: every candidate was a bad record"),
             ));
         }
-        let timings = &mut self.timings;
         let (crops, log) = match cfg.method {
-            Method::Infoutil => {
-                infoutil_crops(teacher, &cands, c, cfg, &self.mean_pixel, &mut rng, timings)?
-            }
-            Method::Rded => rded_crops(teacher, &cands, c, cfg, &mut rng, timings)?,
+            Method::Infoutil => self.infoutil_crops(&cands, c, &mut rng)?,
+            Method::Rded => self.rded_crops(&cands, c, &mut rng)?,
             Method::Random => random_crops(&cands, c),
         };
         let per_image = cfg.factor * cfg.factor;
@@ -267,94 +351,109 @@ impl Run<'_> {
         let chosen: Vec<Crop> = keep.iter().map(|&i| crops[i]).collect();
         let t = Instant::now();
         let result = ClassResult::stitch(&cands, c, &chosen, cfg.factor, spec, log);
-        timings.reconstruction += t.elapsed().as_secs_f64();
+        self.timings.reconstruction += t.elapsed().as_secs_f64();
         Ok(result)
     }
-}
 
-/// The dataset's mean pixel, needed only by the `mean` baseline.
-fn mean_pixel(source: &mut dyn Source, teacher: &Teacher, cfg: &DistillConfig) -> Result<Vec<f32>> {
-    let channels = teacher.meta.input.channels;
-    if cfg.method == Method::Infoutil
-        && cfg.shapley.baseline == crate::informativeness::Baseline::Mean
-    {
-        crate::data::stats::mean_pixel(source, channels, 1000)
-    } else {
-        Ok(vec![0.0; channels])
+    fn infoutil_crops(
+        &mut self,
+        cands: &Candidates,
+        c: usize,
+        rng: &mut StdRng,
+    ) -> Result<(Vec<Crop>, ClassLog)> {
+        let (teacher, cfg, progress) = (self.teacher, self.cfg, self.progress);
+        let t = Instant::now();
+        let maps = self.maps(cands, c)?;
+        let spec = &teacher.meta.input;
+        let grid = Grid::new(cfg.shapley.grid, spec.height, spec.width).map_err(Error::Config)?;
+        let boxes: Vec<Vec<PixelBox>> = maps
+            .outer_iter()
+            .zip(&cands.raw)
+            .map(|(map, raw)| {
+                let (_, h, w) = raw.dim();
+                crops::choose(map, &grid, &cfg.crops, rng)
+                    .into_iter()
+                    .map(|b| b.rescale((spec.height, spec.width), (h, w)))
+                    .collect()
+            })
+            .collect();
+        self.timings.attribution += t.elapsed().as_secs_f64();
+
+        let t = Instant::now();
+        let scores = score_boxes(teacher, cands, &boxes, c, cfg.score, None)?;
+        progress.advance(UTILITY, count(&boxes));
+        self.timings.utility += t.elapsed().as_secs_f64();
+        Ok(collect(cands, c, Some(maps), boxes, scores))
+    }
+
+    /// The Shapley maps `[n, g, g]` of class `c`'s candidates: saved ones where given, the others
+    /// computed with the class's plan.
+    fn maps(&self, cands: &Candidates, c: usize) -> Result<Array3<f64>> {
+        let g = self.cfg.shapley.grid;
+        let mut maps = Array3::zeros((cands.len(), g, g));
+        let mut missing = Vec::new();
+        for (k, &record) in cands.source_index.iter().enumerate() {
+            match self.saved_maps.and_then(|s| s.get(c, record)) {
+                Some(m) => maps.index_axis_mut(Axis(0), k).assign(m),
+                None => missing.push(k),
+            }
+        }
+        self.progress
+            .advance(ATTRIBUTION, (cands.len() - missing.len()) as u64);
+        if missing.is_empty() {
+            return Ok(maps);
+        }
+        let x = cands.x.select(Axis(0), &missing);
+        let seed = self.cfg.seed ^ (c as u64).wrapping_mul(0xD1B5_4A32_D192_ED03);
+        let (fresh, _) = shapley_maps(
+            self.teacher,
+            x.view(),
+            &vec![c; missing.len()],
+            &self.cfg.shapley,
+            &self.mean_pixel,
+            seed,
+            self.progress,
+        )?;
+        for (&k, m) in missing.iter().zip(fresh.outer_iter()) {
+            maps.index_axis_mut(Axis(0), k).assign(&m);
+        }
+        Ok(maps)
+    }
+
+    fn rded_crops(
+        &mut self,
+        cands: &Candidates,
+        c: usize,
+        rng: &mut StdRng,
+    ) -> Result<(Vec<Crop>, ClassLog)> {
+        let (teacher, cfg, progress) = (self.teacher, self.cfg, self.progress);
+        let t = Instant::now();
+        let boxes: Vec<Vec<PixelBox>> = cands
+            .raw
+            .iter()
+            .map(|raw| {
+                let (_, h, w) = raw.dim();
+                (0..cfg.crops.per_image)
+                    .map(|_| rded::random_resized_box(h, w, rng))
+                    .collect()
+            })
+            .collect();
+        let scores = score_boxes(teacher, cands, &boxes, c, Score::Loss, Some(cfg.factor))?;
+        progress.advance(UTILITY, count(&boxes));
+        // RDED keeps the most realistic crop (lowest loss) of each image.
+        let scores: Vec<Vec<f64>> = scores
+            .into_iter()
+            .map(|s| s.into_iter().map(|l| -l).collect())
+            .collect();
+        self.timings.utility += t.elapsed().as_secs_f64();
+        let (mut crops, log) = collect(cands, c, None, boxes, scores);
+        crops = best_per_candidate(crops);
+        Ok((crops, log))
     }
 }
 
-fn infoutil_crops(
-    teacher: &Teacher,
-    cands: &Candidates,
-    c: usize,
-    cfg: &DistillConfig,
-    mean_pixel: &[f32],
-    rng: &mut StdRng,
-    timings: &mut Timings,
-) -> Result<(Vec<Crop>, ClassLog)> {
-    let t = Instant::now();
-    let labels = vec![c; cands.len()];
-    let seed = cfg.seed ^ (c as u64).wrapping_mul(0xD1B5_4A32_D192_ED03);
-    let (maps, _) = shapley_maps(
-        teacher,
-        cands.x.view(),
-        &labels,
-        &cfg.shapley,
-        mean_pixel,
-        seed,
-        &crate::progress::Silent,
-    )?;
-    let spec = &teacher.meta.input;
-    let grid = Grid::new(cfg.shapley.grid, spec.height, spec.width).map_err(Error::Config)?;
-    let boxes: Vec<Vec<PixelBox>> = maps
-        .outer_iter()
-        .zip(&cands.raw)
-        .map(|(map, raw)| {
-            let (_, h, w) = raw.dim();
-            crops::choose(map, &grid, &cfg.crops, rng)
-                .into_iter()
-                .map(|b| b.rescale((spec.height, spec.width), (h, w)))
-                .collect()
-        })
-        .collect();
-    timings.attribution += t.elapsed().as_secs_f64();
-
-    let t = Instant::now();
-    let scores = score_boxes(teacher, cands, &boxes, c, cfg.score, None)?;
-    timings.utility += t.elapsed().as_secs_f64();
-    Ok(collect(cands, c, Some(maps), boxes, scores))
-}
-
-fn rded_crops(
-    teacher: &Teacher,
-    cands: &Candidates,
-    c: usize,
-    cfg: &DistillConfig,
-    rng: &mut StdRng,
-    timings: &mut Timings,
-) -> Result<(Vec<Crop>, ClassLog)> {
-    let t = Instant::now();
-    let boxes: Vec<Vec<PixelBox>> = cands
-        .raw
-        .iter()
-        .map(|raw| {
-            let (_, h, w) = raw.dim();
-            (0..cfg.crops.per_image)
-                .map(|_| rded::random_resized_box(h, w, rng))
-                .collect()
-        })
-        .collect();
-    let scores = score_boxes(teacher, cands, &boxes, c, Score::Loss, Some(cfg.factor))?;
-    // RDED keeps the most realistic crop (lowest loss) of each image.
-    let scores: Vec<Vec<f64>> = scores
-        .into_iter()
-        .map(|s| s.into_iter().map(|l| -l).collect())
-        .collect();
-    timings.utility += t.elapsed().as_secs_f64();
-    let (mut crops, log) = collect(cands, c, None, boxes, scores);
-    crops = best_per_candidate(crops);
-    Ok((crops, log))
+fn count(boxes: &[Vec<PixelBox>]) -> u64 {
+    boxes.iter().map(|b| b.len() as u64).sum()
 }
 
 fn random_crops(cands: &Candidates, c: usize) -> (Vec<Crop>, ClassLog) {

@@ -1,0 +1,108 @@
+//! `distill --maps-from FILE`: the Shapley maps of an earlier InfoUtil run, reused.
+//!
+//! A map depends only on the image, its class, the teacher, the Shapley options, the dataset (for
+//! the mean baseline) and the seed, so runs that differ in IPC, scoring, crop noise or label
+//! teacher can share them: the costly stage runs once for a whole table of ablations. Maps the
+//! file lacks are computed as usual. The file stores maps as float32, so a reused map may differ
+//! from a recomputed one in the eighth digit.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use ndarray::{Array2, Array3, Axis};
+
+use super::merge;
+use crate::error::{Error, Result};
+use crate::informativeness::attribute::ShapleyConfig;
+use crate::teacher::Teacher;
+
+/// Maps by (class, dataset record).
+pub struct SavedMaps {
+    pub path: PathBuf,
+    maps: HashMap<(usize, usize), Array2<f64>>,
+}
+
+/// What a saved map must have been made with to equal the one this run would compute.
+pub struct MapsFor<'a> {
+    pub teacher: &'a Teacher,
+    pub shapley: &'a ShapleyConfig,
+    pub seed: u64,
+    pub data: &'a Path,
+}
+
+impl SavedMaps {
+    pub fn load(path: &Path, want: &MapsFor) -> Result<SavedMaps> {
+        let shard = merge::open(path)?;
+        let fail = |m: String| Err(Error::store(path, m));
+        let sha = crate::store::read_attr(&shard.file, "teacher_sha256")
+            .map_err(|e| Error::store(path, e))?;
+        if sha != want.teacher.file_sha256 {
+            return fail(format!(
+                "was made with another teacher than {}",
+                want.teacher.path.display()
+            ));
+        }
+        let d = &shard.config["distill"];
+        if d["shapley"] != serde_json::json!(want.shapley) || d["seed"] != want.seed {
+            return fail(format!(
+                "has maps made with other Shapley options or seed (it has {} and seed {}); \
+                 its maps would differ from this run's",
+                d["shapley"], d["seed"]
+            ));
+        }
+        if !same_file(shard.config["data"].as_str().unwrap_or(""), want.data) {
+            return fail(format!(
+                "was distilled from {}, not from {}",
+                shard.config["data"],
+                want.data.display()
+            ));
+        }
+        if !shard.file.link_exists("candidates/shapley") {
+            return fail("has no Shapley maps (it was not made by --method infoutil)".into());
+        }
+        let read = |name: &str| {
+            shard
+                .file
+                .dataset(name)
+                .and_then(|d| d.read_raw::<i64>())
+                .map_err(|e| Error::store(path, format!("{name}: {e}")))
+        };
+        let (index, label) = (read("candidates/source_index")?, read("candidates/label")?);
+        let maps: Array3<f32> = shard
+            .file
+            .dataset("candidates/shapley")
+            .and_then(|d| d.read())
+            .map_err(|e| Error::store(path, format!("candidates/shapley: {e}")))?;
+        if maps.len_of(Axis(0)) != index.len() || label.len() != index.len() {
+            return fail("candidates/shapley, source_index and label differ in length".into());
+        }
+        let maps = maps
+            .outer_iter()
+            .zip(label.iter().zip(&index))
+            .map(|(m, (&c, &i))| ((c as usize, i as usize), m.mapv(f64::from)))
+            .collect();
+        Ok(SavedMaps {
+            path: path.to_path_buf(),
+            maps,
+        })
+    }
+
+    /// The saved map of record `record` explained as class `class`.
+    pub fn get(&self, class: usize, record: usize) -> Option<&Array2<f64>> {
+        self.maps.get(&(class, record))
+    }
+
+    pub fn len(&self) -> usize {
+        self.maps.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.maps.is_empty()
+    }
+}
+
+fn same_file(recorded: &str, data: &Path) -> bool {
+    let canon = |p: &Path| std::fs::canonicalize(p).ok();
+    let recorded = crate::paths::shipped(recorded);
+    canon(&recorded).is_some() && canon(&recorded) == canon(data)
+}
