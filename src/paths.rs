@@ -9,7 +9,7 @@ pub const DEFAULT_TEACHER: &str = "models/fmnist-convnet3.onnx";
 pub const EARLY_TEACHER: &str = "models/fmnist-convnet3-early.onnx";
 /// The embedded real Fashion-MNIST test subset (100 images per class).
 pub const DEFAULT_TEST_DATA: &str = "data/fashion-mnist-mini/t10k-images-idx3-ubyte.gz";
-/// The embedded real Fashion-MNIST training subset (100 images per class).
+/// The embedded real Fashion-MNIST training subset (30 images per class).
 pub const DEFAULT_TRAIN_DATA: &str = "data/fashion-mnist-mini/train-images-idx3-ubyte.gz";
 
 /// `rel` as given when it exists, else under the crate's source folder, else as given (so the

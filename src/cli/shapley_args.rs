@@ -11,7 +11,7 @@ pub struct ShapleyArgs {
     #[arg(long, default_value_t = 4)]
     pub grid: usize,
     /// Coalition evaluations (masked images) per image, v(∅) and v(all) included.
-    #[arg(long, default_value_t = 256)]
+    #[arg(long, default_value_t = 128)]
     pub budget: usize,
     /// Shapley estimator: exact, kernel, kernel-enum, leverage, permutation.
     #[arg(long, default_value = "leverage", value_parser = parse_estimator)]
