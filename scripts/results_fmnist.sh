@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Issue 5's results table on real Fashion-MNIST: distil the full 60 000-image training set with
+# every method and ablation, train a student on each file (examples/train_student.py, RDED's
+# protocol, full 10 000-image test set), and write the table (examples/results_table.py).
+#
+#   scripts/results_fmnist.sh [SEEDS] [IPCS] [JOBS]     # defaults: "0 1 2" "1 10" 2
+#
+# Needs: the Debian package dataset-fashion-mnist (/usr/share/datasets/fashion-mnist) and a
+# python with examples/requirements-student.txt ($PYTHON, default python). Every step is skipped
+# when its output exists, so a stopped run resumes. Outputs, logs and JSONs go to out/results/.
+#
+# The InfoUtil ablations of one seed share that seed's Shapley maps (`--maps-from`): a map depends
+# only on the image, teacher, Shapley options and seed, not on IPC, scoring or crop noise. Their
+# logged distillation times therefore exclude attribution; the base run's (infoutil at IPC 10)
+# include it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/setup.sh
+seeds=${1:-0 1 2}
+ipcs=${2:-1 10}
+jobs=${3:-2}
+py=${PYTHON:-python}
+fm=/usr/share/datasets/fashion-mnist
+data=$fm/train-images-idx3-ubyte.gz
+dir=out/results
+# $INFOUTIL: a fixed binary (e.g. a copy) for long runs next to development; else built here.
+bin=${INFOUTIL:-target/release/infoutil}
+[ -n "${INFOUTIL:-}" ] || cargo build --release --quiet
+mkdir -p "$dir"
+
+# distil NAME ARGS…: one `infoutil distill` run, its stdout in NAME.log (read by the trainer).
+distil() {
+  local name=$1; shift
+  [ -f "$dir/$name.h5" ] && return
+  local args="distill --data $data --backend ort --budget 128 --out $dir/$name.h5 $*"
+  echo "infoutil $args" > "$dir/$name.cmd"
+  echo "[distil] $name"
+  $bin $args > "$dir/$name.log" 2>&1
+}
+
+# train NAME…: one student per file, JOBS at a time (one thread each).
+train() {
+  for name in "$@"; do
+    [ -f "$dir/$name.json" ] || echo "$name"
+  done | xargs -r -P "$jobs" -I{} bash -c '
+    name={}; variant=${name%-ipc*}; seed=${name##*-s}
+    echo "[train] $name"
+    '"$py"' examples/train_student.py '"$dir"'/$name.h5 --variant $variant --seed $seed --threads 1 \
+      --test-images '"$fm"'/t10k-images-idx3-ubyte.gz --test-labels '"$fm"'/t10k-labels-idx1-ubyte.gz \
+      --distill-command "$(cat '"$dir"'/$name.cmd)" --out '"$dir"'/$name.json > '"$dir"'/$name.train.log 2>&1'
+}
+
+# Seed by seed, so that a stopped run leaves whole seeds behind.
+for s in $seeds; do
+  base=infoutil-ipc10-s$s
+  distil "$base" --ipc 10 --seed "$s"
+  maps="--maps-from $dir/$base.h5"
+  names=()
+  for ipc in $ipcs; do
+    [ "$ipc" = 10 ] || distil "infoutil-ipc$ipc-s$s" --ipc "$ipc" --seed "$s" $maps
+    distil "infoutil-no-noise-ipc$ipc-s$s" --ipc "$ipc" --seed "$s" --alpha 0 $maps
+    distil "infoutil-loss-ipc$ipc-s$s" --ipc "$ipc" --seed "$s" --score loss $maps
+    distil "infoutil-last-layer-ipc$ipc-s$s" --ipc "$ipc" --seed "$s" --score last-layer $maps
+    distil "rded-ipc$ipc-s$s" --ipc "$ipc" --seed "$s" --method rded
+    distil "random-ipc$ipc-s$s" --ipc "$ipc" --seed "$s" --method random
+    for m in infoutil infoutil-no-noise infoutil-loss infoutil-last-layer rded random; do
+      names+=("$m-ipc$ipc-s$s")
+    done
+  done
+  train "${names[@]}"
+done
+
+$py examples/results_table.py "$dir" --out "$dir/table.md"
+echo "table: $dir/table.md"
