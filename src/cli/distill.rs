@@ -175,9 +175,21 @@ pub fn run(args: DistillArgs) -> anyhow::Result<()> {
         written.display(),
         png.display()
     );
+    let total = started.elapsed().as_secs_f64();
+    let per_s = |secs: f64| set.candidates() as f64 / secs.max(1e-9);
+    println!(
+        "{} candidate images: {:.1} images/s end to end{}",
+        set.candidates(),
+        per_s(total),
+        if t.attribution > 0.0 {
+            format!(", {:.1} images/s through attribution", per_s(t.attribution))
+        } else {
+            String::new()
+        }
+    );
     println!(
         "time {:.1} s: read {:.1}, attribution {:.1}, utility {:.1}, reconstruction {:.1}, soft labels {:.1}; peak memory {}; {}",
-        started.elapsed().as_secs_f64(),
+        total,
         t.read,
         t.attribution,
         t.utility,

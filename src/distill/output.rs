@@ -110,6 +110,11 @@ impl Distilled {
         self.labels.len()
     }
 
+    /// Candidate images considered, over all classes.
+    pub fn candidates(&self) -> usize {
+        self.candidates.iter().map(|c| c.source_index.len()).sum()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.labels.is_empty()
     }
