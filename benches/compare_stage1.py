@@ -330,14 +330,14 @@ def part_accuracy(args, teacher_path, teacher, idx, labels, x, exact, log):
     return {"res": res, "evals": evals, "ties": int(ties.sum()), "extra": extra}
 
 
-def part_speed(args, teacher_path, idx, labels, x, equal_budget, log):
+def part_speed(args, teacher_path, idx, labels, x, equal_budgets, log):
     """Interleaved repetitions; seconds per image, end to end."""
     n = min(args.time_n, len(idx))
     idx, labels, x = idx[:n], labels[:n], x[:n]
     net = torch_teacher(args.pt, args.threads)
     ort_t = OrtTeacher(teacher_path, args.threads)
     counter = [0]
-    budgets = sorted(set(args.time_budgets) | ({equal_budget} if equal_budget else set()))
+    budgets = sorted(set(args.time_budgets) | {b for b in equal_budgets if b})
     rows = {}
 
     def rec(name, b, secs):
@@ -361,12 +361,12 @@ def part_speed(args, teacher_path, idx, labels, x, equal_budget, log):
                                            backend)
                 rec(f"infoutil {args.equal_estimator} (CLI, --backend {backend})", b, wall)
         log(f"  speed repetition {rep + 1}/{args.reps} done")
-    # start-up: the CLI on one image at the smallest budget
+    # start-up: the CLI on one image at the smallest budget it accepts (3 per player)
     startup = {}
     for backend in ["ort", "tract"]:
         ts = []
         for rep in range(args.reps):
-            ts.append(infoutil_maps(args, teacher_path, idx[:1], args.equal_estimator, 32, rep,
+            ts.append(infoutil_maps(args, teacher_path, idx[:1], args.equal_estimator, 48, rep,
                                     backend)[1])
         startup[backend] = statistics.median(ts)
     return {"n": n, "per_image": {f"{k[0]}|{k[1]}": v for k, v in rows.items()},
@@ -511,7 +511,7 @@ def render(r):
             "vs shap" for b in tb) + ".")
         L.append("")
         L.append(f"infoutil times include process start-up, teacher and data loading: one image at "
-                 f"budget 32 takes {sp['startup']['ort']:.2f} s (ort) / "
+                 f"budget 48 takes {sp['startup']['ort']:.2f} s (ort) / "
                  f"{sp['startup']['tract']:.2f} s (tract) in all. Captum and shap times exclude "
                  "the Python start-up and model loading (done once, before timing).")
         L.append("")
@@ -522,13 +522,14 @@ def render(r):
     return "\n".join(L)
 
 
-def equal_error(r):
-    """The smallest budget at which infoutil's chosen estimator matches Captum's error at 256."""
+def equal_error(r, captum_budget=256):
+    """The smallest budget at which infoutil's chosen estimator matches Captum's error at
+    `captum_budget`."""
     a = r["accuracy"]
     est = r["args"]["equal_estimator"]
-    if 256 not in a["res"]["captum"]:
+    if captum_budget not in a["res"]["captum"]:
         return None, None
-    target = a["res"]["captum"][256]["median"]
+    target = a["res"]["captum"][captum_budget]["median"]
     curve = {**{b: s["median"] for b, s in a["extra"].items()},
              **{b: a["res"][est][b]["median"] for b in r["args"]["budgets"]}}
     ok = sorted(b for b, e in curve.items() if e <= target)
@@ -618,16 +619,24 @@ def main():
     eq_b, target = equal_error(r)
     if not args.no_speed:
         log("speed...")
-        r["speed"] = part_speed(args, args.teacher, idx, labels, x, eq_b, log)
-        if eq_b and 256 in args.time_budgets:
-            med = {k: statistics.median(v) for k, v in r["speed"]["per_image"].items()}
-            cap = med["Captum KernelShap (PyTorch)|256"]
-            iu = med[f"infoutil {args.equal_estimator} (CLI, --backend ort)|{eq_b}"]
-            r["equal"] = (f"**Speed at equal error**: Captum at budget 256 has median error "
-                          f"{target:.3f}; infoutil `{args.equal_estimator}` reaches that at "
-                          f"budget {eq_b} (smallest budget tried that does), taking {iu:.3f} s/image"
-                          f" with `--backend ort` against Captum's {cap:.3f} s/image: "
-                          f"×{cap / iu:.1f}.")
+        # For each timed Captum budget, infoutil at the smallest budget with no more error.
+        equal = {cb: equal_error(r, cb) for cb in args.time_budgets}
+        r["speed"] = part_speed(args, args.teacher, idx, labels, x,
+                                [e[0] for e in equal.values()], log)
+        med = {k: statistics.median(v) for k, v in r["speed"]["per_image"].items()}
+        lines = []
+        for cb, (b, err) in equal.items():
+            if not b:
+                continue
+            cap = med[f"Captum KernelShap (PyTorch)|{cb}"]
+            iu = med[f"infoutil {args.equal_estimator} (CLI, --backend ort)|{b}"]
+            lines.append(f"**Speed at equal error** (Captum at budget {cb}, median error "
+                         f"{err:.3f}): infoutil `{args.equal_estimator}` reaches that at "
+                         f"budget {b} (smallest budget tried that does), taking {iu:.3f} s/image"
+                         f" with `--backend ort` against Captum's {cap:.3f} s/image: "
+                         f"×{cap / iu:.1f}.")
+        if lines:
+            r["equal"] = "\n\n".join(lines)
     elif eq_b:
         r["equal"] = (f"Captum's median error at 256 ({target:.3f}) is matched by infoutil "
                       f"`{args.equal_estimator}` at budget {eq_b}.")
