@@ -227,14 +227,15 @@ impl Work {
     /// The work of one class of `pool` records.
     fn of(cfg: &DistillConfig, pool: usize) -> Work {
         let images = cfg.candidates.min(pool) as u64;
+        let crops = images * cfg.crops.per_image as u64;
         match cfg.method {
             Method::Infoutil => Work {
                 attribution: images,
-                utility: images * cfg.crops.per_image as u64,
+                utility: crops,
             },
             Method::Rded => Work {
                 attribution: 0,
-                utility: images * cfg.crops.per_image as u64,
+                utility: crops,
             },
             Method::Random => Work::default(),
         }

@@ -7,7 +7,7 @@
 //! from a recomputed one in the eighth digit.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use ndarray::{Array2, Array3, Axis};
 
@@ -18,7 +18,6 @@ use crate::teacher::Teacher;
 
 /// Maps by (class, dataset record).
 pub struct SavedMaps {
-    pub path: PathBuf,
     maps: HashMap<(usize, usize), Array2<f64>>,
 }
 
@@ -81,10 +80,7 @@ impl SavedMaps {
             .zip(label.iter().zip(&index))
             .map(|(m, (&c, &i))| ((c as usize, i as usize), m.mapv(f64::from)))
             .collect();
-        Ok(SavedMaps {
-            path: path.to_path_buf(),
-            maps,
-        })
+        Ok(SavedMaps { maps })
     }
 
     /// The saved map of record `record` explained as class `class`.
