@@ -48,13 +48,27 @@ pub fn score(teacher: &Teacher, x: ArrayView4<f32>, y: &[usize], how: Score) -> 
     }
 }
 
-/// Indices of the `k` best scores, best first; equal scores keep their original order, so the
-/// selection is the same on every run.
-pub fn top_k(scores: &[f64], k: usize) -> Vec<usize> {
+/// Indices of the `k` best scores, best first, taking every `preferred` index before any other;
+/// equal scores keep their original order, so the selection is the same on every run.
+pub fn top_k(scores: &[f64], preferred: &[bool], k: usize) -> Vec<usize> {
     let mut order: Vec<usize> = (0..scores.len()).collect();
-    order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
+    order.sort_by(|&a, &b| {
+        (preferred[b].cmp(&preferred[a]))
+            .then(scores[b].total_cmp(&scores[a]))
+            .then(a.cmp(&b))
+    });
     order.truncate(k);
     order
+}
+
+/// Whether the teacher's arg-max for each image of `x` is class `c`.
+pub fn recognised(teacher: &Teacher, x: ArrayView4<f32>, c: usize) -> Result<Vec<bool>> {
+    let logits = teacher.logits(x)?;
+    Ok(logits
+        .rows()
+        .into_iter()
+        .map(|row| crate::evaluate::argmax(row.iter().copied()) == c)
+        .collect())
 }
 
 #[cfg(test)]
@@ -63,7 +77,17 @@ mod tests {
 
     #[test]
     fn top_k_is_best_first_with_stable_ties() {
-        assert_eq!(top_k(&[0.5, 2.0, 2.0, 1.0, 3.0], 3), vec![4, 1, 2]);
-        assert_eq!(top_k(&[1.0, 1.0], 5), vec![0, 1]);
+        let all = [true; 5];
+        assert_eq!(top_k(&[0.5, 2.0, 2.0, 1.0, 3.0], &all, 3), vec![4, 1, 2]);
+        assert_eq!(top_k(&[1.0, 1.0], &all[..2], 5), vec![0, 1]);
+    }
+
+    #[test]
+    fn top_k_takes_preferred_before_better_scores() {
+        let preferred = [false, true, false, true, false];
+        assert_eq!(
+            top_k(&[9.0, 1.0, 8.0, 2.0, 7.0], &preferred, 3),
+            vec![3, 1, 0]
+        );
     }
 }

@@ -31,6 +31,7 @@ fn config(method: Method, factor: usize, seed: u64) -> DistillConfig {
         },
         crops: CropRule::default(),
         score: Score::GradNorm,
+        only_recognised: false,
         seed,
         skip_bad: false,
         classes: None,
@@ -389,4 +390,44 @@ fn saved_shapley_maps_are_used_and_checked() {
         ..want
     });
     assert!(e.contains("was distilled from"), "{e}");
+}
+
+/// How many distilled images of each class the teacher assigns to that class (factor 1, and the
+/// teacher labels them, so a soft label's arg-max is the teacher's call on the image).
+fn recognised_per_class(d: &Distilled) -> Vec<usize> {
+    let mut n = vec![0; 10];
+    for (k, &label) in d.labels.iter().enumerate() {
+        let soft = d.soft_labels.slice(s![k, 0, ..]);
+        if infoutil::evaluate::argmax(soft.iter().copied()) == label as usize {
+            n[label as usize] += 1;
+        }
+    }
+    n
+}
+
+#[test]
+fn only_recognised_prefers_crops_the_teacher_assigns_to_their_class() {
+    let t = tract(TEACHER);
+    let plain = config(Method::Infoutil, 1, 0);
+    let only = DistillConfig {
+        only_recognised: true,
+        ..plain.clone()
+    };
+    let (a, b) = (run(&t, &plain), run(&t, &only));
+    check_invariants(&b, &only);
+    let (ra, rb) = (recognised_per_class(&a), recognised_per_class(&b));
+    eprintln!("recognised per class: plain {ra:?}, only-recognised {rb:?}");
+    assert!(ra.iter().zip(&rb).all(|(x, y)| x <= y), "{ra:?} vs {rb:?}");
+    assert!(rb.iter().sum::<usize>() > ra.iter().sum::<usize>());
+    // The option is InfoUtil's alone.
+    let rded = DistillConfig {
+        only_recognised: true,
+        ..config(Method::Rded, 1, 0)
+    };
+    let mut source = data::open(&repo(TRAIN)).unwrap();
+    let e = distill(&t, &t, source.as_mut(), &rded, Reuse::default(), &Silent)
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(e.contains("--only-recognised"), "{e}");
 }

@@ -38,6 +38,10 @@ pub struct DistillArgs {
     /// Utility score of a crop (ablations: last-layer, loss).
     #[arg(long, value_enum, default_value = "grad-norm")]
     score: Score,
+    /// Select among the crops the teacher assigns to their own class first, and take others only
+    /// when too few are (InfoUtil; an option of this toolkit, not of the paper).
+    #[arg(long)]
+    only_recognised: bool,
     #[command(flatten)]
     shapley: ShapleyArgs,
     #[arg(long, default_value_t = 0)]
@@ -96,6 +100,7 @@ pub fn run(args: DistillArgs) -> anyhow::Result<()> {
         shapley: args.shapley.config(),
         crops: args.shapley.crop_rule(),
         score: args.score,
+        only_recognised: args.only_recognised,
         seed: args.seed,
         skip_bad: args.skip_bad,
         classes: match &args.classes {

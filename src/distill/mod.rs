@@ -53,6 +53,9 @@ pub struct DistillConfig {
     pub shapley: ShapleyConfig,
     pub crops: CropRule,
     pub score: Score,
+    /// Select among the crops the teacher assigns to their class first (not in the paper).
+    #[serde(default)]
+    pub only_recognised: bool,
     pub seed: u64,
     pub skip_bad: bool,
     /// Only these classes (a shard of the work, e.g. one machine's part); None = all.
@@ -72,6 +75,11 @@ impl DistillConfig {
         if self.method == Method::Random && self.factor != 1 {
             return fail("the random baseline uses whole real images: use --factor 1");
         }
+        if self.only_recognised && self.method != Method::Infoutil {
+            return fail(
+                "--only-recognised filters InfoUtil's crops: use it with --method infoutil",
+            );
+        }
         if self.crops.per_image == 0 || self.candidates == 0 {
             return fail("--candidates and --crops-per-image must be at least 1");
         }
@@ -90,6 +98,8 @@ struct Crop {
     /// In source pixels.
     bbox: PixelBox,
     score: f64,
+    /// Selection takes these first (every crop is, unless `only_recognised` checks them).
+    recognised: bool,
 }
 
 /// What a class's candidates went through, for the output file.
@@ -338,6 +348,7 @@ impl Run<'_> {
         let per_image = cfg.factor * cfg.factor;
         let keep = utility::top_k(
             &crops.iter().map(|k| k.score).collect::<Vec<_>>(),
+            &crops.iter().map(|k| k.recognised).collect::<Vec<_>>(),
             cfg.ipc * per_image,
         );
         if keep.len() < cfg.ipc * per_image {
@@ -381,10 +392,21 @@ impl Run<'_> {
         self.timings.attribution += t.elapsed().as_secs_f64();
 
         let t = Instant::now();
-        let scores = score_boxes(teacher, cands, &boxes, c, cfg.score, None)?;
+        let batch = CropBatch::new(teacher, cands, &boxes, None);
+        let c_each = vec![c; batch.len()];
+        let scores = batch.per_box(&utility::score(
+            teacher,
+            batch.x.view(),
+            &c_each,
+            cfg.score,
+        )?);
+        let recognised = match cfg.only_recognised {
+            true => Some(batch.per_box(&utility::recognised(teacher, batch.x.view(), c)?)),
+            false => None,
+        };
         progress.advance(UTILITY, count(&boxes));
         self.timings.utility += t.elapsed().as_secs_f64();
-        Ok(collect(cands, c, Some(maps), boxes, scores))
+        Ok(collect(cands, c, Some(maps), boxes, scores, recognised))
     }
 
     /// The Shapley maps `[n, g, g]` of class `c`'s candidates: saved ones where given, the others
@@ -439,7 +461,14 @@ impl Run<'_> {
                     .collect()
             })
             .collect();
-        let scores = score_boxes(teacher, cands, &boxes, c, Score::Loss, Some(cfg.factor))?;
+        let batch = CropBatch::new(teacher, cands, &boxes, Some(cfg.factor));
+        let c_each = vec![c; batch.len()];
+        let scores = batch.per_box(&utility::score(
+            teacher,
+            batch.x.view(),
+            &c_each,
+            Score::Loss,
+        )?);
         progress.advance(UTILITY, count(&boxes));
         // RDED keeps the most realistic crop (lowest loss) of each image.
         let scores: Vec<Vec<f64>> = scores
@@ -447,7 +476,7 @@ impl Run<'_> {
             .map(|s| s.into_iter().map(|l| -l).collect())
             .collect();
         self.timings.utility += t.elapsed().as_secs_f64();
-        let (mut crops, log) = collect(cands, c, None, boxes, scores);
+        let (mut crops, log) = collect(cands, c, None, boxes, scores, None);
         crops = best_per_candidate(crops);
         Ok((crops, log))
     }
@@ -472,50 +501,69 @@ fn random_crops(cands: &Candidates, c: usize) -> (Vec<Crop>, ClassLog) {
         .collect();
     // Equal scores: selection keeps the drawn order.
     let scores = vec![vec![0.0]; cands.len()];
-    collect(cands, c, None, boxes, scores)
+    collect(cands, c, None, boxes, scores, None)
 }
 
-/// Score every box: the crop resized to the teacher's input (or, with `pad_factor`, to one tile
-/// and zero-padded, as RDED does) through `how`. A box an image offers twice (noisy crops often
-/// land on the clean one) is scored once.
-fn score_boxes(
-    teacher: &Teacher,
-    cands: &Candidates,
-    boxes: &[Vec<PixelBox>],
-    c: usize,
-    how: Score,
-    pad_factor: Option<usize>,
-) -> Result<Vec<Vec<f64>>> {
-    let spec = &teacher.meta.input;
-    let (th, tw) = match pad_factor {
-        Some(f) => (spec.height / f, spec.width / f),
-        None => (spec.height, spec.width),
-    };
-    let tile_spec = spec.with_size(th, tw);
-    let mut slot = std::collections::HashMap::new();
-    let mut unique = Vec::new();
-    for (cand, bs) in boxes.iter().enumerate() {
-        for b in bs {
-            slot.entry((cand, *b)).or_insert_with(|| {
-                unique.push((cand, *b));
-                unique.len() - 1
-            });
+/// The distinct crops of a class's boxes as one teacher batch: each crop resized to the teacher's
+/// input (or, with `pad_factor`, to one tile and zero-padded, as RDED does). A box an image offers
+/// twice (noisy crops often land on the clean one) is computed once.
+struct CropBatch {
+    x: Array4<f32>,
+    /// For each candidate's boxes, the row of `x` holding its crop.
+    slot: Vec<Vec<usize>>,
+}
+
+impl CropBatch {
+    fn new(
+        teacher: &Teacher,
+        cands: &Candidates,
+        boxes: &[Vec<PixelBox>],
+        pad_factor: Option<usize>,
+    ) -> CropBatch {
+        let spec = &teacher.meta.input;
+        let (th, tw) = match pad_factor {
+            Some(f) => (spec.height / f, spec.width / f),
+            None => (spec.height, spec.width),
+        };
+        let tile_spec = spec.with_size(th, tw);
+        let mut rows = std::collections::HashMap::new();
+        let mut unique = Vec::new();
+        let slot = boxes
+            .iter()
+            .enumerate()
+            .map(|(cand, bs)| {
+                bs.iter()
+                    .map(|b| {
+                        *rows.entry((cand, *b)).or_insert_with(|| {
+                            unique.push((cand, *b));
+                            unique.len() - 1
+                        })
+                    })
+                    .collect()
+            })
+            .collect();
+        let mut x = Array4::zeros((unique.len(), spec.channels, th, tw));
+        for (k, (cand, b)) in unique.iter().enumerate() {
+            let pixels = reconstruct::crop_resized(cands.raw[*cand].view(), b, th, tw);
+            tile_spec.pixels_into(pixels.view(), x.index_axis_mut(Axis(0), k));
         }
+        if pad_factor.is_some() {
+            x = rded::zero_padded(&x, spec.height, spec.width);
+        }
+        CropBatch { x, slot }
     }
-    let mut x = Array4::zeros((unique.len(), spec.channels, th, tw));
-    for (k, (cand, b)) in unique.iter().enumerate() {
-        let pixels = reconstruct::crop_resized(cands.raw[*cand].view(), b, th, tw);
-        tile_spec.pixels_into(pixels.view(), x.index_axis_mut(Axis(0), k));
+
+    fn len(&self) -> usize {
+        self.x.dim().0
     }
-    if pad_factor.is_some() {
-        x = rded::zero_padded(&x, spec.height, spec.width);
+
+    /// Per-row values (one per distinct crop) laid out per candidate and box.
+    fn per_box<T: Copy>(&self, rows: &[T]) -> Vec<Vec<T>> {
+        self.slot
+            .iter()
+            .map(|s| s.iter().map(|&k| rows[k]).collect())
+            .collect()
     }
-    let scores = utility::score(teacher, x.view(), &vec![c; unique.len()], how)?;
-    Ok(boxes
-        .iter()
-        .enumerate()
-        .map(|(cand, bs)| bs.iter().map(|b| scores[slot[&(cand, *b)]]).collect())
-        .collect())
 }
 
 fn collect(
@@ -524,6 +572,7 @@ fn collect(
     maps: Option<Array3<f64>>,
     boxes: Vec<Vec<PixelBox>>,
     scores: Vec<Vec<f64>>,
+    recognised: Option<Vec<Vec<bool>>>,
 ) -> (Vec<Crop>, ClassLog) {
     // The same crop twice would fill two places of the distilled set with one picture.
     let mut seen = std::collections::HashSet::new();
@@ -532,9 +581,16 @@ fn collect(
         .zip(&scores)
         .enumerate()
         .flat_map(|(cand, (bs, ss))| {
+            let rec = recognised.as_ref().map(|r| &r[cand]);
             bs.iter()
                 .zip(ss)
-                .map(move |(&bbox, &score)| Crop { cand, bbox, score })
+                .enumerate()
+                .map(move |(j, (&bbox, &score))| Crop {
+                    cand,
+                    bbox,
+                    score,
+                    recognised: rec.is_none_or(|r| r[j]),
+                })
         })
         .filter(|k| seen.insert((k.cand, k.bbox)))
         .collect();

@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# Issue 5's tuning of InfoUtil's free choices on a validation split carved from the Fashion-MNIST
+# training set: the test set is never read. The last 300 training images of each class are held
+# out (examples/split_validation.py); the other 57 000 are distilled at IPC 1 with one choice
+# changed at a time from the defaults, and a ConvNet-3 student per file is scored on the 3 000
+# held-out images (examples/train_student.py, the same protocol as the results table).
+#
+#   scripts/tune_fmnist.sh [SEEDS] [JOBS] [IPC]     # defaults: "0 1 2" 2 1
+#
+# Needs what scripts/results_fmnist.sh needs. Every step is skipped when its output exists, so a
+# stopped run resumes. Files go to out/tune/ (ipc 1) or out/tune-ipcN/, the table to its table.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/setup.sh
+seeds=${1:-0 1 2}
+jobs=${2:-2}
+ipc=${3:-1}
+py=${PYTHON:-python}
+fm=/usr/share/datasets/fashion-mnist
+dir=out/tune
+[ "$ipc" = 1 ] || dir=out/tune-ipc$ipc
+split=out/tune/split
+bin=${INFOUTIL:-target/release/infoutil}
+[ -n "${INFOUTIL:-}" ] || cargo build --release --quiet
+mkdir -p "$dir"
+[ -f $split/val-labels-idx1-ubyte.gz ] ||
+  $py examples/split_validation.py $fm/train-images-idx3-ubyte.gz $fm/train-labels-idx1-ubyte.gz $split 300
+data=$split/train-images-idx3-ubyte.gz
+
+distil() {
+  local name=$1; shift
+  [ -f "$dir/$name.h5" ] && return
+  local args="distill --data $data --backend ort --out $dir/$name.h5 --ipc $ipc $*"
+  echo "infoutil $args" > "$dir/$name.cmd"
+  echo "[distil] $name"
+  $bin $args > "$dir/$name.log" 2>&1
+}
+
+train() {
+  for name in "$@"; do
+    [ -f "$dir/$name.json" ] || echo "$name"
+  done | xargs -r -P "$jobs" -I{} bash -c '
+    name={}; variant=${name%-ipc*}; seed=${name##*-s}
+    echo "[train] $name"
+    '"$py"' examples/train_student.py '"$dir"'/$name.h5 --variant $variant --seed $seed --threads 1 \
+      --test-images '"$split"'/val-images-idx3-ubyte.gz --test-labels '"$split"'/val-labels-idx1-ubyte.gz \
+      --distill-command "$(cat '"$dir"'/$name.cmd)" --out '"$dir"'/$name.json > '"$dir"'/$name.train.log 2>&1'
+}
+
+# Choices that reuse a seed's Shapley maps (noise, scoring, labels, factor).
+reuse_variants=(
+  "infoutil-alpha1|--alpha 1"
+  "infoutil-alpha0.5|--alpha 0.5"
+  "infoutil-no-noise|--alpha 0"
+  "infoutil-converged-labels|--label-teacher models/fmnist-convnet3.onnx"
+  "infoutil-factor2|--factor 2"
+)
+baselines=(
+  "rded|--method rded"
+  "rded-factor2|--method rded --factor 2"
+  "random|--method random"
+)
+# Choices that change the maps themselves (baseline, value): each pays for attribution again.
+map_variants=(
+  "infoutil-mean-baseline|--baseline mean"
+  "infoutil-blur-baseline|--baseline blur"
+  "infoutil-prob|--value prob"
+  "infoutil-logprob|--value logprob"
+)
+# Extra "NAME|ARGS" entries from the environment, e.g. TUNE_EXTRA="infoutil-x|--alpha 3".
+IFS=';' read -r -a extra <<< "${TUNE_EXTRA:-}"
+
+run_set() {
+  local with_maps=$1; shift
+  for s in $seeds; do
+    local names=() entry name args
+    for entry in "$@"; do
+      [ -n "$entry" ] || continue
+      name=${entry%%|*}; args=${entry#*|}
+      if [ "$with_maps" = 1 ]; then
+        distil "$name-ipc$ipc-s$s" --seed "$s" --maps-from "$dir/infoutil-ipc$ipc-s$s.h5" $args
+      else
+        distil "$name-ipc$ipc-s$s" --seed "$s" $args
+      fi
+      names+=("$name-ipc$ipc-s$s")
+    done
+    train "${names[@]}"
+  done
+}
+
+run_set 0 "infoutil|"
+run_set 1 "${reuse_variants[@]}" "${extra[@]}"
+run_set 0 "${baselines[@]}"
+run_set 0 "${map_variants[@]}"
+
+$py examples/results_table.py "$dir" --out "$dir/table.md"
+echo "table: $dir/table.md"
