@@ -17,6 +17,9 @@ pub enum Baseline {
     Mean,
     /// The image itself, box-blurred (a quarter of the image side): removes detail, keeps colour.
     Blur,
+    /// Pixel value 0, normalised: the empty background of dark-background data such as
+    /// (Fashion-)MNIST, where the zero baseline is a mid grey.
+    Black,
 }
 
 /// What a coalition is worth: the teacher's output for the image's class.
@@ -61,6 +64,9 @@ pub fn baseline_image(
             spec.normalize_value(c, mean_pixel[c])
         }),
         Baseline::Blur => box_blur(image, (image.dim().1 / 4).max(1)),
+        Baseline::Black => {
+            Array3::from_shape_fn(image.raw_dim(), |(c, _, _)| spec.normalize_value(c, 0.0))
+        }
     }
 }
 
@@ -148,7 +154,7 @@ mod tests {
     }
 
     #[test]
-    fn the_mean_baseline_is_the_normalised_mean_pixel() {
+    fn the_mean_and_black_baselines_are_normalised_pixels() {
         let spec = InputSpec {
             channels: 1,
             height: 2,
@@ -161,6 +167,9 @@ mod tests {
         let img = Array3::<f32>::zeros((1, 2, 2));
         let b = baseline_image(Baseline::Mean, img.view(), &spec, &[255.0]);
         assert!(b.iter().all(|&v| (v - 1.0).abs() < 1e-6));
+        // Pixel 0 is (0 − 0.5) / 0.5 = −1 in this input space.
+        let b = baseline_image(Baseline::Black, img.view(), &spec, &[255.0]);
+        assert!(b.iter().all(|&v| (v + 1.0).abs() < 1e-6));
     }
 
     #[test]
