@@ -393,13 +393,7 @@ impl Run<'_> {
 
         let t = Instant::now();
         let batch = CropBatch::new(teacher, cands, &boxes, None);
-        let c_each = vec![c; batch.len()];
-        let scores = batch.per_box(&utility::score(
-            teacher,
-            batch.x.view(),
-            &c_each,
-            cfg.score,
-        )?);
+        let scores = batch.scores(teacher, c, cfg.score)?;
         let recognised = match cfg.only_recognised {
             true => Some(batch.per_box(&utility::recognised(teacher, batch.x.view(), c)?)),
             false => None,
@@ -461,14 +455,11 @@ impl Run<'_> {
                     .collect()
             })
             .collect();
-        let batch = CropBatch::new(teacher, cands, &boxes, Some(cfg.factor));
-        let c_each = vec![c; batch.len()];
-        let scores = batch.per_box(&utility::score(
+        let scores = CropBatch::new(teacher, cands, &boxes, Some(cfg.factor)).scores(
             teacher,
-            batch.x.view(),
-            &c_each,
+            c,
             Score::Loss,
-        )?);
+        )?;
         progress.advance(UTILITY, count(&boxes));
         // RDED keeps the most realistic crop (lowest loss) of each image.
         let scores: Vec<Vec<f64>> = scores
@@ -553,8 +544,10 @@ impl CropBatch {
         CropBatch { x, slot }
     }
 
-    fn len(&self) -> usize {
-        self.x.dim().0
+    /// Each box's utility score for class `c`.
+    fn scores(&self, teacher: &Teacher, c: usize, how: Score) -> Result<Vec<Vec<f64>>> {
+        let labels = vec![c; self.x.dim().0];
+        Ok(self.per_box(&utility::score(teacher, self.x.view(), &labels, how)?))
     }
 
     /// Per-row values (one per distinct crop) laid out per candidate and box.
