@@ -30,27 +30,10 @@ bin=${INFOUTIL:-target/release/infoutil}
 [ -n "${INFOUTIL:-}" ] || cargo build --release --quiet
 mkdir -p "$dir"
 
-# distil NAME ARGS…: one `infoutil distill` run, its stdout in NAME.log (read by the trainer).
-distil() {
-  local name=$1; shift
-  [ -f "$dir/$name.h5" ] && return
-  local args="distill --data $data --backend ort --budget 128 --out $dir/$name.h5 $*"
-  echo "infoutil $args" > "$dir/$name.cmd"
-  echo "[distil] $name"
-  $bin $args > "$dir/$name.log" 2>&1
-}
-
-# train NAME…: one student per file, JOBS at a time (one thread each).
-train() {
-  for name in "$@"; do
-    [ -f "$dir/$name.json" ] || echo "$name"
-  done | xargs -r -P "$jobs" -I{} bash -c '
-    name={}; variant=${name%-ipc*}; seed=${name##*-s}
-    echo "[train] $name"
-    '"$py"' examples/train_student.py '"$dir"'/$name.h5 --variant $variant --seed $seed --threads 1 \
-      --test-images '"$fm"'/t10k-images-idx3-ubyte.gz --test-labels '"$fm"'/t10k-labels-idx1-ubyte.gz \
-      --distill-command "$(cat '"$dir"'/$name.cmd)" --out '"$dir"'/$name.json > '"$dir"'/$name.train.log 2>&1'
-}
+distil_opts="--budget 128"
+test_images=$fm/t10k-images-idx3-ubyte.gz
+test_labels=$fm/t10k-labels-idx1-ubyte.gz
+source scripts/students.sh
 
 # Seed by seed, so that a stopped run leaves whole seeds behind.
 for s in $seeds; do

@@ -27,25 +27,10 @@ mkdir -p "$dir"
   $py examples/split_validation.py $fm/train-images-idx3-ubyte.gz $fm/train-labels-idx1-ubyte.gz $split 300
 data=$split/train-images-idx3-ubyte.gz
 
-distil() {
-  local name=$1; shift
-  [ -f "$dir/$name.h5" ] && return
-  local args="distill --data $data --backend ort --out $dir/$name.h5 --ipc $ipc $*"
-  echo "infoutil $args" > "$dir/$name.cmd"
-  echo "[distil] $name"
-  $bin $args > "$dir/$name.log" 2>&1
-}
-
-train() {
-  for name in "$@"; do
-    [ -f "$dir/$name.json" ] || echo "$name"
-  done | xargs -r -P "$jobs" -I{} bash -c '
-    name={}; variant=${name%-ipc*}; seed=${name##*-s}
-    echo "[train] $name"
-    '"$py"' examples/train_student.py '"$dir"'/$name.h5 --variant $variant --seed $seed --threads 1 \
-      --test-images '"$split"'/val-images-idx3-ubyte.gz --test-labels '"$split"'/val-labels-idx1-ubyte.gz \
-      --distill-command "$(cat '"$dir"'/$name.cmd)" --out '"$dir"'/$name.json > '"$dir"'/$name.train.log 2>&1'
-}
+distil_opts="--ipc $ipc"
+test_images=$split/val-images-idx3-ubyte.gz
+test_labels=$split/val-labels-idx1-ubyte.gz
+source scripts/students.sh
 
 # Choices that reuse a seed's Shapley maps: noise, scoring, labels, factor, crop size, and
 # `--only-recognised` (this toolkit's option), alone and combined.

@@ -1,0 +1,28 @@
+# Sourced by scripts/results_fmnist.sh and scripts/tune_fmnist.sh: distil files and train students
+# on them, each step skipped when its output exists, so a stopped run resumes.
+# Expects: $dir (outputs), $data (the idx file to distil), $distil_opts (options every run shares),
+# $test_images / $test_labels (what students are scored on), $bin (infoutil), $py (python with
+# examples/requirements-student.txt), $jobs (students at a time, one thread each).
+
+# distil NAME ARGS…: one `infoutil distill` run, its command in NAME.cmd and its stdout in NAME.log
+# (both read by the trainer).
+distil() {
+  local name=$1; shift
+  [ -f "$dir/$name.h5" ] && return
+  local args="distill --data $data --backend ort $distil_opts --out $dir/$name.h5 $*"
+  echo "infoutil $args" > "$dir/$name.cmd"
+  echo "[distil] $name"
+  $bin $args > "$dir/$name.log" 2>&1
+}
+
+# train NAME…: one student per file NAME.h5 (variant: NAME up to "-ipc", seed: after the last "-s").
+train() {
+  for name in "$@"; do
+    [ -f "$dir/$name.json" ] || echo "$name"
+  done | xargs -r -P "$jobs" -I{} bash -c '
+    name={}; variant=${name%-ipc*}; seed=${name##*-s}
+    echo "[train] $name"
+    '"$py"' examples/train_student.py '"$dir"'/$name.h5 --variant $variant --seed $seed --threads 1 \
+      --test-images '"$test_images"' --test-labels '"$test_labels"' \
+      --distill-command "$(cat '"$dir"'/$name.cmd)" --out '"$dir"'/$name.json > '"$dir"'/$name.train.log 2>&1'
+}
