@@ -87,7 +87,7 @@ run_set() {
 
 # run_maps NAME ARGS: new maps with ARGS (default selection), then ARGS + $TUNED on those maps.
 run_maps() {
-  local name=$1 args=$2 s names
+  local name=$1 args=$2 s
   for s in $seeds; do
     distil "infoutil-$name-ipc$ipc-s$s" --seed "$s" $args
     distil "infoutil-$name-tuned-ipc$ipc-s$s" --seed "$s" $args $TUNED \

@@ -53,7 +53,8 @@ pub fn score(teacher: &Teacher, x: ArrayView4<f32>, y: &[usize], how: Score) -> 
 pub fn top_k(scores: &[f64], preferred: &[bool], k: usize) -> Vec<usize> {
     let mut order: Vec<usize> = (0..scores.len()).collect();
     order.sort_by(|&a, &b| {
-        (preferred[b].cmp(&preferred[a]))
+        preferred[b]
+            .cmp(&preferred[a])
             .then(scores[b].total_cmp(&scores[a]))
             .then(a.cmp(&b))
     });

@@ -395,7 +395,7 @@ impl Run<'_> {
         let batch = CropBatch::new(teacher, cands, &boxes, None);
         let scores = batch.scores(teacher, c, cfg.score)?;
         let recognised = match cfg.only_recognised {
-            true => Some(batch.per_box(&utility::recognised(teacher, batch.x.view(), c)?)),
+            true => Some(batch.recognised(teacher, c)?),
             false => None,
         };
         progress.advance(UTILITY, count(&boxes));
@@ -548,6 +548,11 @@ impl CropBatch {
     fn scores(&self, teacher: &Teacher, c: usize, how: Score) -> Result<Vec<Vec<f64>>> {
         let labels = vec![c; self.x.dim().0];
         Ok(self.per_box(&utility::score(teacher, self.x.view(), &labels, how)?))
+    }
+
+    /// Whether the teacher assigns each box's crop to class `c`.
+    fn recognised(&self, teacher: &Teacher, c: usize) -> Result<Vec<Vec<bool>>> {
+        Ok(self.per_box(&utility::recognised(teacher, self.x.view(), c)?))
     }
 
     /// Per-row values (one per distinct crop) laid out per candidate and box.

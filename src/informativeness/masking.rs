@@ -58,15 +58,17 @@ pub fn baseline_image(
     spec: &InputSpec,
     mean_pixel: &[f32],
 ) -> Array3<f32> {
+    // One raw pixel value per channel, normalised, everywhere.
+    let flat = |pixel: &dyn Fn(usize) -> f32| {
+        Array3::from_shape_fn(image.raw_dim(), |(c, _, _)| {
+            spec.normalize_value(c, pixel(c))
+        })
+    };
     match kind {
         Baseline::Zero => Array3::zeros(image.raw_dim()),
-        Baseline::Mean => Array3::from_shape_fn(image.raw_dim(), |(c, _, _)| {
-            spec.normalize_value(c, mean_pixel[c])
-        }),
+        Baseline::Mean => flat(&|c| mean_pixel[c]),
         Baseline::Blur => box_blur(image, (image.dim().1 / 4).max(1)),
-        Baseline::Black => {
-            Array3::from_shape_fn(image.raw_dim(), |(c, _, _)| spec.normalize_value(c, 0.0))
-        }
+        Baseline::Black => flat(&|_| 0.0),
     }
 }
 
