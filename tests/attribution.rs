@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{mini_test, tract, TEACHER};
+use common::{mini_test, rel_l2, tract, TEACHER};
 use infoutil::informativeness::attribute::{shapley_maps, ShapleyConfig};
 use infoutil::informativeness::{Baseline, Value};
 use infoutil::progress::Silent;
@@ -81,12 +81,6 @@ fn maps(estimator: Estimator, budget: usize, x: &Array4<f32>, labels: &[usize]) 
     maps.outer_iter()
         .map(|m| m.iter().copied().collect())
         .collect()
-}
-
-fn rel_l2(est: &[f64], truth: &[f64]) -> f64 {
-    let diff: f64 = est.iter().zip(truth).map(|(a, b)| (a - b).powi(2)).sum();
-    let norm: f64 = truth.iter().map(|b| b * b).sum();
-    (diff / norm).sqrt()
 }
 
 #[test]

@@ -1,6 +1,9 @@
 //! The Shapley engine against independent references: closed-form Shapley values, a
 //! brute-force permutation average, and the exact values for the sampling estimators.
 
+mod common;
+
+use common::rel_l2;
 use infoutil::shapley::games::{Additive, Each, FnGame, Harsanyi, Squashed};
 use infoutil::shapley::{shapley, Coalition, Estimate, Estimator, Game, MAX_PLAYERS};
 use ndarray::Array2;
@@ -33,12 +36,6 @@ fn assert_close(got: &[f64], want: &[f64], tol: f64, what: &str) {
 
 fn members(s: Coalition, players: usize) -> impl Iterator<Item = usize> {
     (0..players).filter(move |i| s >> i & 1 == 1)
-}
-
-fn rel_l2(est: &[f64], truth: &[f64]) -> f64 {
-    let num: f64 = est.iter().zip(truth).map(|(a, b)| (a - b).powi(2)).sum();
-    let den: f64 = truth.iter().map(|b| b * b).sum();
-    (num / den).sqrt()
 }
 
 // ---------------------------------------------------------------- exact, closed forms

@@ -63,3 +63,10 @@ pub fn max_abs_err(a: &[f32], b: &[f64]) -> f64 {
         .map(|(&a, &b)| (a as f64 - b).abs())
         .fold(0.0, f64::max)
 }
+
+/// Relative L2 error ‖est − truth‖ / ‖truth‖.
+pub fn rel_l2(est: &[f64], truth: &[f64]) -> f64 {
+    let num: f64 = est.iter().zip(truth).map(|(a, b)| (a - b).powi(2)).sum();
+    let den: f64 = truth.iter().map(|b| b * b).sum();
+    (num / den).sqrt()
+}
