@@ -54,15 +54,18 @@ baselines=(
   "rded-factor2|--method rded --factor 2"
   "random|--method random"
 )
-# Choices that change the maps themselves (baseline, value): each pays for attribution again, then
-# its maps are reused with the best selection of the first round ($TUNED). The mean baseline is
-# left out: Fashion-MNIST's mean pixel is its normaliser's mean, so it is the zero baseline.
+# Choices that change the maps themselves (baseline, value, Shapley budget): each pays for
+# attribution again, then its maps are reused with the best selection of the first round
+# ($TUNED). The mean baseline is left out: Fashion-MNIST's mean pixel is its normaliser's mean,
+# so it is the zero baseline.
 TUNED=${TUNED:---only-recognised --factor 2 --crop-span 3}
 map_variants=(
   "black-baseline|--baseline black"
   "blur-baseline|--baseline blur"
   "prob|--value prob"
   "logprob|--value logprob"
+  "budget64|--budget 64"
+  "budget256|--budget 256"
 )
 # Extra "NAME|ARGS" entries from the environment, e.g. TUNE_EXTRA="infoutil-x|--alpha 3".
 IFS=';' read -r -a extra <<< "${TUNE_EXTRA:-}"
