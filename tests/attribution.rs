@@ -2,7 +2,7 @@
 //! the masked images are built by this file (not by `informativeness::masking`) and the Shapley
 //! formula is summed over all coalitions, so the library's exact estimator, its masking and its
 //! plumbing are compared with something they do not share. A 3×3 grid (9 players, 512
-//! coalitions per image) keeps the enumeration to a second or two on tract.
+//! coalitions per image) keeps the enumeration to a few seconds on tract.
 
 mod common;
 
@@ -11,6 +11,7 @@ use infoutil::informativeness::attribute::{shapley_maps, ShapleyConfig};
 use infoutil::informativeness::{Baseline, Value};
 use infoutil::progress::Silent;
 use infoutil::shapley::Estimator;
+use infoutil::teacher::Teacher;
 use ndarray::{Array4, Axis};
 
 const GRID: usize = 3;
@@ -20,8 +21,7 @@ const IMAGES: usize = 3;
 /// v(S) for every coalition S (bit p = patch (p / GRID, p % GRID)) of every image: the teacher's
 /// logit of the image's label with the patches outside S set to 0, the zero baseline in the
 /// teacher's normalised input space.
-fn coalition_values(x: &Array4<f32>, labels: &[usize]) -> Vec<Vec<f64>> {
-    let teacher = tract(TEACHER);
+fn coalition_values(teacher: &Teacher, x: &Array4<f32>, labels: &[usize]) -> Vec<Vec<f64>> {
     let (n, c, h, w) = x.dim();
     let edge = |i: usize, side: usize| i * side / GRID;
     let coalitions = 1usize << PLAYERS;
@@ -68,7 +68,13 @@ fn shapley_formula(v: &[f64]) -> Vec<f64> {
         .collect()
 }
 
-fn maps(estimator: Estimator, budget: usize, x: &Array4<f32>, labels: &[usize]) -> Vec<Vec<f64>> {
+fn maps(
+    teacher: &Teacher,
+    estimator: Estimator,
+    budget: usize,
+    x: &Array4<f32>,
+    labels: &[usize],
+) -> Vec<Vec<f64>> {
     let cfg = ShapleyConfig {
         grid: GRID,
         budget,
@@ -76,8 +82,7 @@ fn maps(estimator: Estimator, budget: usize, x: &Array4<f32>, labels: &[usize]) 
         baseline: Baseline::Zero,
         value: Value::Logit,
     };
-    let (maps, _) =
-        shapley_maps(&tract(TEACHER), x.view(), labels, &cfg, &[0.0], 7, &Silent).unwrap();
+    let (maps, _) = shapley_maps(teacher, x.view(), labels, &cfg, &[0.0], 7, &Silent).unwrap();
     maps.outer_iter()
         .map(|m| m.iter().copied().collect())
         .collect()
@@ -85,9 +90,10 @@ fn maps(estimator: Estimator, budget: usize, x: &Array4<f32>, labels: &[usize]) 
 
 #[test]
 fn exact_maps_of_real_images_match_an_independent_enumeration() {
-    let (x, labels) = mini_test(&tract(TEACHER), IMAGES);
-    let values = coalition_values(&x, &labels);
-    let got = maps(Estimator::Exact, 0, &x, &labels);
+    let teacher = tract(TEACHER);
+    let (x, labels) = mini_test(&teacher, IMAGES);
+    let values = coalition_values(&teacher, &x, &labels);
+    let got = maps(&teacher, Estimator::Exact, 0, &x, &labels);
     for (i, (v, phi)) in values.iter().zip(&got).enumerate() {
         let want = shapley_formula(v);
         let scale = want.iter().fold(0.0f64, |m, p| m.max(p.abs()));
@@ -108,8 +114,9 @@ fn exact_maps_of_real_images_match_an_independent_enumeration() {
 
 #[test]
 fn sampled_maps_of_real_images_approach_the_enumeration() {
-    let (x, labels) = mini_test(&tract(TEACHER), IMAGES);
-    let truth: Vec<Vec<f64>> = coalition_values(&x, &labels)
+    let teacher = tract(TEACHER);
+    let (x, labels) = mini_test(&teacher, IMAGES);
+    let truth: Vec<Vec<f64>> = coalition_values(&teacher, &x, &labels)
         .iter()
         .map(|v| shapley_formula(v))
         .collect();
@@ -122,7 +129,7 @@ fn sampled_maps_of_real_images_approach_the_enumeration() {
     ];
     for estimator in estimators {
         let error = |budget| {
-            let got = maps(estimator, budget, &x, &labels);
+            let got = maps(&teacher, estimator, budget, &x, &labels);
             got.iter()
                 .zip(&truth)
                 .map(|(g, t)| rel_l2(g, t))
