@@ -13,6 +13,7 @@ use infoutil::progress::Silent;
 use infoutil::shapley::Estimator;
 use infoutil::teacher::Teacher;
 use ndarray::{Array4, Axis};
+use std::sync::OnceLock;
 
 const GRID: usize = 3;
 const PLAYERS: usize = GRID * GRID;
@@ -49,6 +50,20 @@ fn coalition_values(teacher: &Teacher, x: &Array4<f32>, labels: &[usize]) -> Vec
                 .collect()
         })
         .collect()
+}
+
+/// Test images, their labels, and v(S) of every coalition of each.
+type Enumerated = (Array4<f32>, Vec<usize>, Vec<Vec<f64>>);
+
+/// The enumeration, computed once for both tests.
+fn enumerated() -> &'static Enumerated {
+    static CELL: OnceLock<Enumerated> = OnceLock::new();
+    CELL.get_or_init(|| {
+        let teacher = tract(TEACHER);
+        let (x, labels) = mini_test(&teacher, IMAGES);
+        let values = coalition_values(&teacher, &x, &labels);
+        (x, labels, values)
+    })
 }
 
 /// φ_p = Σ over S not holding p of |S|!(M−|S|−1)!/M! · (v(S ∪ p) − v(S)).
@@ -90,10 +105,8 @@ fn maps(
 
 #[test]
 fn exact_maps_of_real_images_match_an_independent_enumeration() {
-    let teacher = tract(TEACHER);
-    let (x, labels) = mini_test(&teacher, IMAGES);
-    let values = coalition_values(&teacher, &x, &labels);
-    let got = maps(&teacher, Estimator::Exact, 0, &x, &labels);
+    let (x, labels, values) = enumerated();
+    let got = maps(&tract(TEACHER), Estimator::Exact, 0, x, labels);
     for (i, (v, phi)) in values.iter().zip(&got).enumerate() {
         let want = shapley_formula(v);
         let scale = want.iter().fold(0.0f64, |m, p| m.max(p.abs()));
@@ -114,12 +127,9 @@ fn exact_maps_of_real_images_match_an_independent_enumeration() {
 
 #[test]
 fn sampled_maps_of_real_images_approach_the_enumeration() {
+    let (x, labels, values) = enumerated();
     let teacher = tract(TEACHER);
-    let (x, labels) = mini_test(&teacher, IMAGES);
-    let truth: Vec<Vec<f64>> = coalition_values(&teacher, &x, &labels)
-        .iter()
-        .map(|v| shapley_formula(v))
-        .collect();
+    let truth: Vec<Vec<f64>> = values.iter().map(|v| shapley_formula(v)).collect();
     let estimators = [
         Estimator::LeverageShap,
         Estimator::KernelShap {
@@ -129,7 +139,7 @@ fn sampled_maps_of_real_images_approach_the_enumeration() {
     ];
     for estimator in estimators {
         let error = |budget| {
-            let got = maps(&teacher, estimator, budget, &x, &labels);
+            let got = maps(&teacher, estimator, budget, x, labels);
             got.iter()
                 .zip(&truth)
                 .map(|(g, t)| rel_l2(g, t))
