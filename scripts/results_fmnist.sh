@@ -6,7 +6,13 @@
 #   scripts/results_fmnist.sh [SEEDS] [IPCS] [JOBS]     # defaults: "0 1 2" "1 10 50" 2
 #
 # Cost on one core per student: ~4 min at IPC 1, ~7 min at IPC 10, ~30 min at IPC 50 (300 epochs
-# plus six evaluations on the 10 000 test images); 63 students in all.
+# plus six evaluations on the 10 000 test images); 63 students in all. Then the cross-architecture
+# row: a ResNet-18 student on the IPC 1 files of RDED, InfoUtil, tuned InfoUtil and random (~16 min
+# each, mostly its evaluations; 12 students).
+#
+# FULL_TRAIN=1 adds the whole-training-set row: a ConvNet-3 student per seed on all 60 000 real
+# images with the same recipe. ~6 min per epoch on one core, so ~30 h per seed at 300 epochs;
+# FULL_EPOCHS=N shortens it (the table keeps other epoch counts in a table of their own).
 #
 # Needs: the Debian package dataset-fashion-mnist (/usr/share/datasets/fashion-mnist) and a
 # python with examples/requirements-student.txt ($PYTHON, default python). Every step is skipped
@@ -59,6 +65,28 @@ for s in $seeds; do
   done
   train "${names[@]}"
 done
+
+# Cross-architecture row: files distilled with the ConvNet-3 teacher, scored on a ResNet-18 student.
+case " $ipcs " in *" 1 "*)
+  cross=()
+  for s in $seeds; do
+    for m in rded infoutil infoutil-tuned random; do cross+=("$m-ipc1-s$s"); done
+  done
+  student=resnet18 train "${cross[@]}"
+esac
+
+# Whole-training-set row (opt-in: see the cost above).
+if [ -n "${FULL_TRAIN:-}" ]; then
+  epochs=${FULL_EPOCHS:-300}
+  for s in $seeds; do
+    out=$dir/whole-training-set-e$epochs-s$s
+    [ -f "$out.json" ] && continue
+    echo "[train] whole training set, $epochs epochs, seed $s"
+    $py examples/train_student.py --full-train-images "$data" --full-train-labels "$fm/train-labels-idx1-ubyte.gz" \
+      --epochs "$epochs" --seed "$s" --threads 1 --test-images "$test_images" --test-labels "$test_labels" \
+      --out "$out.json" > "$out.train.log" 2>&1
+  done
+fi
 
 $py examples/results_table.py "$dir" --out "$dir/table.md"
 echo "table: $dir/table.md"

@@ -16,13 +16,18 @@ distil() {
 }
 
 # train NAME…: one student per file NAME.h5 (variant: NAME up to "-ipc", seed: after the last "-s").
+# $student (default convnet3) picks the architecture; another student's JSONs and logs go to
+# $dir/$student/, so that both can be trained on the same files.
 train() {
+  local arch=${student:-convnet3} out=$dir
+  [ "$arch" = convnet3 ] || out=$dir/$arch
+  mkdir -p "$out"
   for name in "$@"; do
-    [ -f "$dir/$name.json" ] || echo "$name"
+    [ -f "$out/$name.json" ] || echo "$name"
   done | xargs -r -P "$jobs" -I{} bash -c '
     name={}; variant=${name%-ipc*}; seed=${name##*-s}
-    echo "[train] $name"
-    '"$py"' examples/train_student.py '"$dir"'/$name.h5 --variant $variant --seed $seed --threads 1 \
-      --test-images '"$test_images"' --test-labels '"$test_labels"' \
-      --distill-command "$(cat '"$dir"'/$name.cmd)" --out '"$dir"'/$name.json > '"$dir"'/$name.train.log 2>&1'
+    echo "[train '"$arch"'] $name"
+    '"$py"' examples/train_student.py '"$dir"'/$name.h5 --student '"$arch"' --variant $variant --seed $seed \
+      --threads 1 --test-images '"$test_images"' --test-labels '"$test_labels"' \
+      --distill-command "$(cat '"$dir"'/$name.cmd)" --out '"$out"'/$name.json > '"$out"'/$name.train.log 2>&1'
 }
