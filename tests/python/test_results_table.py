@@ -9,7 +9,6 @@ import importlib.util
 import io
 import json
 import statistics
-import sys
 import tempfile
 import unittest
 from pathlib import Path
@@ -124,4 +123,4 @@ class ResultsTable(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    sys.exit(unittest.main())
+    unittest.main()
