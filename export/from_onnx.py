@@ -1,19 +1,19 @@
-"""Gradient graph for a teacher that exists only as a forward ONNX file (Keras, JAX, TensorFlow or
-PyTorch): ONNX -> onnx2torch -> the same ghost-norm exporter and verification.
+"""A teacher that exists only as a forward ONNX file (Keras, JAX, TensorFlow or PyTorch) becomes
+infoutil's verified pair: the file itself, with the metadata added, is the forward graph; the
+gradient graph is made by converting it to torch (onnx2torch) and running the same per-sample
+rules as any PyTorch model.
 
     python export/from_onnx.py SRC.onnx --out-dir models --name NAME \
-        [--input-shape 1 28 28 --class-names a b ... --mean 0.286 --std 0.353]
+        --class-names a b ... --mean 0.49 0.48 0.45 --std 0.25 0.24 0.26   # or --pixels raw255
 
-Both output files are re-exported from the converted module (so their weights hash agrees);
-infoutil.* metadata already in SRC is kept unless overridden. Checks, in order: the converted
-module reproduces SRC under ONNX Runtime (max |logit diff| <= 1e-4), then the usual forward and
-gradient verification against torch.func. Inputs for the checks: --images (idx gzip, normalised
-with the metadata) or seeded standard-normal inputs.
-
-Scope: the graph's parameters must become nn.Conv2d / BatchNorm2d / Linear under onnx2torch
-(Conv, BatchNormalization, Gemm). Parameter-free onnx2torch ops (Reshape, Add of two activations,
-...) are differentiated by autograd. A float initializer used by a generic op (Keras's
-MatMul + Add dense layers) is refused by name: see export/README.md.
+The input's name is the graph's own; its layout (NCHW or NHWC) is read from the graph's static
+shape, or given with --layout when the shape cannot tell. infoutil.* metadata already in SRC is
+kept unless overridden. Every float initializer the converted graph computes with is a parameter
+(Keras's Dense kernels and biases, folded BatchNorm scales and shifts): the norms are the gradient
+of the ONNX function with respect to its initializers. Checks: the converted module reproduces SRC
+under ONNX Runtime (max |logit diff| <= 1e-4), and the gradient graph matches torch.func in
+float64. Inputs for the checks: --images (idx gzip, normalised with the metadata) or seeded
+standard-normal inputs.
 """
 import argparse
 import json
@@ -66,7 +66,7 @@ class BatchReshape(nn.Module):
         return x.reshape(x.shape[0], *self.tail)
 
 
-def static_reshapes(tm, input_shape):
+def static_reshapes(tm, shape):
     """Replace every onnx2torch Reshape whose output is [batch, fixed...] at two batch sizes."""
     from onnx2torch.node_converters.reshape import OnnxReshape
     seen = {}
@@ -74,7 +74,7 @@ def static_reshapes(tm, input_shape):
              for m in tm.modules() if isinstance(m, OnnxReshape)]
     with torch.no_grad():
         for b in (2, 3):
-            tm(torch.zeros(b, *input_shape))
+            tm(torch.zeros(b, *shape))
     for h in hooks:
         h.remove()
     replaced = 0
@@ -95,22 +95,46 @@ def static_reshapes(tm, input_shape):
     return replaced
 
 
-def is_parameter_free_onnx_op(m):
-    return (type(m).__module__.startswith("onnx2torch")
-            and not any(True for _ in m.parameters(recurse=False)))
+def initializers_to_parameters(tm):
+    """Every float tensor the graph computes with becomes a parameter, except the running
+    statistics of BatchNormalization (constants in eval mode, not weights)."""
+    for m in tm.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            continue
+        for k, b in list(m.named_buffers(recurse=False)):
+            if b.is_floating_point():
+                delattr(m, k)
+                m.register_parameter(k, nn.Parameter(b.detach().clone(), requires_grad=False))
+    return tm
 
 
-def check_converted(tm):
-    """Every float tensor the graph computes with must be a parameter of a supported layer."""
-    stray = []
-    for name, m in tm.named_modules():
-        for k, b in m.named_buffers(recurse=False):
-            if b.is_floating_point() and not isinstance(m, nn.BatchNorm2d):
-                stray.append(f"{name}.{k}" if name else k)
-    if stray:
+PIXELS = {"raw255": lambda c: metadata.mean_std([0.0] * c, [1 / 255] * c),      # 0..255 floats
+          "unit": lambda c: metadata.BAKED,                                    # 0..1
+          "symmetric": lambda c: metadata.mean_std([0.5] * c, [0.5] * c)}       # -1..1
+
+
+def graph_input(src, input_shape, layout=None):
+    """(name, layout) of SRC's image input; the layout from its static dims where they tell."""
+    inputs = [i for i in src.graph.input if i.name not in {t.name for t in src.graph.initializer}]
+    if len(inputs) != 1:
         raise exporter.UnsupportedModelError(
-            "float initializers used by generic ops (not Conv/BatchNormalization/Gemm), whose "
-            f"gradient the exporter has no rule for: {stray}")
+            f"SRC has {len(inputs)} inputs {[i.name for i in inputs]}; a teacher takes one image batch")
+    dims = [d.dim_value if d.HasField("dim_value") else None
+            for d in inputs[0].type.tensor_type.shape.dim]
+    fits = [lay for lay in ("NCHW", "NHWC")
+            if len(dims) == 4 and all(a in (None, b) for a, b in
+                                      zip(dims[1:], exporter.graph_shape(input_shape, lay)))]
+    if layout is None:
+        if len(fits) != 1:
+            raise exporter.UnsupportedModelError(
+                f"cannot tell the layout of input {inputs[0].name!r} with dims {dims} for "
+                f"[C, H, W] = {list(input_shape)}: give --layout NCHW or --layout NHWC")
+        layout = fits[0]
+    elif layout not in fits:
+        raise exporter.UnsupportedModelError(
+            f"input {inputs[0].name!r} has dims {dims}, which is not {layout} for [C, H, W] = "
+            f"{list(input_shape)}")
+    return inputs[0].name, layout
 
 
 def main():
@@ -118,16 +142,31 @@ def main():
     ap.add_argument("src")
     ap.add_argument("--out-dir", required=True)
     ap.add_argument("--name", required=True)
-    ap.add_argument("--input-shape", type=int, nargs=3)
+    ap.add_argument("--input-shape", type=int, nargs=3, metavar=("C", "H", "W"))
+    ap.add_argument("--layout", choices=["NCHW", "NHWC"], help="default: read from the graph")
     ap.add_argument("--class-names", nargs="+")
     ap.add_argument("--mean", type=float, nargs="+")
     ap.add_argument("--std", type=float, nargs="+")
+    ap.add_argument("--pixels", choices=sorted(PIXELS),
+                    help="what the graph takes instead of mean/std: raw255 (0-255), unit (0-1), "
+                         "symmetric (-1..1)")
     ap.add_argument("--baked", action="store_true", help="the graph normalises its [0,1] input itself")
     ap.add_argument("--images", help="idx3 gzip images for the checks (labels file alongside)")
+    ap.add_argument("--dataset", help="what the teacher was trained on (metadata)")
     ap.add_argument("--n", type=int, default=64)
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    try:
+        report = convert(args, ap)
+    except (exporter.UnsupportedModelError, exporter.VerificationError) as e:
+        print(f"[{args.name}] REFUSED: {e}", file=sys.stderr)
+        return 1
+    print(json.dumps(report, indent=1))
+    return 0
+
+
+def convert(args, ap):
     import onnx2torch
 
     src = onnx.load(args.src)
@@ -137,20 +176,20 @@ def main():
     class_names = args.class_names or (json.loads(get("class_names")) if get("class_names") else None)
     if args.baked:
         norm = metadata.BAKED
+    elif args.pixels:
+        norm = PIXELS[args.pixels](input_shape[0]) if input_shape else None
     elif args.mean and args.std:
         norm = metadata.mean_std(args.mean, args.std)
     else:
         norm = json.loads(get("normalization")) if get("normalization") else None
     if input_shape is None or class_names is None or norm is None:
-        ap.error("SRC has no infoutil metadata: give --input-shape, --class-names and --mean/--std or --baked")
+        ap.error("SRC has no infoutil metadata: give --input-shape, --class-names and "
+                 "--mean/--std, --pixels or --baked")
+    input_name, layout = graph_input(src, input_shape, args.layout or get("layout"))
+    shape = exporter.graph_shape(input_shape, layout)
 
-    tm = onnx2torch.convert(prepare_onnx(src)).eval()
-    check_converted(tm)
-    static_reshapes(tm, input_shape)
-    for name, m in tm.named_modules():
-        if is_parameter_free_onnx_op(m) or isinstance(m, BatchReshape) or (
-                name == "initializers" and not any(True for _ in m.children())):
-            exporter.ALLOWED_EXTRA.add(type(m))
+    tm = initializers_to_parameters(onnx2torch.convert(prepare_onnx(onnx.load(args.src))).eval())
+    static_reshapes(tm, shape)
 
     if args.images:
         x_u8 = read_idx_images(args.images)[:args.n]
@@ -160,37 +199,23 @@ def main():
             mean = torch.tensor(norm["mean"]).reshape(1, -1, 1, 1)
             std = torch.tensor(norm["std"]).reshape(1, -1, 1, 1)
             x = (x - mean) / std
+        if layout == "NHWC":
+            x = x.permute(0, 2, 3, 1).contiguous()
     else:
         gen = torch.Generator().manual_seed(0)
-        x = torch.randn(args.n, *input_shape, generator=gen)
+        x = torch.randn(args.n, *shape, generator=gen)
         y = torch.randint(0, len(class_names), (args.n,), generator=gen)
 
-    # the conversion itself must be faithful before anything else is checked
-    with torch.no_grad():
-        converted = tm(x).numpy()
-    original = verify.ort_session(args.src).run(None, {src.graph.input[0].name: x.numpy()})[0]
-    conv_err = float(np.abs(converted - original).max())
-    print(f"[{args.name}] onnx2torch conversion: max |logit diff| vs SRC = {conv_err:.3g}")
-    if conv_err > exporter.FORWARD_TOL:
-        print(f"[{args.name}] REFUSED: the converted module does not reproduce {args.src}", file=sys.stderr)
-        return 1
-
-    passthrough = {k[len(metadata.PREFIX):]: get(k[len(metadata.PREFIX):]) for k in meta
-                   if k.startswith(metadata.PREFIX)}
-    try:
-        report = exporter.export(
-            tm, args.out_dir, args.name, input_shape=input_shape, class_names=class_names,
-            normalization=norm, verify_x=x, verify_y=y,
-            checkpoint_epoch=passthrough.get("checkpoint_epoch"),
-            epochs_total=passthrough.get("epochs_total"), dataset=passthrough.get("dataset"),
-            test_top1=float(passthrough["test_top1"]) if passthrough.get("test_top1") else None,
-            extra={"source": os.path.basename(args.src)})
-    except (exporter.UnsupportedModelError, exporter.VerificationError) as e:
-        print(f"[{args.name}] REFUSED: {e}", file=sys.stderr)
-        return 1
-    report["conversion_max_abs_err"] = conv_err
-    print(json.dumps(report, indent=1))
-    return 0
+    producer = " ".join(v for v in (src.producer_name, src.producer_version) if v) or "unknown"
+    report = exporter.export(
+        tm, args.out_dir, args.name, input_shape=input_shape, class_names=class_names,
+        normalization=norm, verify_x=x, verify_y=y, layout=layout, input_name=input_name,
+        forward=src, framework=get("framework") or producer,
+        checkpoint_epoch=get("checkpoint_epoch"), epochs_total=get("epochs_total"),
+        dataset=args.dataset or get("dataset"),
+        test_top1=float(get("test_top1")) if get("test_top1") else None,
+        extra={"source": os.path.basename(args.src)})
+    return report
 
 
 if __name__ == "__main__":

@@ -1,137 +1,488 @@
-"""Per-sample gradient norms over ALL parameters, without per-sample gradients ("ghost norm").
+"""Per-sample gradient norms over ALL parameters, without per-sample gradients of the big tensors.
 
-In eval mode the samples of a batch are independent, so one backward of the SUMMED loss with respect
-to each parameterised layer's OUTPUT gives every sample's own output gradient g_n. A layer's
-per-sample parameter gradient is then a closed form of its input a_n and g_n, and so is its
-squared norm:
+In eval mode the samples of a batch are independent, so one batched backward of the loss with
+respect to the OUTPUT of every operation that reads a parameter gives every sample's own output
+gradient g_n. The per-sample gradient of that parameter is then a closed form of the operation's
+other inputs and g_n, so no module type needs to be known: the rules are keyed by the torch
+FUNCTION that reads the parameter, found by intercepting every torch call during the forward
+(a TorchFunctionMode). The same rules serve torchvision, timm, a hand-written model and a graph
+converted from ONNX (Keras, JAX), whose parameters are initializers read by MatMul / Add / Mul.
 
-  Linear     dW_n = g_n^T a_n (summed over any extra token dims)   |db_n|^2 = |sum_t g_n|^2
-  Conv2d     dW_n = G_n U_n^T, U_n = im2col(a_n) [C*kh*kw, L], G_n = g_n [O, L]
-             |dW_n|^2 = |G_n U_n^T|^2, or <G_n^T G_n, U_n^T U_n> when that is cheaper
-  BatchNorm  dgamma_n = sum_hw g_n * xhat_n,  dbeta_n = sum_hw g_n  (running statistics)
+  linear, matmul  dW_n = G_n^T A_n over the token dims: |dW_n|^2 by the product or the Gram form
+  conv1d/conv2d   any groups, stride, padding (also "same"), dilation: dW_n = G_n U_n^T per group,
+                  U_n = im2col(a_n); the product or the Gram form, whichever is cheaper
+  batch_norm      dgamma_n = sum g_n * xhat_n, dbeta_n = sum g_n (running statistics)
+  layer_norm,     the same with the sample's own statistics
+  group_norm
+  elementwise     add, sub, mul, div, where, expand, ... with the parameter broadcast over the
+                  batch: the op is re-run with a per-sample copy of the parameter and autograd
+                  gives its per-sample gradient (small tensors: biases, scales, tokens)
 
-Only a batched backward and small matrix products: this exports to standard ONNX ops and is
-faster than materialising per-sample gradients with vmap(grad).
+Parameter-free operations (activations, padding, pooling, attention's softmax, residual adds...)
+need nothing: autograd differentiates them. A pure rearrangement of a parameter (view, transpose,
+basic slicing) keeps its identity. Anything else that reads a parameter is refused by name.
 """
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
+from torch.overrides import TorchFunctionMode
 
-PARAM_LAYERS = (nn.Conv2d, nn.Linear, nn.BatchNorm2d)
+T = torch.Tensor
 
 
-def im2col(a, conv):
-    """[N, C, H, W] -> [N, C*kh*kw, L] with a one-hot grouped convolution (an ONNX Conv)."""
-    C = conv.in_channels
-    kh, kw = conv.kernel_size
-    eye = torch.eye(kh * kw, dtype=a.dtype, device=a.device).reshape(kh * kw, 1, kh, kw)
-    u = F.conv2d(a, eye.repeat(C, 1, 1, 1), None, conv.stride, conv.padding, conv.dilation, groups=C)
-    return u.reshape(u.shape[0], C * kh * kw, -1)
+class UnsupportedModelError(ValueError):
+    pass
+
+
+# ---------------------------------------------------------------------------------------------
+# where the batch is
+
+
+def _is_batch(d, n):
+    from torch.fx.experimental.symbolic_shapes import statically_known_true
+    return d is n or statically_known_true(d == n)
+
+
+def _batch_first(t, n):
+    """t with its batch dimension moved to the front, or None when no single dim is the batch."""
+    dims = [i for i, d in enumerate(t.shape) if _is_batch(d, n)]
+    if len(dims) != 1 or any(not _is_batch(d, n) and _mentions(d, n) for d in t.shape):
+        return None
+    return t if dims[0] == 0 else t.movedim(dims[0], 0)
+
+
+def _mentions(d, n):
+    """A size that is an expression of the (symbolic) batch, e.g. T * N after a merge."""
+    syms = getattr(getattr(d, "node", None), "expr", None)
+    base = getattr(getattr(n, "node", None), "expr", None)
+    return syms is not None and base is not None and bool(syms.free_symbols & base.free_symbols)
+
+
+# ---------------------------------------------------------------------------------------------
+# closed forms
 
 
 def _frobenius_sq_of_product(G, U, max_materialised=1 << 20):
-    """|G U^T|^2 per sample for G [N, O, L], U [N, K, L]: materialise the [O, K] product or use
-    the Gram form <G^T G, U^T U> ([L, L]), whichever needs fewer multiply-adds, unless the product
-    would exceed max_materialised values per sample (memory at large batches)."""
-    O, K, L = G.shape[1], U.shape[1], U.shape[2]
-    if O * K * L <= L * L * (O + K) and O * K <= max_materialised:
-        return torch.bmm(G, U.transpose(1, 2)).pow(2).sum((1, 2))
-    return (torch.bmm(G.transpose(1, 2), G) * torch.bmm(U.transpose(1, 2), U)).sum((1, 2))
+    """|G U^T|^2 per sample for G [N, B, O, L], U [N, B, K, L] (B independent blocks, e.g. conv
+    groups): materialise the [O, K] products or use the Gram form <G^T G, U^T U> ([L, L]),
+    whichever needs fewer multiply-adds, unless the products would exceed max_materialised values
+    per sample (memory at large batches)."""
+    B, O, K, L = G.shape[1], G.shape[2], U.shape[2], U.shape[3]
+    if O * K * L <= L * L * (O + K) and B * O * K <= max_materialised:
+        return torch.matmul(G, U.transpose(-1, -2)).pow(2).sum((1, 2, 3))
+    gram = torch.matmul(G.transpose(-1, -2), G) * torch.matmul(U.transpose(-1, -2), U)
+    return gram.sum((1, 2, 3))
 
 
-def layer_sqnorms(name, m, a, g):
-    """{param name: [N] squared norm of that parameter's per-sample gradient}."""
+def _sq(t):
+    return t.flatten(1).pow(2).sum(1)
+
+
+def _arg(args, kwargs, i, name, default=None):
+    if name in kwargs:
+        return kwargs[name]
+    return args[i] if len(args) > i else default
+
+
+def rule_linear(use, g):
+    """F.linear(a, W, b): a [N, ..., in], W [out, in]."""
+    a = _batch_first(_arg(use.args, use.kwargs, 0, "input").detach(), use.n)
+    g = _batch_first(g, use.n)
+    if a is None or g is None:
+        return use.refuse("its input has no single batch dimension (samples merged with tokens?)")
     N = a.shape[0]
+    A = a.reshape(N, 1, -1, a.shape[-1]).transpose(-1, -2)   # [N, 1, in, T]
+    G = g.reshape(N, 1, -1, g.shape[-1]).transpose(-1, -2)   # [N, 1, out, T]
     out = {}
-    if isinstance(m, nn.Linear):
-        if a.dim() == 2:
-            g2 = g.pow(2).sum(1)
-            out[name + "weight"] = g2 * a.pow(2).sum(1)
-            gb = g
-        else:  # [N, ..., features]: sum over the token dims
-            G = g.reshape(N, -1, g.shape[-1]).transpose(1, 2)   # [N, out, T]
-            A = a.reshape(N, -1, a.shape[-1]).transpose(1, 2)   # [N, in, T]
-            out[name + "weight"] = _frobenius_sq_of_product(G, A)
-            gb = G.sum(2)
-        if m.bias is not None:
-            out[name + "bias"] = gb.pow(2).sum(1)
-    elif isinstance(m, nn.Conv2d):
-        G = g.reshape(N, g.shape[1], -1)
-        out[name + "weight"] = _frobenius_sq_of_product(G, im2col(a, m))
-        if m.bias is not None:
-            out[name + "bias"] = G.sum(2).pow(2).sum(1)
-    elif isinstance(m, nn.BatchNorm2d):
-        if m.affine:
-            xhat = (a - m.running_mean[None, :, None, None]) * torch.rsqrt(
-                m.running_var[None, :, None, None] + m.eps)
-            out[name + "weight"] = (g * xhat).sum((2, 3)).pow(2).sum(1)
-            out[name + "bias"] = g.sum((2, 3)).pow(2).sum(1)
-    else:
-        raise TypeError(f"no per-sample gradient rule for {type(m).__name__}")
+    for pos, key in use.params:
+        if pos == (1,) or pos == ("weight",):
+            out[key] = ("sq", _frobenius_sq_of_product(G, A))
+        else:
+            out[key] = ("grad", G.sum(-1).reshape(N, -1))
     return out
 
 
+def rule_matmul(use, g):
+    """matmul(a, W) with W [in, out] a parameter (Keras's Dense), or matmul(W, a)."""
+    (pos, key), = use.params
+    if use.args[pos[0]].dim() != 2:
+        return use.refuse("only a 2-D parameter matrix has a per-sample rule in matmul")
+    a = _batch_first(use.args[1 - pos[0]].detach(), use.n)
+    g = _batch_first(g, use.n)
+    if a is None or g is None or a.dim() < 2:
+        return use.refuse("its other input has no single batch dimension")
+    N = a.shape[0]
+    if pos[0] == 1:   # out = a W: rows are tokens, columns features
+        A = a.reshape(N, 1, -1, a.shape[-1]).transpose(-1, -2)
+        G = g.reshape(N, 1, -1, g.shape[-1]).transpose(-1, -2)
+    else:             # out = W a: columns are tokens
+        A = a.reshape(N, 1, a.shape[-2], -1)
+        G = g.reshape(N, 1, g.shape[-2], -1)
+    return {key: ("sq", _frobenius_sq_of_product(G, A))}
+
+
+def _conv_padding(padding, k, dilation):
+    """Explicit (F.pad amounts, symmetric conv padding) for an int/tuple or "same"/"valid"."""
+    nd = len(k)
+    if padding == "valid":
+        return None, [0] * nd
+    if padding == "same":
+        total = [dilation[i] * (k[i] - 1) for i in range(nd)]
+        lo = [t // 2 for t in total]
+        if all(t % 2 == 0 for t in total):
+            return None, lo
+        pads = []
+        for i in reversed(range(nd)):
+            pads += [lo[i], total[i] - lo[i]]
+        return pads, [0] * nd
+    p = list(padding) if isinstance(padding, (tuple, list)) else [padding] * nd
+    return None, p
+
+
+def _tuple(v, nd):
+    return list(v) if isinstance(v, (tuple, list)) else [v] * nd
+
+
+def rule_conv(use, g):
+    """F.conv1d / F.conv2d(a, W, b, stride, padding, dilation, groups), any groups."""
+    args, kw = use.args, use.kwargs
+    a = _arg(args, kw, 0, "input").detach()
+    W = _arg(args, kw, 1, "weight")
+    nd = W.dim() - 2
+    if nd == 1:   # conv1d as a conv2d over [N, C, 1, L]
+        a, g = a.unsqueeze(2), g.unsqueeze(2)
+    stride = _tuple(_arg(args, kw, 3, "stride", 1), nd)
+    dilation = _tuple(_arg(args, kw, 5, "dilation", 1), nd)
+    groups = _arg(args, kw, 6, "groups", 1)
+    k = list(W.shape[2:])
+    pads, padding = _conv_padding(_arg(args, kw, 4, "padding", 0), k, dilation)
+    if nd == 1:
+        stride, dilation, padding, k = [1] + stride, [1] + dilation, [0] + padding, [1] + k
+        pads = None if pads is None else pads + [0, 0]
+    if pads is not None:
+        a = F.pad(a, pads)
+    N, C = a.shape[0], a.shape[1]
+    O = W.shape[0]
+    kk = k[0] * k[1]
+    eye = torch.eye(kk, dtype=a.dtype, device=a.device).reshape(kk, 1, k[0], k[1])
+    U = F.conv2d(a, eye.repeat(C, 1, 1, 1), None, stride, padding, dilation, groups=C)
+    U = U.reshape(N, groups, (C // groups) * kk, -1)         # [N, G, C/G*kh*kw, L]
+    Gm = g.reshape(N, groups, O // groups, -1)                # [N, G, O/G, L]
+    out = {}
+    for pos, key in use.params:
+        if pos in ((1,), ("weight",)):
+            out[key] = ("sq", _frobenius_sq_of_product(Gm, U))
+        else:
+            out[key] = ("grad", Gm.sum(-1).reshape(N, O))
+    return out
+
+
+def _affine_grads(use, g, xhat, reduce_dims, weight_pos, bias_pos):
+    out = {}
+    for pos, key in use.params:
+        if pos in weight_pos:
+            out[key] = ("grad", (g * xhat).sum(reduce_dims) if reduce_dims else g * xhat)
+        elif pos in bias_pos:
+            out[key] = ("grad", g.sum(reduce_dims) if reduce_dims else g)
+        else:
+            return use.refuse("a parameter in a position other than weight or bias")
+    return out
+
+
+def rule_batch_norm(use, g):
+    """F.batch_norm(a, running_mean, running_var, weight, bias, training, momentum, eps)."""
+    args, kw = use.args, use.kwargs
+    if _arg(args, kw, 5, "training", False):
+        return use.refuse("batch statistics (training=True, or no running statistics): "
+                          "eval-mode samples would not be independent")
+    a = _arg(args, kw, 0, "input").detach()
+    shape = [1, -1] + [1] * (a.dim() - 2)
+    mean, var = _arg(args, kw, 1, "running_mean"), _arg(args, kw, 2, "running_var")
+    xhat = (a - mean.reshape(shape)) * torch.rsqrt(var.reshape(shape) + _arg(args, kw, 7, "eps", 1e-5))
+    return _affine_grads(use, g, xhat, list(range(2, a.dim())), ((3,), ("weight",)), ((4,), ("bias",)))
+
+
+def rule_layer_norm(use, g):
+    """F.layer_norm(a, normalized_shape, weight, bias, eps): a [N, ..., *normalized_shape]."""
+    args, kw = use.args, use.kwargs
+    a = _arg(args, kw, 0, "input").detach()
+    shape = list(_arg(args, kw, 1, "normalized_shape"))
+    xhat = F.layer_norm(a, shape, None, None, _arg(args, kw, 4, "eps", 1e-5))
+    return _affine_grads(use, g, xhat, list(range(1, a.dim() - len(shape))),
+                         ((2,), ("weight",)), ((3,), ("bias",)))
+
+
+def rule_group_norm(use, g):
+    """F.group_norm(a, num_groups, weight, bias, eps): a [N, C, ...]."""
+    args, kw = use.args, use.kwargs
+    a = _arg(args, kw, 0, "input").detach()
+    xhat = F.group_norm(a, _arg(args, kw, 1, "num_groups"), None, None, _arg(args, kw, 4, "eps", 1e-5))
+    return _affine_grads(use, g, xhat, list(range(2, a.dim())), ((2,), ("weight",)), ((3,), ("bias",)))
+
+
+def rule_elementwise(use, g):
+    """An op that broadcasts the parameter over the batch: re-run it with a per-sample copy
+    [N, ...] of the parameter; autograd's own broadcast reduction gives the per-sample gradient."""
+    if use.out.dim() == 0 or not _is_batch(use.out.shape[0], use.n):
+        return use.refuse("its result does not have the batch as its first dimension")
+    N, k = use.out.shape[0], use.out.dim()
+    out = {}
+    for pos, key in use.params:
+        p = _get(use.args, use.kwargs, pos)
+        if p.dim() > k or (p.dim() == k and p.shape[0] != 1):
+            return use.refuse(f"a parameter of shape {list(p.shape)} that is not broadcast over the batch")
+        ps = [1] * (k - p.dim()) + list(p.shape)
+        pe = p.detach().reshape(ps).expand(N, *ps[1:]).contiguous().requires_grad_(True)
+        args, kwargs = _put(use.args, use.kwargs, pos, pe)
+        with torch.enable_grad():
+            res = OUT_OF_PLACE.get(use.func, use.func)(*args, **kwargs)
+            d, = torch.autograd.grad(res, pe, g)
+        out[key] = ("grad", d.reshape(N, *p.shape))
+    return out
+
+
+# torch functions by the rule that reads their parameters
+ELEMENTWISE = [torch.add, T.add, T.__add__, T.__radd__, T.__iadd__,
+               torch.sub, T.sub, T.__sub__, T.__rsub__, T.__isub__, torch.rsub,
+               torch.mul, T.mul, T.__mul__, T.__rmul__,
+               torch.div, T.div, T.__truediv__, T.__rtruediv__,
+               torch.where, torch.maximum, torch.minimum,
+               T.expand, T.expand_as, torch.broadcast_to, T.broadcast_to]
+RULES = {F.linear: rule_linear, torch.matmul: rule_matmul, T.matmul: rule_matmul,
+         T.__matmul__: rule_matmul, torch.mm: rule_matmul, T.mm: rule_matmul,
+         F.conv1d: rule_conv, F.conv2d: rule_conv, torch.conv1d: rule_conv, torch.conv2d: rule_conv,
+         F.batch_norm: rule_batch_norm, F.layer_norm: rule_layer_norm,
+         F.group_norm: rule_group_norm}
+RULES.update({f: rule_elementwise for f in ELEMENTWISE})
+# pure rearrangements of a parameter: the result stands for the same parameter, norm unchanged
+REARRANGE = {T.view, T.reshape, torch.reshape, T.transpose, torch.transpose, T.permute,
+             torch.permute, T.t, torch.t, T.flatten, torch.flatten, T.unflatten, T.squeeze,
+             torch.squeeze, T.unsqueeze, torch.unsqueeze, T.contiguous, T.clone, torch.clone,
+             T.float, T.to, T.type_as, T.__getitem__, T.T.__get__, T.mT.__get__, T.movedim,
+             torch.movedim, T.view_as, T.reshape_as}
+# `x += b` rebinds x to what the call returns, so the recorded copy is what flows on
+OUT_OF_PLACE = {T.__iadd__: T.add, T.__isub__: T.sub}
+
+
+def _get(args, kwargs, pos):
+    v = kwargs if isinstance(pos[0], str) else args
+    for i in pos:
+        v = v[i]
+    return v
+
+
+def _put(args, kwargs, pos, value):
+    if isinstance(pos[0], str):
+        kwargs = dict(kwargs)
+        kwargs[pos[0]] = _replace(kwargs[pos[0]], pos[1:], value)
+        return args, kwargs
+    return _replace(tuple(args), pos, value), kwargs
+
+
+def _replace(v, pos, value):
+    if not pos:
+        return value
+    items = list(v)
+    items[pos[0]] = _replace(items[pos[0]], pos[1:], value)
+    return type(v)(items)
+
+
+def _tensors(v, pos=()):
+    if isinstance(v, torch.Tensor):
+        yield pos, v
+    elif isinstance(v, (list, tuple)):
+        for i, item in enumerate(v):
+            yield from _tensors(item, pos + (i,))
+
+
+def _name(func):
+    owner = getattr(func, "__objclass__", None) or getattr(func, "__self__", None)
+    mod = getattr(func, "__module__", None) or ""
+    base = getattr(func, "__name__", None) or getattr(func, "__qualname__", None) or repr(func)
+    if owner is torch.Tensor or (owner is None and not mod):
+        return f"Tensor.{base}"
+    return f"{mod}.{base}" if mod and not mod.startswith("torch._C") else f"torch.{base}"
+
+
+class Use:
+    """One call of a torch function that read parameters."""
+
+    def __init__(self, func, args, kwargs, params, out, n, problems):
+        self.func, self.args, self.kwargs, self.params = func, args, kwargs, params
+        self.out, self.n, self._problems = out, n, problems
+
+    def refuse(self, why):
+        keys = ", ".join(k for _, k in self.params)
+        self._problems.append(f"parameter {keys} is read by {_name(self.func)} with {why}")
+        return {}
+
+
+class Recorder(TorchFunctionMode):
+    """Records every torch call that reads a parameter, and hands downstream a fresh tensor whose
+    gradient is then that call's output gradient."""
+
+    def __init__(self, names, n):
+        super().__init__()
+        self.names = dict(names)     # id(tensor) -> parameter name (parameters and rearrangements)
+        self.keep = []               # rearranged views stay alive so that their ids stay unique
+        self.n = n
+        self.uses, self.problems = [], []
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        params = [(pos, self.names[id(t)]) for pos, t in _tensors(args)
+                  if id(t) in self.names]
+        params += [((k,) + pos, self.names[id(t)]) for k, v in kwargs.items()
+                   for pos, t in _tensors(v) if id(t) in self.names]
+        out = func(*args, **kwargs)
+        if not params or not isinstance(out, torch.Tensor):
+            return out
+        if func in REARRANGE and len(params) == 1 and params[0][0] == (0,):
+            self.names[id(out)] = params[0][1]
+            self.keep.append(out)
+            return out
+        rule = RULES.get(func)
+        use = Use(func, args, kwargs, params, out, self.n, self.problems)
+        if rule is None:
+            use.refuse("no per-sample gradient rule")
+            return out
+        if _in_place(func) and func not in OUT_OF_PLACE:
+            use.refuse("an in-place update")
+            return out
+        use.rule = rule
+        use.out = out.clone() if out.requires_grad else out.detach().requires_grad_(True)
+        self.uses.append(use)
+        return use.out
+
+
+def _in_place(func):
+    nm = getattr(func, "__name__", "")
+    return (nm.endswith("_") and not nm.endswith("__")) or (nm.startswith("__i") and nm.endswith("__"))
+
+
 def cross_entropy_logit_grad(logits, y):
-    """d CE / d logits = softmax(z) - onehot(y), computed so that float32 keeps its RELATIVE
-    precision for confident samples: the true-class entry p_y - 1 is formed as -(sum of the other
-    probabilities), not by subtracting two numbers near 1 (which leaves ~6e-8 absolute noise and,
-    for a sample with |p - onehot| ~ 1e-6, a 10 % error in its gradient norm). The one-hot mask
-    uses Equal rather than Gather/Scatter: simpler ONNX, friendlier to tract."""
-    onehot = (torch.arange(logits.shape[1], device=logits.device)[None, :] == y[:, None])
-    onehot = onehot.to(logits.dtype)
-    p_other = torch.exp(F.log_softmax(logits, 1)) * (1.0 - onehot)
-    return p_other - onehot * p_other.sum(1, keepdim=True)
+    """d CE / d logits = s * delta~, computed so that float32 keeps its RELATIVE precision at any
+    confidence: s = 1 - p_y = sum of the other classes' probabilities, taken in log space as
+    log s = -softplus(z_y - logsumexp_{k != y} z_k) (never as 1 - p_y, which rounds to 0 once
+    p_y > 1 - 6e-8), and delta~ = softmax over the other classes minus onehot(y), whose entries
+    are O(1) however small s is. The backward runs on delta~; s scales the norms at the end, in
+    log space, so neither the backward nor the squares underflow before the result does.
+    Returns (delta~ [N, K], log s [N]). The one-hot mask uses Equal, not Gather/Scatter."""
+    onehot = torch.arange(logits.shape[1], device=logits.device)[None, :] == y[:, None]
+    others = logits.masked_fill(onehot, float("-inf"))
+    margin = (logits * onehot.to(logits.dtype)).sum(1) - torch.logsumexp(others, 1)
+    return torch.softmax(others, 1) - onehot.to(logits.dtype), -F.softplus(margin)
 
 
-class GhostNorm(nn.Module):
-    """forward(x [N, C, H, W] float32, y [N] int64) -> (norms [N], sqnorms [N, P]).
+class GhostNorm(torch.nn.Module):
+    """forward(x [N, ...] float32, y [N] int64) -> (norms [N], sqnorms [N, P]).
 
     Columns of sqnorms follow `param_names` (= model.named_parameters() order). The model must be
-    a prepared copy (see exporter.prepare_model): eval mode, frozen parameters, no in-place ReLU."""
+    a prepared copy (see exporter.prepare_model): eval mode, frozen parameters."""
 
     def __init__(self, model):
         super().__init__()
         self.model = model
         self.param_names = [k for k, _ in model.named_parameters()]
-        self.layers = [(n, m) for n, m in model.named_modules()
-                       if isinstance(m, PARAM_LAYERS) and any(True for _ in m.parameters(recurse=False))]
+        self.last_layer = None   # set by forward: columns of the last weight-bearing call onward
+
+    def record(self, x):
+        names = {id(p): k for k, p in self.model.named_parameters()}
+        rec = Recorder(names, x.shape[0])
+        with torch.enable_grad():
+            # parameters are frozen: x carries requires_grad so that outputs join the graph
+            with rec:
+                logits = self.model(x.detach().requires_grad_(True))
+        return rec, logits
 
     def forward(self, x, y):
-        record = {}
+        rec, logits = self.record(x)
+        problems = list(rec.problems) + coverage_problems(rec, self.param_names)
+        if problems:
+            raise UnsupportedModelError(refusal(problems))
+        delta, log_s = cross_entropy_logit_grad(logits.detach(), y)
+        with torch.enable_grad():
+            gouts = torch.autograd.grad(logits, [u.out for u in rec.uses], grad_outputs=delta,
+                                        allow_unused=True)
+        parts = {}
+        for use, g in zip(rec.uses, gouts):
+            g = torch.zeros_like(use.out) if g is None else g
+            for key, value in use.rule(use, g).items():
+                parts.setdefault(key, []).append(value)
+        if rec.problems:
+            raise UnsupportedModelError(refusal(rec.problems))
+        sq = torch.stack([_combine(k, parts[k]) for k in self.param_names], 1)
+        # scale by s in log space: norms and squares are formed only at their final size (the
+        # backward of delta~ is O(1), so sq itself neither underflows nor overflows)
+        self.last_layer = last_layer_columns(rec, self.param_names)
+        norms = torch.exp(log_s + 0.5 * torch.log(sq.sum(1)))
+        return norms, torch.exp(2 * log_s[:, None] + torch.log(sq))
 
-        def hook_for(name):
-            def hook(mod, inputs, output):
-                if name in record:
-                    raise RuntimeError(f"layer '{name}' is called more than once per forward; "
-                                       "shared layers are not supported by the gradient exporter")
-                record[name] = (inputs[0], output)
-                # hand a copy downstream so that later in-place ops (ResNet's `out += identity`)
-                # cannot modify the tensor we differentiate with respect to
-                return output.clone()
-            return hook
 
-        hooks = [m.register_forward_hook(hook_for(n)) for n, m in self.layers]
-        try:
-            with torch.enable_grad():
-                # parameters are frozen: x carries requires_grad so that layer outputs join the graph
-                logits = self.model(x.detach().requires_grad_(True))
-                missing = [n for n, _ in self.layers if n not in record]
-                if missing:
-                    raise RuntimeError(f"layers never called in forward: {missing}")
-                outs = [record[n][1] for n, _ in self.layers]
-                # backpropagate d CE / d logits (a constant of the backward pass): equal to the
-                # gradient of the summed cross-entropy, but accurate for confident samples
-                delta = cross_entropy_logit_grad(logits.detach(), y)
-                gouts = torch.autograd.grad(logits, outs, grad_outputs=delta)
-        finally:
-            for h in hooks:
-                h.remove()
+def _combine(key, values):
+    if len(values) == 1:
+        kind, v = values[0]
+        return v if kind == "sq" else _sq(v)
+    if any(kind == "sq" for kind, _ in values) or len({tuple(v.shape) for _, v in values}) > 1:
+        raise UnsupportedModelError(refusal([
+            f"parameter {key} is read by {len(values)} calls (a shared or repeated layer); "
+            "per-sample norms of a shared weight matrix have no closed form here"]))
+    return _sq(sum(v for _, v in values))
 
-        sq = {}
-        for (n, m), g in zip(self.layers, gouts):
-            sq.update(layer_sqnorms(n + "." if n else "", m, record[n][0].detach(), g))
-        missing = [k for k in self.param_names if k not in sq]
-        if missing:
-            raise RuntimeError(f"parameters outside supported layers: {missing}")
-        sqnorms = torch.stack([sq[k] for k in self.param_names], 1)
-        return sqnorms.sum(1).sqrt(), sqnorms
+
+WEIGHT_RULES = (rule_linear, rule_matmul, rule_conv)
+
+
+def coverage_problems(rec, param_names):
+    """Parameters never seen, and weight matrices read more than once (shared layers)."""
+    seen = {k for u in rec.uses for _, k in u.params}
+    seen |= {k for p in rec.problems for k in param_names if f"parameter {k} " in p}
+    problems = [f"parameter {k} is never read by a torch function during forward (unused, or "
+                "read through torch.ops / a C++ extension, which the exporter cannot see)"
+                for k in param_names if k not in seen]
+    reads = {}
+    for u in rec.uses:
+        for _, k in u.params:
+            reads.setdefault(k, []).append(u.rule)
+    problems += [f"parameter {k} is read by {len(r)} calls (a shared or repeated layer); "
+                 "per-sample norms of a shared weight matrix have no closed form here"
+                 for k, r in reads.items() if len(r) > 1 and any(f in WEIGHT_RULES for f in r)]
+    return problems
+
+
+def last_layer_columns(rec, param_names):
+    """sqnorms columns of the classifier: the last weight-bearing call (linear, matmul, conv)
+    that runs in forward, and every parameter read after it (e.g. a separate bias Add)."""
+    idx = max((i for i, u in enumerate(rec.uses) if u.rule in WEIGHT_RULES),
+              default=len(rec.uses) - 1)
+    keys = {k for u in rec.uses[idx:] for _, k in u.params}
+    return [i for i, k in enumerate(param_names) if k in keys]
+
+
+def refusal(problems):
+    lines = "\n  ".join(dict.fromkeys(problems))
+    return ("cannot export a gradient graph:\n  " + lines +
+            "\nper-sample rules exist for parameters read by: linear, matmul (2-D weight), "
+            "conv1d/conv2d (any groups, stride, padding, dilation), batch_norm (running "
+            "statistics), layer_norm, group_norm, and elementwise ops that broadcast the "
+            "parameter over the batch (add, sub, mul, div, where, expand); parameter-free "
+            "layers of any kind need no rule. See export/README.md, 'Any architecture'.")
+
+
+def check(model, input_shape):
+    """Trace the forward once (symbolic batch, as the export will) and raise
+    UnsupportedModelError listing every problem at once, before anything slow runs."""
+    from torch.fx.experimental.proxy_tensor import make_fx
+    g = GhostNorm(model)
+    found = {}
+
+    def forward_only(x):
+        found["rec"], logits = g.record(x)
+        return logits
+
+    make_fx(forward_only, tracing_mode="symbolic", _allow_non_fake_inputs=True)(
+        torch.zeros(4, *input_shape))
+    rec = found["rec"]
+    problems = list(rec.problems) + coverage_problems(rec, g.param_names)
+    if problems:
+        raise UnsupportedModelError(refusal(problems))
+    return last_layer_columns(rec, g.param_names)

@@ -4,7 +4,9 @@ Every value is a string; structured values are JSON. Keys (prefix "infoutil."):
   schema, role ("forward" | "grad"), input_shape ([C, H, W]), normalization
   ({"kind": "mean_std", "mean": [...], "std": [...]} or {"kind": "baked"}; pixels are first scaled
   to [0, 1]), class_names, framework, checkpoint_epoch, epochs_total, weights_sha256,
-  dataset, test_top1, and in the grad file only: param_names, last_layer_params.
+  dataset, test_top1, layout ("NCHW" | "NHWC", how the graph takes [C, H, W]), input_name (the
+  image input's name; a grad file's inputs are [input_name, "y"]), and in the grad file only:
+  param_names, last_layer_params.
 """
 import hashlib
 import json
@@ -39,7 +41,7 @@ BAKED = {"kind": "baked"}
 
 def build(role, *, input_shape, normalization, class_names, framework, weights_hash,
           checkpoint_epoch=None, epochs_total=None, dataset=None, test_top1=None,
-          param_names=None, last_layer_params=None, extra=None):
+          layout="NCHW", input_name="x", param_names=None, last_layer_params=None, extra=None):
     if role not in ("forward", "grad"):
         raise ValueError(role)
     if normalization.get("kind") not in ("mean_std", "baked"):
@@ -52,6 +54,8 @@ def build(role, *, input_shape, normalization, class_names, framework, weights_h
         "class_names": json.dumps(list(class_names)),
         "framework": framework,
         "weights_sha256": weights_hash,
+        "layout": layout,
+        "input_name": input_name,
     }
     optional = {"checkpoint_epoch": checkpoint_epoch, "epochs_total": epochs_total,
                 "dataset": dataset, "test_top1": None if test_top1 is None else f"{test_top1:.4f}"}

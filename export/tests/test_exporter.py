@@ -1,5 +1,6 @@
-"""The exporter end to end on small models: supported layers verify, unsupported ones are refused
-by name, and a wrong gradient graph is refused with nothing left on disk.
+"""The exporter end to end on small models: classic and modern layers verify, parameters without a
+per-sample rule are refused by name, confident samples keep their relative precision, and a wrong
+gradient graph is refused with nothing left on disk.
 
     python export/tests/test_exporter.py
 """
@@ -7,16 +8,19 @@ import os
 import sys
 import tempfile
 
+import json
+
 import onnx
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from infoutil_export import exporter, ghost, metadata  # noqa: E402
 
 
 def small_net():
-    """Every supported layer type once, plus a residual addition."""
+    """The classic CNN layers, overlapping and padded pools, a residual addition."""
     class Block(nn.Module):
         def __init__(self, c):
             super().__init__()
@@ -42,16 +46,44 @@ def small_net():
     return net
 
 
-def export(net, d, name="t", n=12):
+class ModernNet(nn.Module):
+    """What ImageNet-era networks add: "same" and reflect padding, depthwise and grouped
+    convolutions, GroupNorm, ReLU6, Hardswish, ZeroPad2d, a layer-scale parameter, a class token
+    concatenated to the patch tokens, LayerNorm and GELU over tokens."""
+
+    def __init__(self):
+        super().__init__()
+        self.c1 = nn.Conv2d(3, 8, 3, padding="same")
+        self.dw = nn.Conv2d(8, 8, 3, groups=8, padding=1, padding_mode="reflect")
+        self.gn = nn.GroupNorm(2, 8)
+        self.act = nn.ReLU6(inplace=True)
+        self.pad = nn.ZeroPad2d((1, 0, 1, 0))
+        self.c2 = nn.Conv2d(8, 16, 2, stride=2, groups=2)
+        self.hs = nn.Hardswish()
+        self.scale = nn.Parameter(torch.rand(16, 1, 1) + 0.5)
+        self.tok = nn.Parameter(torch.randn(1, 1, 16))
+        self.ln = nn.LayerNorm(16)
+        self.fc = nn.Linear(16, 5)
+
+    def forward(self, x):
+        x = self.act(self.gn(self.dw(self.c1(x))))
+        x = self.hs(self.c2(self.pad(x))) * self.scale
+        t = x.flatten(2).transpose(1, 2)
+        t = torch.cat([self.tok.expand(t.shape[0], -1, -1), t], 1)
+        t = nn.functional.gelu(self.ln(t))
+        return self.fc(t[:, 0] + t[:, 1:].mean(1))
+
+
+def export(net, d, name="t", n=12, x=None):
     gen = torch.Generator().manual_seed(1)
-    x = torch.randn(n, 3, 16, 16, generator=gen)
-    y = torch.randint(0, 5, (n,), generator=gen)
+    x = torch.randn(n, 3, 16, 16, generator=gen) if x is None else x
+    y = torch.randint(0, 5, (len(x),), generator=gen)
     return exporter.export(net, d, name, input_shape=(3, 16, 16), class_names=list("abcde"),
                            normalization=metadata.BAKED, verify_x=x, verify_y=y,
                            checkpoint_epoch=1, epochs_total=1, log=lambda *a: None)
 
 
-def test_all_supported_layers_verify():
+def test_classic_layers_verify():
     torch.manual_seed(0)
     with tempfile.TemporaryDirectory() as d:
         rep = export(small_net(), d)
@@ -60,6 +92,7 @@ def test_all_supported_layers_verify():
         mf, mg = metadata.read(fwd), metadata.read(grd)
         assert mf["infoutil.role"] == "forward" and mg["infoutil.role"] == "grad"
         assert mf["infoutil.weights_sha256"] == mg["infoutil.weights_sha256"] == metadata.weights_sha256(fwd)
+        assert mf["infoutil.layout"] == "NCHW" and mg["infoutil.input_name"] == "x"
         assert fwd.ir_version <= 10 and grd.ir_version <= 10
         ops = {n.op_type for n in grd.graph.node}
         assert not ops & {"ScatterElements", "ScatterND", "GatherElements"}, ops
@@ -68,31 +101,80 @@ def test_all_supported_layers_verify():
     return rep["grad"]["norm_max_rel_err"]
 
 
-def test_unsupported_layers_are_named():
-    net = nn.Sequential(nn.Conv2d(3, 8, 3), nn.GroupNorm(2, 8), nn.Conv2d(8, 8, 3, groups=2),
-                        nn.GELU(), nn.Flatten(), nn.LazyLinear(5))
+def test_modern_layers_verify():
+    torch.manual_seed(0)
+    with tempfile.TemporaryDirectory() as d:
+        rep = export(ModernNet(), d)
+        assert rep["grad"]["norm_max_rel_err"] < 1e-5, rep
+        mg = metadata.read(f"{d}/t.grad.onnx")
+        names = json.loads(mg["infoutil.param_names"])
+        assert names[-2:] == ["fc.weight", "fc.bias"] and "tok" in names and "scale" in names
+        assert mg["infoutil.last_layer_params"] == json.dumps([len(names) - 2, len(names) - 1])
+    return rep["grad"]["norm_max_rel_err"]
+
+
+def test_confident_samples_keep_relative_precision():
+    """Margins of ~20-120 logits: reference norms from 1e-6 down past float32's range. The graph
+    must match the float64 reference to 1e-4 relative wherever float32 can hold the value
+    (p_y - 1 in float32 gives 0 for all but the least confident)."""
+    torch.manual_seed(0)
+    net = small_net()
+    with torch.no_grad():
+        net[-1].weight.mul_(60.0)
+    gen = torch.Generator().manual_seed(2)
+    x = torch.randn(24, 3, 16, 16, generator=gen) * torch.logspace(0, 0.8, 24)[:, None, None, None]
+    with torch.no_grad():
+        net.eval()
+        y = net(x).argmax(1)          # the label the teacher is confident about
+    with tempfile.TemporaryDirectory() as d:
+        rep = exporter.export(net, d, "c", input_shape=(3, 16, 16), class_names=list("abcde"),
+                              normalization=metadata.BAKED, verify_x=x, verify_y=y,
+                              log=lambda *a: None)
+    g = rep["grad"]
+    assert g["ref_norm_min"] < 1e-30 and g["ref_norm_max"] > 1e-8, g
+    assert g["norm_max_rel_err"] < 1e-4, g
+    assert g["n_zero_norms"] <= g["n_ref_below_float32"] < 24 // 4, g   # 0 only below float32
+    assert g["torch_func_float32_max_rel_err"] > 0.5, g   # the plain float32 route fails here
+    return g
+
+
+def test_parameters_without_rules_are_named():
+    class Shared(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 4, 3)
+            self.prelu = nn.PReLU(4)
+            self.emb = nn.Embedding(10, 4)
+            self.fc = nn.Linear(4, 4)
+            self.head = nn.Linear(4, 5)
+
+        def forward(self, x):
+            h = self.prelu(self.conv(x)).mean((2, 3))
+            h = h + self.emb(torch.zeros(x.shape[0], dtype=torch.long))
+            return self.head(self.fc(self.fc(h)))
+
     try:
-        exporter.check_supported(net)
+        exporter.check_supported(Shared(), (3, 8, 8))
     except exporter.UnsupportedModelError as e:
         msg = str(e)
-        for needle in ("layer '1' is GroupNorm", "layer '2' is Conv2d with groups=2",
-                       "layer '3' is GELU", "supported layers: Conv2d"):
+        for needle in ("parameter prelu.weight is read by torch.prelu",
+                       "parameter emb.weight is read by",
+                       "fc.weight", "shared or repeated layer", "per-sample rules exist"):
             assert needle in msg, (needle, msg)
         return msg
-    raise AssertionError("GroupNorm was accepted")
+    raise AssertionError("PReLU / Embedding / a repeated layer were accepted")
 
 
 def test_wrong_graph_is_refused_and_nothing_written():
     torch.manual_seed(0)
-    original = ghost.layer_sqnorms
+    original = ghost.rule_conv
 
-    def broken(name, m, a, g):
-        out = original(name, m, a, g)
-        if isinstance(m, nn.Conv2d):   # e.g. a wrong im2col: conv weight norms off by 10 %
-            out[name + "weight"] = out[name + "weight"] * 1.1
-        return out
+    def broken(use, g):   # e.g. a wrong im2col: conv weight norms off by 10 %
+        return {k: (kind, v * 1.1 if k.endswith("weight") else v)
+                for k, (kind, v) in original(use, g).items()}
 
-    ghost.layer_sqnorms = broken
+    for f in (F.conv2d, torch.conv2d):
+        ghost.RULES[f] = broken
     try:
         with tempfile.TemporaryDirectory() as d:
             try:
@@ -102,12 +184,19 @@ def test_wrong_graph_is_refused_and_nothing_written():
                 return str(e)[:120]
             raise AssertionError("a wrong gradient graph was written")
     finally:
-        ghost.layer_sqnorms = original
+        for f in (F.conv2d, torch.conv2d):
+            ghost.RULES[f] = original
 
 
 if __name__ == "__main__":
     torch.set_num_threads(int(os.environ.get("THREADS", "2")))
-    print("all supported layers: max rel err", test_all_supported_layers_verify())
-    print("unsupported layers refused:\n ", test_unsupported_layers_are_named().replace("\n", "\n  "))
+    print("classic layers: max rel err", test_classic_layers_verify())
+    print("modern layers: max rel err", test_modern_layers_verify())
+    g = test_confident_samples_keep_relative_precision()
+    print(f"confident samples: max rel err {g['norm_max_rel_err']:.3g} on reference norms "
+          f"{g['ref_norm_min']:.3g} … {g['ref_norm_max']:.3g} (plain float32 torch.func: "
+          f"{g['torch_func_float32_max_rel_err']:.3g})")
+    print("parameters without rules refused:\n ",
+          test_parameters_without_rules_are_named().replace("\n", "\n  "))
     print("broken graph refused:", test_wrong_graph_is_refused_and_nothing_written())
     print("ok")
