@@ -178,3 +178,95 @@ fn attribute_writes_maps_crops_and_pictures() {
         assert!(dir.path().join(png).exists(), "{png}");
     }
 }
+
+/// The "top-1 X%" of a `teacher eval` run.
+fn top1(t: &str) -> String {
+    let at = t
+        .find("top-1 ")
+        .unwrap_or_else(|| panic!("no top-1 in: {t}"));
+    t[at..].split_whitespace().nth(1).unwrap().to_string()
+}
+
+/// A channels-last teacher (Keras-style input name and layout, declared in its metadata) runs
+/// through `teacher eval`, gradient graph included, with the shipped teacher's accuracy.
+#[test]
+fn teacher_eval_runs_a_channels_last_teacher() {
+    let dir = tempfile::tempdir().unwrap();
+    nhwc_teacher(dir.path(), "keras", "conv2d_input", "input_1");
+    let out = infoutil(
+        &[
+            "teacher",
+            "eval",
+            "--backend",
+            "tract",
+            "--teacher",
+            "keras.onnx",
+        ],
+        dir.path(),
+    );
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(
+        t.contains("keras.onnx")
+            && t.contains("fed to the graph as NHWC")
+            && t.contains("on 1000 images")
+            && t.contains("gradient norm"),
+        "{t}"
+    );
+    let shipped = repo(TEACHER);
+    let args = [
+        "teacher",
+        "eval",
+        "--backend",
+        "tract",
+        "--no-grad-norms",
+        "--teacher",
+        shipped.to_str().unwrap(),
+    ];
+    let original = infoutil(&args, dir.path());
+    let o = text(&original);
+    assert!(original.status.success(), "{o}");
+    assert_eq!(top1(&t), top1(&o), "NHWC: {t}\noriginal: {o}");
+}
+
+/// `distill --teacher` with a channels-last teacher writes the same distilled images as the
+/// shipped teacher (small settings, two classes).
+#[test]
+fn distill_runs_a_channels_last_teacher() {
+    let dir = tempfile::tempdir().unwrap();
+    let nhwc = nhwc_teacher(dir.path(), "keras", "conv2d_input", "input_1");
+    let shipped = repo(TEACHER);
+    let run = |teacher: &Path, out: &str| {
+        let teacher = teacher.to_str().unwrap();
+        let args = [
+            "distill",
+            "--backend",
+            "tract",
+            "--teacher",
+            teacher,
+            "--label-teacher",
+            teacher,
+            "--classes",
+            "0-1",
+            "--ipc",
+            "1",
+            "--candidates",
+            "6",
+            "--budget",
+            "64",
+            "--out",
+            out,
+        ];
+        let o = infoutil(&args, dir.path());
+        assert!(o.status.success(), "{}", text(&o));
+        infoutil::store::open(&dir.path().join(out))
+            .unwrap()
+            .dataset("images")
+            .unwrap()
+            .read_raw::<f32>()
+            .unwrap()
+    };
+    let (a, b) = (run(&nhwc, "nhwc.h5"), run(&shipped, "orig.h5"));
+    assert!(!a.is_empty());
+    assert_eq!(a, b, "the NHWC teacher distils other images");
+}

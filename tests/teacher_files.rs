@@ -3,31 +3,11 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use common::*;
-use infoutil::teacher::{BackendChoice, Device, Teacher, TeacherOptions};
-use prost::Message;
+use infoutil::teacher::{BackendChoice, Device, Layout, Teacher, TeacherOptions};
 use tract_onnx::pb::{ModelProto, StringStringEntryProto};
-
-fn decode(rel: &str) -> ModelProto {
-    ModelProto::decode(std::fs::read(repo(rel)).unwrap().as_slice()).unwrap()
-}
-
-fn write(dir: &Path, name: &str, model: &ModelProto) -> PathBuf {
-    let path = dir.join(name);
-    std::fs::write(&path, model.encode_to_vec()).unwrap();
-    path
-}
-
-fn set_meta(model: &mut ModelProto, key: &str, value: &str) {
-    let key = format!("infoutil.{key}");
-    model.metadata_props.retain(|e| e.key != key);
-    model.metadata_props.push(StringStringEntryProto {
-        key,
-        value: value.into(),
-    });
-}
 
 fn load_err(path: &Path) -> String {
     match Teacher::load(path, &options(BackendChoice::Tract)) {
@@ -38,7 +18,7 @@ fn load_err(path: &Path) -> String {
 
 /// A forward/grad pair copied into a temp folder, for tampering.
 fn pair(dir: &Path) -> (ModelProto, ModelProto) {
-    let (f, g) = (decode(TEACHER), decode("models/fmnist-convnet3.grad.onnx"));
+    let (f, g) = (decode(TEACHER), decode(TEACHER_GRAD));
     write(dir, "t.onnx", &f);
     write(dir, "t.grad.onnx", &g);
     (f, g)
@@ -234,6 +214,143 @@ fn out_of_range_labels_are_refused_before_running() {
     let msg = t.grad_norms(x.view(), &[0, 10]).unwrap_err().to_string();
     assert!(
         msg.contains("label 10") && msg.contains("10 classes"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn a_channels_last_teacher_loads_with_its_declared_name_and_layout() {
+    let dir = tempfile::tempdir().unwrap();
+    // The two files may name their image input differently.
+    let path = nhwc_teacher(dir.path(), "keras", "conv2d_input", "input_1");
+    let t = Teacher::load(&path, &options(BackendChoice::Tract)).unwrap();
+    assert_eq!(t.meta.layout, Layout::Nhwc);
+    assert_eq!(t.meta.input_name, "conv2d_input");
+    // input_shape stays [C, H, W] whatever the layout.
+    let i = &t.meta.input;
+    assert_eq!((i.channels, i.height, i.width), (1, 28, 28));
+    assert!(t.grad_meta().is_ok());
+    // Files without the two keys keep their defaults.
+    let shipped = tract(TEACHER);
+    assert_eq!(
+        (shipped.meta.layout, shipped.meta.input_name.as_str()),
+        (Layout::Nchw, "x")
+    );
+}
+
+#[test]
+fn an_unknown_layout_is_refused_with_the_accepted_values() {
+    let dir = tempfile::tempdir().unwrap();
+    for value in ["CHW", "nhwc", "NWHC", ""] {
+        let (mut f, _) = pair(dir.path());
+        set_meta(&mut f, "layout", value);
+        let msg = load_err(&write(dir.path(), "t.onnx", &f));
+        assert!(
+            msg.contains("t.onnx")
+                && msg.contains("infoutil.layout")
+                && msg.contains(&format!("{value:?}"))
+                && msg.contains("\"NCHW\"")
+                && msg.contains("\"NHWC\""),
+            "{value}: {msg}"
+        );
+    }
+    // The gradient graph is read with the same rules.
+    let (_, mut g) = pair(dir.path());
+    set_meta(&mut g, "layout", "HWC");
+    write(dir.path(), "t.grad.onnx", &g);
+    let msg = load_err(&dir.path().join("t.onnx"));
+    assert!(
+        msg.contains("t.grad.onnx") && msg.contains("infoutil.layout") && msg.contains("\"HWC\""),
+        "{msg}"
+    );
+}
+
+/// A Keras-style graph whose metadata does not name its input, or names another one: the error
+/// lists the names found and declared and says how to declare them.
+#[test]
+fn inputs_that_do_not_match_the_declared_name_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    pair(dir.path());
+    let mut f = channels_last(&decode(TEACHER), "conv2d_input");
+    set_meta(&mut f, "layout", "NHWC");
+    let msg = load_err(&write(dir.path(), "t.onnx", &f));
+    for want in [
+        "t.onnx",
+        "[\"conv2d_input\"]",
+        "[\"x\"]",
+        "no infoutil.input_name",
+        "declare the image input's name with infoutil.input_name",
+        "export/from_onnx.py",
+        "export/README.md",
+    ] {
+        assert!(msg.contains(want), "{want:?} not in: {msg}");
+    }
+
+    // A declared name that is not the graph's.
+    let (mut f, _) = pair(dir.path());
+    set_meta(&mut f, "input_name", "image");
+    let msg = load_err(&write(dir.path(), "t.onnx", &f));
+    assert!(
+        msg.contains("[\"x\"]")
+            && msg.contains("[\"image\"]")
+            && msg.contains("infoutil.input_name = \"image\""),
+        "{msg}"
+    );
+
+    // The gradient graph's inputs are [input_name, "y"], with its own input_name.
+    let path = nhwc_teacher(dir.path(), "k", "conv2d_input", "input_1");
+    let mut g = decode_path(&dir.path().join("k.grad.onnx"));
+    set_meta(&mut g, "input_name", "conv2d_input");
+    write(dir.path(), "k.grad.onnx", &g);
+    let msg = load_err(&path);
+    assert!(
+        msg.contains("k.grad.onnx")
+            && msg.contains("[\"input_1\", \"y\"]")
+            && msg.contains("[\"conv2d_input\", \"y\"]")
+            && msg.contains("infoutil.input_name"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn a_layout_that_does_not_fit_the_graph_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    // An NCHW graph declared NHWC.
+    let (mut f, _) = pair(dir.path());
+    set_meta(&mut f, "layout", "NHWC");
+    let msg = load_err(&write(dir.path(), "t.onnx", &f));
+    assert!(
+        msg.contains("t.onnx")
+            && msg.contains("[?, 1, 28, 28]")
+            && msg.contains("[N, 28, 28, 1]")
+            && msg.contains("layout NHWC")
+            && msg.contains("infoutil.layout = \"NCHW\""),
+        "{msg}"
+    );
+    // A channels-last graph with its name declared but not its layout.
+    let mut f = channels_last(&decode(TEACHER), "conv2d_input");
+    set_meta(&mut f, "input_name", "conv2d_input");
+    let msg = load_err(&write(dir.path(), "t.onnx", &f));
+    assert!(
+        msg.contains("graph input conv2d_input")
+            && msg.contains("[N, 1, 28, 28]")
+            && msg.contains("layout NCHW")
+            && msg.contains("infoutil.layout = \"NHWC\""),
+        "{msg}"
+    );
+}
+
+#[test]
+fn forward_and_gradient_graph_must_agree_on_the_layout() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = nhwc_teacher(dir.path(), "k", "conv2d_input", "conv2d_input");
+    // The shipped (NCHW) gradient graph beside the channels-last forward graph.
+    write(dir.path(), "k.grad.onnx", &decode(TEACHER_GRAD));
+    let msg = load_err(&path);
+    assert!(
+        msg.contains("k.grad.onnx")
+            && msg.contains("infoutil.layout")
+            && msg.contains("NCHW here but NHWC in the forward graph"),
         "{msg}"
     );
 }

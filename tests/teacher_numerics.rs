@@ -179,3 +179,77 @@ fn grad_outputs_are_consistent() {
         assert!((n * n - s).abs() <= 1e-4 * s.max(1e-6), "{n}² vs Σ {s}");
     }
 }
+
+/// A channels-last teacher (the shipped one behind a Transpose, input `[N, 28, 28, 1]` named
+/// like a Keras export, the gradient graph's input named differently) gives the shipped
+/// teacher's logits, gradient norms and per-tensor squared norms to 1e-5 on the same backend:
+/// the teacher permutes the library's NCHW batches itself.
+fn check_nhwc_equals_original(nhwc: &Teacher, original: &Teacher, n_logits: usize, n_grad: usize) {
+    assert_eq!(nhwc.meta.layout, infoutil::teacher::Layout::Nhwc);
+    let (x, labels) = mini_test(original, n_logits);
+    let (a, b) = (
+        nhwc.logits(x.view()).unwrap(),
+        original.logits(x.view()).unwrap(),
+    );
+    assert_eq!(a.dim(), (n_logits, 10));
+    let err = (&a - &b).mapv(f32::abs).fold(0.0f32, |m, &v| m.max(v));
+    assert!(
+        err <= 1e-5,
+        "{}: NHWC logits differ from the original's by {err:e}",
+        nhwc.backend
+    );
+
+    let x = x.slice(ndarray::s![..n_grad, .., .., ..]);
+    let (ga, gb) = (
+        nhwc.grad_norms(x, &labels[..n_grad]).unwrap(),
+        original.grad_norms(x, &labels[..n_grad]).unwrap(),
+    );
+    let want: Vec<f64> = gb.norms.iter().map(|&v| v as f64).collect();
+    let err = max_rel_err(ga.norms.as_slice().unwrap(), &want, 1e-3);
+    assert!(
+        err <= 1e-5,
+        "{}: NHWC gradient norms differ from the original's by {err:e} (relative)",
+        nhwc.backend
+    );
+    assert_eq!(ga.sqnorms.dim(), gb.sqnorms.dim());
+    for (i, (ra, rb)) in ga
+        .sqnorms
+        .rows()
+        .into_iter()
+        .zip(gb.sqnorms.rows())
+        .enumerate()
+    {
+        let total = rb.sum().max(1e-6);
+        for (j, (p, q)) in ra.iter().zip(rb).enumerate() {
+            let e = (p - q).abs() / total;
+            assert!(
+                e <= 1e-5,
+                "{}: NHWC sqnorms[{i}, {j}] off by {e:e} of the total",
+                nhwc.backend
+            );
+        }
+    }
+}
+
+#[test]
+fn an_nhwc_teacher_equals_the_original_on_tract() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = nhwc_teacher(dir.path(), "keras", "conv2d_input", "input_1");
+    let nhwc = Teacher::load(&path, &options(infoutil::teacher::BackendChoice::Tract)).unwrap();
+    check_nhwc_equals_original(&nhwc, &tract(TEACHER), 1000, 100);
+}
+
+#[test]
+fn an_nhwc_teacher_equals_the_original_on_ort() {
+    let test = "an_nhwc_teacher_equals_the_original_on_ort";
+    let Some(original) = ort(TEACHER, test) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let path = nhwc_teacher(dir.path(), "keras", "conv2d_input", "input_1");
+    // ONNX Runtime loaded for the shipped teacher: a failure now is the NHWC teacher's, never
+    // a skip.
+    let nhwc = Teacher::load(&path, &options(infoutil::teacher::BackendChoice::Ort))
+        .unwrap_or_else(|e| panic!("{test}: ONNX Runtime does not load the NHWC teacher: {e}"));
+    check_nhwc_equals_original(&nhwc, &original, 1000, 1000);
+}

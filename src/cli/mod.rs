@@ -93,8 +93,13 @@ impl TeacherArgs {
         if let Some(note) = &teacher.backend_note {
             eprintln!("note: using tract because ONNX Runtime is unavailable: {note}");
         }
+        // The library's batches are NCHW; say so when the graph takes them channels-last.
+        let layout = match teacher.meta.layout {
+            infoutil::teacher::Layout::Nchw => String::new(),
+            other => format!(", fed to the graph as {}", other.as_str()),
+        };
         eprintln!(
-            "teacher {} ({} classes, input {}×{}×{}) on {}",
+            "teacher {} ({} classes, input {}×{}×{}{layout}) on {}",
             teacher.path.display(),
             teacher.num_classes(),
             teacher.meta.input.channels,

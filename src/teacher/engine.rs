@@ -28,6 +28,9 @@ pub enum Device {
 /// One loaded graph, ready to run batches of any size.
 pub trait Engine: Send + Sync {
     /// Run the graph on `x` (and `y` for gradient graphs); outputs in the graph's output order.
-    /// Each engine spreads a batch over the machine's cores itself.
+    /// `x` is already in the graph's own axis order (the teacher permutes NCHW batches for NHWC
+    /// graphs, see `Layout::graph_view`) and may be a strided view: the engine makes the
+    /// contiguous copy its backend needs. Each engine spreads a batch over the machine's cores
+    /// itself.
     fn run(&self, x: ArrayView4<f32>, y: Option<ArrayView1<i64>>) -> Result<Vec<ArrayD<f32>>>;
 }

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use ndarray::ArrayView4;
 use serde::Serialize;
 
 use super::onnx_file::OnnxFile;
@@ -12,10 +13,75 @@ use crate::error::{Error, Result};
 
 pub const SCHEMA: &str = "1";
 
+/// The image input's name when a file does not declare `infoutil.input_name`.
+pub const DEFAULT_INPUT_NAME: &str = "x";
+
+/// The axis order of a graph's image input (`infoutil.layout`). The library's batches are
+/// always `[N, C, H, W]`; [`Layout::graph_view`] turns them into what the graph takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub enum Layout {
+    /// `[N, C, H, W]`, channels first (PyTorch): the default.
+    #[default]
+    #[serde(rename = "NCHW")]
+    Nchw,
+    /// `[N, H, W, C]`, channels last (Keras, TensorFlow).
+    #[serde(rename = "NHWC")]
+    Nhwc,
+}
+
+impl Layout {
+    /// The values `infoutil.layout` accepts.
+    pub const ACCEPTED: [&'static str; 2] = ["NCHW", "NHWC"];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Layout::Nchw => "NCHW",
+            Layout::Nhwc => "NHWC",
+        }
+    }
+
+    fn parse(raw: &str) -> Option<Layout> {
+        match raw {
+            "NCHW" => Some(Layout::Nchw),
+            "NHWC" => Some(Layout::Nhwc),
+            _ => None,
+        }
+    }
+
+    /// The graph input's dimensions after the batch axis, for an input of `[C, H, W]`.
+    pub fn dims(self, [c, h, w]: [usize; 3]) -> [usize; 3] {
+        match self {
+            Layout::Nchw => [c, h, w],
+            Layout::Nhwc => [h, w, c],
+        }
+    }
+
+    /// An `[N, C, H, W]` batch in the graph's axis order, as a view (no copy). The engines make
+    /// the one contiguous copy a permuted view needs when they hand it to the backend.
+    pub fn graph_view(self, x: ArrayView4<'_, f32>) -> ArrayView4<'_, f32> {
+        match self {
+            Layout::Nchw => x,
+            Layout::Nhwc => x.permuted_axes([0, 2, 3, 1]),
+        }
+    }
+}
+
+/// Where an error about a graph's inputs sends the user.
+const INPUT_HINT: &str = "declare the image input's name with infoutil.input_name (and \
+     infoutil.layout = \"NHWC\" for a channels-last graph), e.g. by exporting the teacher with \
+     `python export/from_onnx.py SRC.onnx --out-dir DIR --name NAME ...`; see the metadata \
+     contract in export/README.md";
+
 /// What a teacher declares about itself.
 #[derive(Debug, Clone, Serialize)]
 pub struct TeacherMeta {
     pub input: InputSpec,
+    /// The name of this file's image input (`infoutil.input_name`, default "x"); a forward and
+    /// its gradient graph may name it differently.
+    pub input_name: String,
+    /// The axis order of the image input (`infoutil.layout`, default NCHW); the same in both
+    /// files of a teacher.
+    pub layout: Layout,
     pub class_names: Vec<String>,
     pub framework: String,
     pub checkpoint_epoch: Option<u32>,
@@ -115,6 +181,28 @@ impl TeacherMeta {
                 ));
             }
         }
+        let declared_name = p.opt("input_name");
+        let input_name = declared_name.unwrap_or(DEFAULT_INPUT_NAME).to_string();
+        if input_name.is_empty() {
+            return Err(Error::teacher(
+                &file.path,
+                "metadata 'infoutil.input_name' is empty; it names the graph's image input",
+            ));
+        }
+        let layout = match p.opt("layout") {
+            None => Layout::default(),
+            Some(raw) => Layout::parse(raw).ok_or_else(|| {
+                Error::teacher(
+                    &file.path,
+                    format!(
+                        "metadata 'infoutil.layout' = {raw:?} is not a layout this build reads; \
+                         accepted values: {:?} (the default) or {:?}",
+                        Layout::ACCEPTED[0],
+                        Layout::ACCEPTED[1]
+                    ),
+                )
+            })?,
+        };
         let meta = TeacherMeta {
             input: InputSpec {
                 channels,
@@ -122,6 +210,8 @@ impl TeacherMeta {
                 width,
                 normalization,
             },
+            input_name,
+            layout,
             class_names: p.json("class_names")?,
             framework: p.opt("framework").unwrap_or("unknown").to_string(),
             checkpoint_epoch: p.parsed("checkpoint_epoch")?,
@@ -130,7 +220,7 @@ impl TeacherMeta {
             dataset: p.opt("dataset").map(str::to_string),
             test_top1: p.parsed("test_top1")?,
         };
-        meta.check_graph_shapes(file, role)?;
+        meta.check_graph_shapes(file, role, declared_name.is_some())?;
         Ok(meta)
     }
 
@@ -138,28 +228,78 @@ impl TeacherMeta {
         self.class_names.len()
     }
 
-    /// The declared input shape and class count must agree with the graph's own static shapes.
-    fn check_graph_shapes(&self, file: &OnnxFile, role: &str) -> Result<()> {
+    /// The graph's inputs, their names, its input shape (in the declared layout) and its class
+    /// count must agree with the metadata. `name_declared`: whether the file sets
+    /// `infoutil.input_name` (else the default "x" was assumed).
+    fn check_graph_shapes(&self, file: &OnnxFile, role: &str, name_declared: bool) -> Result<()> {
         let inputs = file.input_names();
-        let want_inputs: &[&str] = if role == "grad" { &["x", "y"] } else { &["x"] };
+        let name = self.input_name.as_str();
+        let want_inputs: Vec<&str> = if role == "grad" {
+            vec![name, "y"]
+        } else {
+            vec![name]
+        };
         if inputs != want_inputs {
+            let source = if name_declared {
+                format!("infoutil.input_name = {name:?}")
+            } else {
+                format!("no infoutil.input_name, so the default {DEFAULT_INPUT_NAME:?}")
+            };
+            let what = if role == "grad" {
+                "the image input, then the labels \"y\""
+            } else {
+                "the image input"
+            };
             return Err(Error::teacher(
                 &file.path,
-                format!("graph inputs are {inputs:?}, expected {want_inputs:?}"),
+                format!(
+                    "graph inputs are {inputs:?}, but the metadata declares {want_inputs:?} \
+                     ({what}; {source}): {INPUT_HINT}"
+                ),
             ));
         }
         let i = &self.input;
-        let declared = [i.channels as i64, i.height as i64, i.width as i64];
-        if let Some(dims) = file.dims("x") {
-            let fixed = dims.len() == 4
-                && dims[1..]
+        let chw = [i.channels, i.height, i.width];
+        let want = self.layout.dims(chw);
+        let show = |d: &[usize]| format!("[N, {}, {}, {}]", d[0], d[1], d[2]);
+        if let Some(dims) = file.dims(name) {
+            let fits = |want: [usize; 3]| {
+                dims.len() == 4
+                    && dims[1..]
+                        .iter()
+                        .zip(want)
+                        .all(|(d, w)| d.is_none_or(|d| d == w as i64))
+            };
+            if !fits(want) {
+                let found: Vec<String> = dims
                     .iter()
-                    .zip(declared)
-                    .all(|(d, want)| d.is_none_or(|d| d == want));
-            if !fixed {
+                    .map(|d| d.map_or("?".to_string(), |v| v.to_string()))
+                    .collect();
+                let other = match self.layout {
+                    Layout::Nchw => Layout::Nhwc,
+                    Layout::Nhwc => Layout::Nchw,
+                };
+                let hint = if fits(other.dims(chw)) && want != other.dims(chw) {
+                    format!(
+                        "; the graph looks {}: declare infoutil.layout = {:?} (see export/README.md)",
+                        other.as_str(),
+                        other.as_str()
+                    )
+                } else {
+                    String::new()
+                };
                 return Err(Error::teacher(
                     &file.path,
-                    format!("graph input x has shape {dims:?}, but the metadata declares [N, {}, {}, {}]", i.channels, i.height, i.width),
+                    format!(
+                        "graph input {name} has shape [{}], but the metadata declares {} \
+                         (infoutil.input_shape [C, H, W] = [{}, {}, {}], layout {}){hint}",
+                        found.join(", "),
+                        show(&want),
+                        i.channels,
+                        i.height,
+                        i.width,
+                        self.layout.as_str()
+                    ),
                 ));
             }
         }
@@ -187,7 +327,8 @@ impl TeacherMeta {
     }
 
     /// A gradient graph belongs to a forward graph when both declare the same weights, input
-    /// and classes. `self` is the forward graph's metadata.
+    /// (shape, normalisation and layout) and classes; the input's name may differ. `self` is
+    /// the forward graph's metadata.
     pub fn check_pair(&self, grad: &TeacherMeta, grad_path: &Path) -> Result<()> {
         let differ = |what: &str, f: String, g: String| {
             Error::teacher(
@@ -200,6 +341,13 @@ impl TeacherMeta {
                 "the weights hash",
                 self.weights_sha256.clone(),
                 grad.weights_sha256.clone(),
+            ));
+        }
+        if self.layout != grad.layout {
+            return Err(differ(
+                "the input layout (infoutil.layout)",
+                self.layout.as_str().to_string(),
+                grad.layout.as_str().to_string(),
             ));
         }
         if self.input != grad.input {
@@ -248,5 +396,33 @@ impl GradMeta {
             ));
         }
         Ok(meta)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::Array4;
+
+    /// Checked with C > 1: the shipped teachers have C = 1, where NCHW and NHWC share one memory
+    /// order, so the teacher tests cannot tell a permutation from a reshape; this test can.
+    #[test]
+    fn nhwc_view_permutes_channels_last() {
+        let x = Array4::from_shape_fn((2, 3, 4, 5), |(n, c, h, w)| {
+            (n * 1000 + c * 100 + h * 10 + w) as f32
+        });
+        let v = Layout::Nhwc.graph_view(x.view());
+        assert_eq!(v.dim(), (2, 4, 5, 3));
+        let flat = v.as_standard_layout();
+        let flat = flat.as_slice().unwrap();
+        for (i, &got) in flat.iter().enumerate() {
+            let (n, h, w, c) = (i / 60, i / 15 % 4, i / 3 % 5, i % 3);
+            assert_eq!(got, x[[n, c, h, w]], "[{n}, {h}, {w}, {c}]");
+        }
+        assert_eq!(Layout::Nhwc.dims([3, 4, 5]), [4, 5, 3]);
+        // NCHW is the batch itself: no copy needed.
+        let same = Layout::Nchw.graph_view(x.view());
+        assert_eq!(same.as_ptr(), x.as_ptr());
+        assert!(same.is_standard_layout());
     }
 }

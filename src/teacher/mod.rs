@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use ndarray::{concatenate, s, Array1, Array2, ArrayD, ArrayView1, ArrayView4, Axis, Ix1, Ix2};
 
 pub use engine::{BackendChoice, Device, Engine};
-pub use meta::{GradMeta, TeacherMeta};
+pub use meta::{GradMeta, Layout, TeacherMeta};
 use onnx_file::OnnxFile;
 
 use crate::error::{Error, Result};
@@ -122,24 +122,35 @@ impl Teacher {
             ));
         }
         let (backend, backend_note) = resolve_backend(opts)?;
-        let chw = [meta.input.channels, meta.input.height, meta.input.width];
-        let load_engine = |f: &OnnxFile, labels: bool| -> Result<Box<dyn Engine>> {
+        // The graphs' image input: its dimensions after the batch axis, in the graph's layout
+        // (both files share it, checked by check_pair); its name is per file.
+        let dims = meta
+            .layout
+            .dims([meta.input.channels, meta.input.height, meta.input.width]);
+        let load_engine = |f: &OnnxFile, input: &str, labels: bool| -> Result<Box<dyn Engine>> {
+            let inputs: Vec<&str> = if labels {
+                vec![input, "y"]
+            } else {
+                vec![input]
+            };
             Ok(match backend {
-                Resolved::Tract => Box::new(tract_engine::TractEngine::load(f, chw, labels)?),
+                Resolved::Tract => Box::new(tract_engine::TractEngine::load(f, &inputs, dims)?),
                 Resolved::Ort => Box::new(ort_engine::OrtEngine::load(
                     f,
+                    &inputs,
                     opts.device,
                     opts.ort_library.as_deref(),
                 )?),
             })
         };
-        let forward = load_engine(&file, false)?;
+        let forward = load_engine(&file, &meta.input_name, false)?;
         let gpath = grad_path(path);
         let grad = if gpath.exists() {
             let gfile = OnnxFile::read(&gpath)?;
-            meta.check_pair(&TeacherMeta::from_file(&gfile, "grad")?, &gpath)?;
+            let gteacher = TeacherMeta::from_file(&gfile, "grad")?;
+            meta.check_pair(&gteacher, &gpath)?;
             let gmeta = GradMeta::from_file(&gfile)?;
-            let engine = load_engine(&gfile, true)?;
+            let engine = load_engine(&gfile, &gteacher.input_name, true)?;
             Ok(GradGraph {
                 file: gfile,
                 meta: gmeta,
@@ -234,8 +245,9 @@ impl Teacher {
         })
     }
 
-    /// Run `engine` over `x` in batches of the configured size, converting each
-    /// batch's outputs with `convert`.
+    /// Run `engine` over `x` (`[N, C, H, W]`) in batches of the configured size, converting
+    /// each batch's outputs with `convert`. This is the one place where the library's NCHW
+    /// batches meet the graph's declared layout: engines get a view in the graph's axis order.
     fn batched<T: Send>(
         &self,
         engine: &dyn Engine,
@@ -244,6 +256,7 @@ impl Teacher {
         convert: impl Fn(Vec<ArrayD<f32>>) -> Result<T> + Sync,
     ) -> Result<Vec<T>> {
         let n = x.len_of(Axis(0));
+        let x = self.meta.layout.graph_view(x);
         let starts: Vec<usize> = (0..n).step_by(self.batch_size).collect();
         let run = |&start: &usize| {
             let end = (start + self.batch_size).min(n);

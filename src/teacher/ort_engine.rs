@@ -51,11 +51,20 @@ pub fn environment(library: Option<&Path>) -> Result<&'static Environment> {
 
 pub struct OrtEngine {
     session: Mutex<Session>,
+    /// The image input's name, then "y" for gradient graphs: inputs are fed by name.
+    input_names: Vec<String>,
     output_names: Vec<String>,
 }
 
 impl OrtEngine {
-    pub fn load(file: &OnnxFile, device: Device, library: Option<&Path>) -> Result<Self> {
+    /// A session for `file`, whose inputs are `inputs` (the image input's declared name, then
+    /// "y" for gradient graphs), by name.
+    pub fn load(
+        file: &OnnxFile,
+        inputs: &[&str],
+        device: Device,
+        library: Option<&Path>,
+    ) -> Result<Self> {
         let env = environment(library)?;
         // Builder errors carry the builder itself, which is not Send: keep only the message.
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -67,8 +76,18 @@ impl OrtEngine {
         let session = builder
             .commit_from_file(&file.path)
             .map_err(|e| Error::teacher(&file.path, format!("ONNX Runtime cannot load it: {e}")))?;
+        let found: Vec<&str> = session.inputs().iter().map(|o| o.name()).collect();
+        if found != inputs {
+            return Err(Error::teacher(
+                &file.path,
+                format!(
+                    "ONNX Runtime sees the inputs {found:?}, but the metadata declares {inputs:?}"
+                ),
+            ));
+        }
         Ok(OrtEngine {
             session: Mutex::new(session),
+            input_names: inputs.iter().map(|s| s.to_string()).collect(),
             output_names: file.output_names(),
         })
     }
@@ -111,18 +130,22 @@ fn register_device(
 
 impl Engine for OrtEngine {
     fn run(&self, x: ArrayView4<f32>, y: Option<ArrayView1<i64>>) -> Result<Vec<ArrayD<f32>>> {
+        // A copy only for a permuted (NHWC) view; an NCHW batch is already contiguous.
         let x = x.as_standard_layout();
         let mut session = self.session.lock().expect("a previous run panicked");
         let x = TensorRef::from_array_view(x.view()).map_err(err)?;
-        let outputs = match y {
-            None => session.run(ort::inputs!["x" => x]),
-            Some(y) => {
-                let y = y.as_standard_layout();
-                let y = TensorRef::from_array_view(y.view()).map_err(err)?;
-                session.run(ort::inputs!["x" => x, "y" => y])
-            }
+        // Inputs by name: the image input under its declared name, then the labels.
+        let y = y.as_ref().map(|y| y.as_standard_layout());
+        let mut inputs = ort::inputs![self.input_names[0].as_str() => x];
+        if let Some(y) = &y {
+            let name = self
+                .input_names
+                .get(1)
+                .ok_or_else(|| err("labels given to a forward graph"))?;
+            let y = TensorRef::from_array_view(y.view()).map_err(err)?;
+            inputs.push((name.as_str().into(), y.into()));
         }
-        .map_err(err)?;
+        let outputs = session.run(inputs).map_err(err)?;
         self.output_names
             .iter()
             .map(|name| {

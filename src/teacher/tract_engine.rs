@@ -32,9 +32,11 @@ fn err(e: impl std::fmt::Display) -> Error {
 }
 
 impl TractEngine {
-    /// Build a plan for `file`, whose first input is `x` `[N, C, H, W]` and, for gradient graphs,
-    /// whose second is `y` `[N]` (int64).
-    pub fn load(file: &OnnxFile, chw: [usize; 3], with_labels: bool) -> Result<Self> {
+    /// Build a plan for `file`, whose inputs are `inputs`: first the image input, `[N, ...dims]`
+    /// with `dims` in the graph's layout (`[C, H, W]` or `[H, W, C]`), then, for gradient
+    /// graphs, the labels `y` `[N]` (int64). tract binds inputs by position, so the graph's
+    /// input order must be exactly `inputs`.
+    pub fn load(file: &OnnxFile, inputs: &[&str], dims: [usize; 3]) -> Result<Self> {
         let onnx = tract_onnx::onnx()
             .with_ignore_value_info(true)
             .with_ignore_output_shapes(true);
@@ -43,13 +45,26 @@ impl TractEngine {
             .parse(&file.proto, dir)
             .map_err(|e| Error::teacher(&file.path, format!("tract cannot read it: {e:#}")))?;
         let model = parsed.model;
-        if let Ok(plan) = plan(model.clone(), Some(MICRO_BATCH), chw, with_labels) {
+        let found: Vec<&str> = model
+            .input_outlets()
+            .map_err(err)?
+            .iter()
+            .map(|o| model.node(o.node).name.as_str())
+            .collect();
+        if found != inputs {
+            return Err(Error::teacher(
+                &file.path,
+                format!("tract sees the inputs {found:?} in this order, but the metadata declares {inputs:?}"),
+            ));
+        }
+        let with_labels = inputs.len() == 2;
+        if let Ok(plan) = plan(model.clone(), Some(MICRO_BATCH), dims, with_labels) {
             return Ok(TractEngine {
                 plan,
                 fixed_batch: Some(MICRO_BATCH),
             });
         }
-        let plan = plan(model, None, chw, with_labels)
+        let plan = plan(model, None, dims, with_labels)
             .map_err(|e| Error::teacher(&file.path, format!("tract cannot plan it: {e:#}")))?;
         Ok(TractEngine {
             plan,
@@ -65,6 +80,7 @@ impl TractEngine {
     ) -> Result<Vec<ArrayD<f32>>> {
         let n = x.len_of(Axis(0));
         let padded = self.fixed_batch.unwrap_or(n);
+        // The padded copy is also the one contiguous copy of a permuted (NHWC) view.
         let mut xs = Array4::<f32>::zeros((padded, x.dim().1, x.dim().2, x.dim().3));
         xs.slice_mut(s![..n, .., .., ..]).assign(&x);
         let mut inputs: TVec<TValue> = tvec!(Tensor::from(xs).into_tvalue());
@@ -88,7 +104,7 @@ impl TractEngine {
 fn plan(
     mut model: InferenceModel,
     batch: Option<usize>,
-    chw: [usize; 3],
+    dims: [usize; 3],
     with_labels: bool,
 ) -> TractResult<Arc<TypedSimplePlan>> {
     let n: TDim = match batch {
@@ -96,7 +112,7 @@ fn plan(
         None => model.symbols.sym("N").into(),
     };
     let x_shape: TVec<TDim> = std::iter::once(n.clone())
-        .chain(chw.iter().map(|&d| d.to_dim()))
+        .chain(dims.iter().map(|&d| d.to_dim()))
         .collect();
     model.set_input_fact(0, f32::fact(x_shape).into())?;
     if with_labels {

@@ -6,12 +6,15 @@ use std::path::{Path, PathBuf};
 use infoutil::data;
 use infoutil::teacher::{BackendChoice, Teacher, TeacherOptions};
 use ndarray::Array4;
+use prost::Message;
+use tract_onnx::pb::{ModelProto, StringStringEntryProto};
 
 pub fn repo(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
 }
 
 pub const TEACHER: &str = "models/fmnist-convnet3.onnx";
+pub const TEACHER_GRAD: &str = "models/fmnist-convnet3.grad.onnx";
 pub const EARLY: &str = "models/fmnist-convnet3-early.onnx";
 pub const MINI_TEST: &str = "data/fashion-mnist-mini/t10k-images-idx3-ubyte.gz";
 
@@ -30,14 +33,7 @@ pub fn tract(rel: &str) -> Teacher {
 /// ONNX Runtime, or None after printing a visible SKIP line. Where the test script found the
 /// library (INFOUTIL_REQUIRE_ORT=1), its absence is a failure, not a skip.
 pub fn ort(rel: &str, test: &str) -> Option<Teacher> {
-    match Teacher::load(&repo(rel), &options(BackendChoice::Ort)) {
-        Ok(t) => Some(t),
-        Err(e) if std::env::var_os("INFOUTIL_REQUIRE_ORT").is_none() => {
-            eprintln!("SKIP {test}: ONNX Runtime unavailable ({e})");
-            None
-        }
-        Err(e) => panic!("{test}: ONNX Runtime is required here but failed: {e}"),
-    }
+    ort_at(&repo(rel), test)
 }
 
 /// The first `n` images of the embedded test subset in `teacher`'s input space, with labels.
@@ -69,4 +65,105 @@ pub fn rel_l2(est: &[f64], truth: &[f64]) -> f64 {
     let num: f64 = est.iter().zip(truth).map(|(a, b)| (a - b).powi(2)).sum();
     let den: f64 = truth.iter().map(|b| b * b).sum();
     (num / den).sqrt()
+}
+
+/// ONNX Runtime for the teacher at `path`, or None after printing a visible SKIP line (see
+/// [`ort`]).
+pub fn ort_at(path: &Path, test: &str) -> Option<Teacher> {
+    match Teacher::load(path, &options(BackendChoice::Ort)) {
+        Ok(t) => Some(t),
+        Err(e) if std::env::var_os("INFOUTIL_REQUIRE_ORT").is_none() => {
+            eprintln!("SKIP {test}: ONNX Runtime unavailable ({e})");
+            None
+        }
+        Err(e) => panic!("{test}: ONNX Runtime is required here but failed: {e}"),
+    }
+}
+
+/// A shipped ONNX file, decoded for editing.
+pub fn decode(rel: &str) -> ModelProto {
+    decode_path(&repo(rel))
+}
+
+pub fn decode_path(path: &Path) -> ModelProto {
+    ModelProto::decode(std::fs::read(path).unwrap().as_slice()).unwrap()
+}
+
+pub fn write(dir: &Path, name: &str, model: &ModelProto) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, model.encode_to_vec()).unwrap();
+    path
+}
+
+pub fn set_meta(model: &mut ModelProto, key: &str, value: &str) {
+    let key = format!("infoutil.{key}");
+    model.metadata_props.retain(|e| e.key != key);
+    model.metadata_props.push(StringStringEntryProto {
+        key,
+        value: value.into(),
+    });
+}
+
+/// What a Keras teacher exported to ONNX looks like, made from a shipped graph: its image input
+/// `x` `[N, C, H, W]` becomes `name` `[N, H, W, C]`, and a Transpose (perm [0, 3, 1, 2]) in
+/// front hands the original consumers the NCHW tensor they had. The weights are untouched, so
+/// `infoutil.weights_sha256` still holds. The metadata is left alone: callers declare
+/// `infoutil.layout` and `infoutil.input_name` (or, to test the errors, do not).
+pub fn channels_last(model: &ModelProto, name: &str) -> ModelProto {
+    use tract_onnx::pb::attribute_proto::AttributeType;
+    use tract_onnx::pb::type_proto::Value as Ty;
+    use tract_onnx::pb::{AttributeProto, NodeProto};
+
+    let mut m = model.clone();
+    let g = m.graph.as_mut().unwrap();
+    let inner = "x_nchw";
+    for node in &mut g.node {
+        for i in node.input.iter_mut().filter(|i| *i == "x") {
+            *i = inner.to_string();
+        }
+    }
+    let input = g.input.iter_mut().find(|i| i.name == "x").expect("input x");
+    input.name = name.to_string();
+    let Some(Ty::TensorType(t)) = input.r#type.as_mut().and_then(|t| t.value.as_mut()) else {
+        panic!("x is a tensor");
+    };
+    let dims = &mut t.shape.as_mut().expect("x has a shape").dim;
+    assert_eq!(dims.len(), 4);
+    let c = dims.remove(1);
+    dims.push(c);
+    g.node.insert(
+        0,
+        NodeProto {
+            name: "nhwc_to_nchw".into(),
+            op_type: "Transpose".into(),
+            input: vec![name.into()],
+            output: vec![inner.into()],
+            attribute: vec![AttributeProto {
+                name: "perm".into(),
+                r#type: AttributeType::Ints as i32,
+                ints: vec![0, 3, 1, 2],
+                ..Default::default()
+            }],
+            ..Default::default()
+        },
+    );
+    m
+}
+
+/// The shipped converged teacher as a channels-last pair in `dir` (`STEM.onnx`,
+/// `STEM.grad.onnx`), declared with `infoutil.layout = NHWC` and the given input names (they
+/// may differ between the two files). Returns the forward file's path.
+pub fn nhwc_teacher(dir: &Path, stem: &str, forward_name: &str, grad_name: &str) -> PathBuf {
+    let build = |rel: &str, name: &str| {
+        let mut m = channels_last(&decode(rel), name);
+        set_meta(&mut m, "layout", "NHWC");
+        set_meta(&mut m, "input_name", name);
+        m
+    };
+    write(
+        dir,
+        &format!("{stem}.grad.onnx"),
+        &build(TEACHER_GRAD, grad_name),
+    );
+    write(dir, &format!("{stem}.onnx"), &build(TEACHER, forward_name))
 }
