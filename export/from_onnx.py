@@ -54,16 +54,17 @@ def prepare_onnx(model):
 
 
 class BatchReshape(nn.Module):
-    """x.reshape(N, *tail): what a runtime-shape ONNX Reshape means for a batch-first CNN, and a
-    form that symbolic tracing keeps batch-dynamic (onnx2torch reads the shape tensor's values,
-    which stops torch.export with a data-dependent guard)."""
+    """x.reshape(N, *tail) (or a fixed shape, for a reshape of a constant such as a kernel): what
+    a runtime-shape ONNX Reshape means for a batch-first network, in a form that symbolic tracing
+    keeps batch-dynamic (onnx2torch reads the shape tensor's values, which stops tracing with a
+    data-dependent guard)."""
 
-    def __init__(self, tail):
+    def __init__(self, tail, batched=True):
         super().__init__()
-        self.tail = [int(v) for v in tail]
+        self.tail, self.batched = [int(v) for v in tail], batched
 
     def forward(self, x, shape=None):
-        return x.reshape(x.shape[0], *self.tail)
+        return x.reshape(x.shape[0], *self.tail) if self.batched else x.reshape(*self.tail)
 
 
 def static_reshapes(tm, shape):
@@ -82,9 +83,16 @@ def static_reshapes(tm, shape):
         if m not in seen:
             continue
         (i2, o2), (i3, o3) = seen[m]
-        if not (i2[0] == o2[0] == 2 and i3[0] == o3[0] == 3 and o2[1:] == o3[1:]):
-            raise exporter.UnsupportedModelError(f"Reshape '{name}' does not keep the batch first")
-        tm.add_submodule(name, BatchReshape(o2[1:]))
+        if i2 == i3 and o2 == o3:   # reshapes a constant (a kernel), not the batch
+            replacement = BatchReshape(o2, batched=False)
+        elif not (i2[0] == o2[0] == 2 and i3[0] == o3[0] == 3 and o2[1:] == o3[1:]):
+            raise exporter.UnsupportedModelError(
+                f"Reshape '{name}' maps {list(i2)} to {list(o2)} at batch 2 and {list(i3)} to "
+                f"{list(o3)} at batch 3: it does not keep the batch first, so the per-sample "
+                "gradient graph cannot be built")
+        else:
+            replacement = BatchReshape(o2[1:])
+        tm.add_submodule(name, replacement)
         for node in tm.graph.nodes:
             if node.op == "call_module" and node.target == name:
                 node.args = (node.args[0],)   # drop the shape tensor: its producers become dead
@@ -96,12 +104,16 @@ def static_reshapes(tm, shape):
 
 
 def initializers_to_parameters(tm):
-    """Every float tensor the graph computes with becomes a parameter, except the running
-    statistics of BatchNormalization (constants in eval mode, not weights)."""
-    for m in tm.modules():
-        if isinstance(m, nn.modules.batchnorm._BatchNorm):
-            continue
+    """Every float ONNX initializer the graph still computes with becomes a parameter (onnx2torch
+    keeps those outside Conv/Gemm/BatchNormalization as buffers). Constant nodes (clip bounds,
+    epsilons, shape values) stay constants, and so do BatchNormalization's running statistics."""
+    tm.delete_all_unused_submodules()
+    container = dict(tm.named_children()).get("initializers")
+    used = {n.target for n in tm.graph.nodes if n.op == "get_attr"}
+    for m in [container] if container is not None else []:
         for k, b in list(m.named_buffers(recurse=False)):
+            if f"initializers.{k}" not in used:
+                continue
             if b.is_floating_point():
                 delattr(m, k)
                 m.register_parameter(k, nn.Parameter(b.detach().clone(), requires_grad=False))
@@ -167,8 +179,6 @@ def main():
 
 
 def convert(args, ap):
-    import onnx2torch
-
     src = onnx.load(args.src)
     meta = metadata.read(src)
     get = lambda k: meta.get(metadata.PREFIX + k)  # noqa: E731
@@ -185,37 +195,48 @@ def convert(args, ap):
     if input_shape is None or class_names is None or norm is None:
         ap.error("SRC has no infoutil metadata: give --input-shape, --class-names and "
                  "--mean/--std, --pixels or --baked")
-    input_name, layout = graph_input(src, input_shape, args.layout or get("layout"))
-    shape = exporter.graph_shape(input_shape, layout)
-
-    tm = initializers_to_parameters(onnx2torch.convert(prepare_onnx(onnx.load(args.src))).eval())
-    static_reshapes(tm, shape)
-
+    _, layout = graph_input(src, input_shape, args.layout or get("layout"))
     if args.images:
         x_u8 = read_idx_images(args.images)[:args.n]
         y = torch.from_numpy(read_idx_labels(args.images.replace("images-idx3", "labels-idx1"))[:args.n])
-        x = torch.from_numpy(np.array(x_u8, dtype=np.float32) / 255.0).unsqueeze(1)
-        if norm["kind"] == "mean_std":
-            mean = torch.tensor(norm["mean"]).reshape(1, -1, 1, 1)
-            std = torch.tensor(norm["std"]).reshape(1, -1, 1, 1)
-            x = (x - mean) / std
-        if layout == "NHWC":
-            x = x.permute(0, 2, 3, 1).contiguous()
+        x = normalized(torch.from_numpy(np.array(x_u8)).unsqueeze(1), norm, layout)
     else:
         gen = torch.Generator().manual_seed(0)
-        x = torch.randn(args.n, *shape, generator=gen)
+        x = torch.randn(args.n, *exporter.graph_shape(input_shape, layout), generator=gen)
         y = torch.randint(0, len(class_names), (args.n,), generator=gen)
+    return export_onnx(args.src, args.out_dir, args.name, input_shape=input_shape,
+                       class_names=class_names, normalization=norm, verify_x=x, verify_y=y,
+                       layout=layout, dataset=args.dataset)
 
+
+def normalized(pixels, norm, layout):
+    """uint8 [N, C, H, W] -> the teacher's input in its layout, as the Rust loader computes it."""
+    x = pixels.float() / 255.0
+    if norm["kind"] == "mean_std":
+        x = (x - torch.tensor(norm["mean"]).reshape(1, -1, 1, 1)) / torch.tensor(norm["std"]).reshape(1, -1, 1, 1)
+    return x.permute(0, 2, 3, 1).contiguous() if layout == "NHWC" else x
+
+
+def export_onnx(src_path, out_dir, name, *, input_shape, class_names, normalization, verify_x,
+                verify_y, layout=None, dataset=None, log=print):
+    """SRC_PATH (a forward ONNX) -> OUT_DIR/NAME.onnx (SRC with metadata) + NAME.grad.onnx."""
+    import onnx2torch
+
+    src = onnx.load(src_path)
+    get = lambda k: metadata.read(src).get(metadata.PREFIX + k)  # noqa: E731
+    input_name, layout = graph_input(src, input_shape, layout)
+    tm = onnx2torch.convert(prepare_onnx(onnx.load(src_path))).eval()
+    static_reshapes(tm, exporter.graph_shape(input_shape, layout))
+    initializers_to_parameters(tm)
     producer = " ".join(v for v in (src.producer_name, src.producer_version) if v) or "unknown"
-    report = exporter.export(
-        tm, args.out_dir, args.name, input_shape=input_shape, class_names=class_names,
-        normalization=norm, verify_x=x, verify_y=y, layout=layout, input_name=input_name,
-        forward=src, framework=get("framework") or producer,
+    return exporter.export(
+        tm, out_dir, name, input_shape=input_shape, class_names=class_names,
+        normalization=normalization, verify_x=verify_x, verify_y=verify_y, layout=layout,
+        input_name=input_name, forward=src, framework=get("framework") or producer,
         checkpoint_epoch=get("checkpoint_epoch"), epochs_total=get("epochs_total"),
-        dataset=args.dataset or get("dataset"),
+        dataset=dataset or get("dataset"),
         test_top1=float(get("test_top1")) if get("test_top1") else None,
-        extra={"source": os.path.basename(args.src)})
-    return report
+        extra={"source": os.path.basename(src_path)}, log=log)
 
 
 if __name__ == "__main__":

@@ -139,14 +139,25 @@ def adaptive_avg_pool2d_backward(grad_output, self):
     return avg_pool2d_backward(grad_output, self, k, k, [0, 0], False, True, None)
 
 
+# backwards the ONNX exporter translates better itself: torch's decompositions of the view
+# backwards (select, slice, unfold, diagonal) and of padding write through as_strided_scatter
+KEEP = {"select_backward", "slice_backward", "unfold_backward", "diagonal_backward",
+        "embedding_dense_backward", "reflection_pad1d_backward", "reflection_pad2d_backward",
+        "reflection_pad3d_backward"}
+
+
+def _base(op):
+    return op.name().split("::")[-1].split(".")[0]
+
+
 def decomposition_table():
-    table = get_decompositions([
-        aten.native_batch_norm_backward,
-        aten._native_batch_norm_legit_no_training,
-        aten.threshold_backward,
-        aten._log_softmax_backward_data,
-        aten._softmax_backward_data,
-    ])
+    """Every backward op torch knows a decomposition for (activations of every kind, norms,
+    softmax, padding, ...) becomes forward ops; the ones above replace torch's own where it would
+    need ops ONNX runtimes run badly (ScatterElements) or where torch has none."""
+    from torch._decomp import decomposition_table as known
+    backward = [op for op in known if _base(op).endswith(("_backward", "_backward_data"))
+                and _base(op) not in KEEP]
+    table = get_decompositions(backward + [aten._native_batch_norm_legit_no_training])
     table[aten.convolution_backward.default] = convolution_backward
     table[aten.max_pool2d_with_indices_backward.default] = max_pool2d_backward
     table[aten.avg_pool2d_backward.default] = avg_pool2d_backward

@@ -388,7 +388,9 @@ class GhostNorm(torch.nn.Module):
     def record(self, x):
         names = {id(p): k for k, p in self.model.named_parameters()}
         rec = Recorder(names, x.shape[0])
-        with torch.enable_grad():
+        # attention by its math form: the fused CPU kernel's backward has no ONNX translation
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+        with torch.enable_grad(), sdpa_kernel([SDPBackend.MATH]):
             # parameters are frozen: x carries requires_grad so that outputs join the graph
             with rec:
                 logits = self.model(x.detach().requires_grad_(True))

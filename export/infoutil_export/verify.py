@@ -57,8 +57,14 @@ def reference_grad_sqnorms(model, x, y, chunk=16, dtype=torch.float64, loss_fn=s
 
 
 def _copy_as(model, dtype):
+    """The model in `dtype`, including casts inside it (a converted graph's Cast-to-float32
+    nodes, onnx2torch's `torch_dtype`, would otherwise drop the reference back to float32)."""
     import copy
-    return copy.deepcopy(model).to(dtype).eval()
+    m = copy.deepcopy(model).to(dtype).eval()
+    for mod in m.modules():
+        if getattr(mod, "torch_dtype", None) in (torch.float16, torch.float32, torch.float64):
+            mod.torch_dtype = dtype
+    return m
 
 
 def check_forward(onnx_path, model, x, input_name="x", batch_sizes=(1, 3)):
