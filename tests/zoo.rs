@@ -127,7 +127,8 @@ fn infoutil(args: &[&str]) -> String {
 /// of training, so about 31 %: the point is agreement, not accuracy).
 #[test]
 fn teacher_eval_runs_a_keras_teacher() {
-    for name in ["keras-cnn"] {
+    {
+        let name = "keras-cnn";
         let t = Teacher::load(
             &repo(&format!("models/zoo/{name}.onnx")),
             &options(BackendChoice::Tract),
