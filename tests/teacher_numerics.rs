@@ -20,14 +20,6 @@ fn reference(name: &str) -> Value {
     all["teachers"][name].clone()
 }
 
-fn floats(v: &Value) -> Vec<f64> {
-    match v {
-        Value::Array(items) => items.iter().flat_map(floats).collect(),
-        Value::Number(n) => vec![n.as_f64().expect("number")],
-        other => panic!("not a number: {other}"),
-    }
-}
-
 /// Logits within 1e-4 absolute and gradient norms (full and per tensor) within 1e-4 relative
 /// of PyTorch, on the first 64 embedded real test images.
 fn check_against_torch(teacher: &Teacher, name: &str) {

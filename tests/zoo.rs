@@ -32,14 +32,6 @@ fn forward_of(reference: &Path) -> PathBuf {
     PathBuf::from(s)
 }
 
-fn floats(v: &Value) -> Vec<f64> {
-    match v {
-        Value::Array(items) => items.iter().flat_map(floats).collect(),
-        Value::Number(n) => vec![n.as_f64().expect("number")],
-        other => panic!("not a number: {other}"),
-    }
-}
-
 /// Logits within 1e-4 of the source framework, gradient norms within 1e-4 relative of float64.
 fn check(teacher: &Teacher, reference: &Path) {
     let want: Value = serde_json::from_str(&std::fs::read_to_string(reference).unwrap()).unwrap();

@@ -7,6 +7,7 @@ use infoutil::data;
 use infoutil::teacher::{BackendChoice, Teacher, TeacherOptions};
 use ndarray::Array4;
 use prost::Message;
+use serde_json::Value;
 use tract_onnx::pb::{ModelProto, StringStringEntryProto};
 
 pub fn repo(rel: &str) -> PathBuf {
@@ -166,4 +167,13 @@ pub fn nhwc_teacher(dir: &Path, stem: &str, forward_name: &str, grad_name: &str)
         &build(TEACHER_GRAD, grad_name),
     );
     write(dir, &format!("{stem}.onnx"), &build(TEACHER, forward_name))
+}
+
+/// Every number in a JSON value, flattened in order (reference files of nested arrays).
+pub fn floats(v: &Value) -> Vec<f64> {
+    match v {
+        Value::Array(items) => items.iter().flat_map(floats).collect(),
+        Value::Number(n) => vec![n.as_f64().expect("number")],
+        other => panic!("not a number: {other}"),
+    }
 }
