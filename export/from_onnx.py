@@ -26,7 +26,7 @@ import torch
 import torch.nn as nn
 from onnx import numpy_helper, version_converter
 
-from infoutil_export import exporter, metadata, verify
+from infoutil_export import exporter, metadata
 from infoutil_export.data import read_idx_images, read_idx_labels
 
 ONNX2TORCH_OPSET = 17   # onnx2torch 1.5 lacks several newer op versions (AveragePool-19, Cast-19)
@@ -217,17 +217,23 @@ def normalized(pixels, norm, layout):
     return x.permute(0, 2, 3, 1).contiguous() if layout == "NHWC" else x
 
 
-def export_onnx(src_path, out_dir, name, *, input_shape, class_names, normalization, verify_x,
-                verify_y, layout=None, dataset=None, log=print):
-    """SRC_PATH (a forward ONNX) -> OUT_DIR/NAME.onnx (SRC with metadata) + NAME.grad.onnx."""
+def torch_module(src_path, input_shape, layout):
+    """SRC as a torch module whose initializers are parameters, batch kept symbolic."""
     import onnx2torch
+    tm = onnx2torch.convert(prepare_onnx(onnx.load(src_path))).eval()
+    static_reshapes(tm, exporter.graph_shape(input_shape, layout))
+    return initializers_to_parameters(tm)
+
+
+def export_onnx(src_path, out_dir, name, *, input_shape, class_names, normalization, verify_x,
+                verify_y, layout=None, dataset=None, module=None, log=print):
+    """SRC_PATH (a forward ONNX) -> OUT_DIR/NAME.onnx (SRC with metadata) + NAME.grad.onnx.
+    module: SRC already converted by torch_module (else it is converted here)."""
 
     src = onnx.load(src_path)
     get = lambda k: metadata.read(src).get(metadata.PREFIX + k)  # noqa: E731
     input_name, layout = graph_input(src, input_shape, layout)
-    tm = onnx2torch.convert(prepare_onnx(onnx.load(src_path))).eval()
-    static_reshapes(tm, exporter.graph_shape(input_shape, layout))
-    initializers_to_parameters(tm)
+    tm = module if module is not None else torch_module(src_path, input_shape, layout)
     producer = " ".join(v for v in (src.producer_name, src.producer_version) if v) or "unknown"
     return exporter.export(
         tm, out_dir, name, input_shape=input_shape, class_names=class_names,

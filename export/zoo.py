@@ -26,11 +26,10 @@ import time
 os.environ.setdefault("KERAS_BACKEND", "torch")
 
 import numpy as np  # noqa: E402
-import onnxruntime as ort  # noqa: E402
 import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
 
-from from_onnx import export_onnx, normalized  # noqa: E402
+from from_onnx import export_onnx, normalized, torch_module  # noqa: E402
 from infoutil_export import exporter, metadata, verify  # noqa: E402
 from infoutil_export.data import FMNIST_CLASSES, FMNIST_DIR, load_split, read_idx_images, \
     read_idx_labels  # noqa: E402
@@ -173,20 +172,16 @@ def onnx_member(out, name, src, what, model_logits_fn, test_top1, dataset, rows)
     x_u8, y = reference_images()
     x = normalized(x_u8, metadata.BAKED, "NHWC")
     t0 = time.time()
+    # converted once: the gradient graph and the reference norms are of the same function
+    tm = torch_module(src, (1, 28, 28), "NHWC")
     rep = export_onnx(src, out, name, input_shape=(1, 28, 28), class_names=FMNIST_CLASSES,
                       normalization=metadata.BAKED, verify_x=x[:80], verify_y=y[:80],
-                      dataset=dataset)
+                      dataset=dataset, layout="NHWC", module=tm)
     fwd = os.path.join(out, name + ".onnx")
     import onnx
     proto = onnx.load(fwd)
     metadata.attach(proto, {**metadata.read(proto), "infoutil.test_top1": f"{test_top1:.4f}"})
     onnx.save_model(proto, fwd)
-    # the converted module for the reference norms: the same function as the ONNX file
-    from from_onnx import initializers_to_parameters, prepare_onnx, static_reshapes
-    import onnx2torch
-    tm = onnx2torch.convert(prepare_onnx(onnx.load(src))).eval()
-    static_reshapes(tm, (28, 28, 1))
-    initializers_to_parameters(tm)
     write_reference(out, name, tm, x[:REFERENCE_N], y[:REFERENCE_N], "NHWC",
                     model_logits_fn(x[:REFERENCE_N]), what)
     rows.append(row(name, what, rep, time.time() - t0, tm, x[:64], y[:64], "NHWC",
