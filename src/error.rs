@@ -31,6 +31,24 @@ pub enum Error {
     #[error("{0}")]
     Config(String),
 
+    /// A teacher output that is NaN or infinite: never passed on as a result. `row` is the input
+    /// within the call that produced it; callers that know which dataset record and stage that
+    /// was fill them in with [`Error::locate`].
+    #[error(
+        "teacher {}: its {output} {value} is not finite, for {}{}; check the teacher (its export, or weights with NaN/inf) on this input",
+        teacher.display(),
+        record.map(|r| format!("dataset record {r}")).unwrap_or_else(|| format!("input {row} of a batch")),
+        stage.map(|s| format!(" in {s}")).unwrap_or_default()
+    )]
+    NonFinite {
+        teacher: PathBuf,
+        output: &'static str,
+        value: f32,
+        row: usize,
+        record: Option<usize>,
+        stage: Option<&'static str>,
+    },
+
     /// The cause follows in the error chain (`{:#}` prints "path: cause").
     #[error("{}", path.display())]
     Io {
@@ -74,6 +92,52 @@ impl Error {
         Error::Io {
             path: path.into(),
             source,
+        }
+    }
+
+    /// Name the stage and the dataset record of a [`Error::NonFinite`] (its `row`, mapped by
+    /// `record_of`); every other error passes through unchanged.
+    pub fn locate(self, at: &'static str, record_of: impl Fn(usize) -> Option<usize>) -> Self {
+        match self {
+            Error::NonFinite {
+                teacher,
+                output,
+                value,
+                row,
+                record,
+                stage,
+            } => Error::NonFinite {
+                teacher,
+                output,
+                value,
+                row,
+                record: record.or_else(|| record_of(row)),
+                stage: stage.or(Some(at)),
+            },
+            other => other,
+        }
+    }
+
+    /// Map a [`Error::NonFinite`]'s row through `f` (e.g. from a masked image to its image)
+    /// while the record is still unknown.
+    pub fn map_row(self, f: impl Fn(usize) -> usize) -> Self {
+        match self {
+            Error::NonFinite {
+                teacher,
+                output,
+                value,
+                row,
+                record: None,
+                stage,
+            } => Error::NonFinite {
+                teacher,
+                output,
+                value,
+                row: f(row),
+                record: None,
+                stage,
+            },
+            other => other,
         }
     }
 

@@ -157,9 +157,10 @@ pub fn evaluate(
             std::mem::take(&mut chunk.x),
         )
         .expect("sized per image");
-        logits.push(teacher.logits(x.view())?);
+        let at = |e: Error| e.locate(STAGE, |row| chunk.index.get(row).map(|&i| i as usize));
+        logits.push(teacher.logits(x.view()).map_err(at)?);
         if opts.grad_norms {
-            norms.push(teacher.grad_norms(x.view(), &chunk.y)?.norms);
+            norms.push(teacher.grad_norms(x.view(), &chunk.y).map_err(at)?.norms);
         }
         labels.extend(chunk.y.drain(..).map(|c| c as i64));
         source_index.append(&mut chunk.index);

@@ -106,7 +106,7 @@ fn maps(
 #[test]
 fn exact_maps_of_real_images_match_an_independent_enumeration() {
     let (x, labels, values) = enumerated();
-    let got = maps(&tract(TEACHER), Estimator::Exact, 0, x, labels);
+    let got = maps(&tract(TEACHER), Estimator::Exact, 1 << PLAYERS, x, labels);
     for (i, (v, phi)) in values.iter().zip(&got).enumerate() {
         let want = shapley_formula(v);
         let scale = want.iter().fold(0.0f64, |m, p| m.max(p.abs()));

@@ -36,12 +36,16 @@ pub struct AttributeArgs {
 }
 
 pub fn run(args: AttributeArgs) -> anyhow::Result<()> {
+    let cfg = args.shapley.config();
+    let rule = args.shapley.crop_rule();
+    cfg.check()?;
+    rule.check(cfg.grid)?;
     let teacher = args.teacher.load()?;
     let data_path = paths::shipped_or(&args.data, paths::DEFAULT_TEST_DATA);
     let mut source = data::open(&data_path)?;
     let len = source.info().len;
     let mut indices = match &args.indices {
-        Some(spec) => super::parse_list(spec, len, "the dataset's records")?,
+        Some(spec) => super::parse_list(spec, len, "--indices", "the dataset's records")?,
         None => (0..len).collect(),
     };
     if let Some(n) = args.per_class {
@@ -53,8 +57,12 @@ pub fn run(args: AttributeArgs) -> anyhow::Result<()> {
             *c <= n
         });
     }
-    let cfg = args.shapley.config();
-    let rule = args.shapley.crop_rule();
+    anyhow::ensure!(
+        !indices.is_empty(),
+        "--per-class {}: selects no image of {}",
+        args.per_class.unwrap_or(0),
+        data_path.display()
+    );
     let mean = data::stats::mean_pixel(source.as_mut(), teacher.meta.input.channels, 1000)?;
     let g = cfg.grid;
     let (mut maps, mut index, mut label, mut boxes) =

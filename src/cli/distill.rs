@@ -80,6 +80,9 @@ fn default_label_teacher(teacher: &std::path::Path, ipc: usize) -> PathBuf {
 
 pub fn run(args: DistillArgs) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
+    // The options' own limits first: a typo should not wait for a teacher to load.
+    args.shapley.config().check()?;
+    args.shapley.crop_rule().check(args.shapley.grid)?;
     let teacher = args.teacher.load()?;
     let label_path = args
         .label_teacher
@@ -107,11 +110,13 @@ pub fn run(args: DistillArgs) -> anyhow::Result<()> {
             Some(spec) => Some(super::parse_list(
                 spec,
                 teacher.num_classes(),
+                "--classes",
                 "the teacher's classes",
             )?),
             None => None,
         },
     };
+    cfg.check()?;
     let labels_by = label_teacher.as_ref().unwrap_or(&teacher);
     let decides = serde_json::json!({
         "distill": cfg,

@@ -111,8 +111,23 @@ impl TeacherArgs {
     }
 }
 
+/// Runs the command. A panic is a bug, never the user's fault: it is reported in one line with
+/// where it happened, and the exit code is 2 (1 is an error the user can fix).
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    std::panic::set_hook(Box::new(|info| {
+        eprintln!(
+            "error: internal error in infoutil (a bug; please report it with the command that \
+             caused it): {info}"
+        );
+    }));
+    match std::panic::catch_unwind(|| run(cli)) {
+        Ok(code) => code,
+        Err(_) => ExitCode::from(2),
+    }
+}
+
+fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
         Command::Teacher(cmd) => teacher::run(cmd),
         Command::Attribute(args) => attribute::run(args),
@@ -141,24 +156,42 @@ pub fn peak_memory() -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
-/// A list of indices and inclusive ranges, e.g. "0,5,10-19", each below `len`; sorted, distinct.
-pub fn parse_list(spec: &str, len: usize, what: &str) -> anyhow::Result<Vec<usize>> {
+/// A list of indices and inclusive ranges, e.g. "0,5,10-19", each below `len`; sorted, distinct
+/// and never empty. `option` (e.g. "--indices") and `what` name them in errors.
+pub fn parse_list(spec: &str, len: usize, option: &str, what: &str) -> anyhow::Result<Vec<usize>> {
+    const SYNTAX: &str = "a comma-separated list of numbers and ranges a-b, e.g. \"0,5,10-19\"";
+    let number = |text: &str| {
+        text.trim().parse::<usize>().map_err(|_| {
+            anyhow::anyhow!(
+                "{option} {spec:?}: {:?} is not a number; expected {SYNTAX}",
+                text.trim()
+            )
+        })
+    };
     let mut out = Vec::new();
     for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         let (a, b) = match part.split_once('-') {
-            Some((a, b)) => (a.trim().parse::<usize>()?, b.trim().parse::<usize>()?),
+            Some((a, b)) => (number(a)?, number(b)?),
             None => {
-                let v = part.parse::<usize>()?;
+                let v = number(part)?;
                 (v, v)
             }
         };
         anyhow::ensure!(
-            a <= b && b < len,
-            "{part:?} is outside {what} (0 to {})",
+            a <= b,
+            "{option} {spec:?}: the range {part:?} runs backwards"
+        );
+        anyhow::ensure!(
+            b < len,
+            "{option} {spec:?}: {part:?} is outside {what} (0 to {})",
             len.saturating_sub(1)
         );
         out.extend(a..=b);
     }
+    anyhow::ensure!(
+        !out.is_empty(),
+        "{option} {spec:?} selects nothing; expected {SYNTAX}"
+    );
     out.sort_unstable();
     out.dedup();
     Ok(out)

@@ -8,10 +8,10 @@ use infoutil::shapley::Estimator;
 #[derive(Args, Debug, Clone)]
 pub struct ShapleyArgs {
     /// Patches per side: g×g players per image.
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = ShapleyConfig::default().grid)]
     pub grid: usize,
     /// Coalition evaluations (masked images) per image, v(∅) and v(all) included.
-    #[arg(long, default_value_t = 128)]
+    #[arg(long, default_value_t = ShapleyConfig::default().budget)]
     pub budget: usize,
     /// Shapley estimator: exact, kernel, kernel-enum, leverage, permutation.
     #[arg(long, default_value = "leverage", value_parser = parse_estimator)]
@@ -23,13 +23,13 @@ pub struct ShapleyArgs {
     #[arg(long, value_enum, default_value = "logit")]
     pub value: Value,
     /// Noise scale α: σ = α·std(pooled map) for all but the last crop of an image.
-    #[arg(long, default_value_t = 2.0)]
+    #[arg(long, default_value_t = CropRule::default().alpha)]
     pub alpha: f64,
     /// Crops per image (the last one noise-free).
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = CropRule::default().per_image)]
     pub crops_per_image: usize,
     /// Patches per side of a crop (the pooling kernel).
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = CropRule::default().span)]
     pub crop_span: usize,
 }
 

@@ -60,7 +60,10 @@ impl IdxSource {
                 ),
             ));
         }
-        if !is_gzip(images)? {
+        if is_gzip(images)? {
+            verify_gzip(images, 16, height * width, n)?;
+            verify_gzip(&labels_path, 8, 1, n)?;
+        } else {
             check_raw_size(images, n, height * width)?;
         }
         Ok(IdxSource {
@@ -253,6 +256,56 @@ fn read_header(stream: &mut impl Read, path: &Path, magic: u32, ndim: usize) -> 
     (0..ndim)
         .map(|_| next("dimensions").map(|d| d as usize))
         .collect()
+}
+
+/// gzip's checksum is only checked at the end of the stream, which a visit that stops after its
+/// last record never reaches: read each file through once at open, so a corrupt or cut file is
+/// refused before anything is computed from it (as Python's gzip refuses it).
+fn verify_gzip(path: &Path, header: usize, record: usize, n: usize) -> Result<()> {
+    let expected = header + n * record;
+    let mut stream = open_stream(path)?;
+    let mut buf = vec![0u8; 1 << 16];
+    let mut got = 0;
+    let at = |got: usize| {
+        let r = got.saturating_sub(header) / record.max(1);
+        format!(
+            "after {got} of {expected} bytes, in record {} of {n}",
+            r.min(n)
+        )
+    };
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(k) => got += k,
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                return Err(ran_out_gzip(
+                    path,
+                    &at(got),
+                    "the file ends; truncated file?",
+                ))
+            }
+            Err(e) => return Err(ran_out_gzip(path, &at(got), &format!("{e}; damaged file?"))),
+        }
+    }
+    if got != expected {
+        return Err(Error::data(
+            path,
+            None,
+            format!(
+                "decompresses to {got} bytes but its idx header promises {expected}; \
+                 truncated or padded file?"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn ran_out_gzip(path: &Path, at: &str, why: &str) -> Error {
+    Error::data(
+        path,
+        None,
+        format!("the gzip data breaks off {at} ({why}); download the file again"),
+    )
 }
 
 /// For an uncompressed images file the size is known up front, so a cut file is caught at open.

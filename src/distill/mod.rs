@@ -64,13 +64,22 @@ pub struct DistillConfig {
 }
 
 impl DistillConfig {
-    fn check(&self) -> Result<()> {
+    /// Every option's own limits and their combinations, before any image is read.
+    pub fn check(&self) -> Result<()> {
         let fail = |m: &str| Err(Error::Config(m.into()));
-        if self.ipc == 0 {
-            return fail("--ipc must be at least 1");
+        if self.ipc == 0 || self.ipc > Self::MAX_IPC {
+            return Err(Error::Config(format!(
+                "--ipc {}: between 1 and {} images per class",
+                self.ipc,
+                Self::MAX_IPC
+            )));
         }
-        if self.factor == 0 {
-            return fail("--factor must be at least 1");
+        if self.factor == 0 || self.factor > Self::MAX_FACTOR {
+            return Err(Error::Config(format!(
+                "--factor {}: between 1 and {} crops per side",
+                self.factor,
+                Self::MAX_FACTOR
+            )));
         }
         if self.method == Method::Random && self.factor != 1 {
             return fail("the random baseline uses whole real images: use --factor 1");
@@ -80,14 +89,22 @@ impl DistillConfig {
                 "--only-recognised filters InfoUtil's crops: use it with --method infoutil",
             );
         }
-        if self.crops.per_image == 0 || self.candidates == 0 {
-            return fail("--candidates and --crops-per-image must be at least 1");
+        if self.candidates == 0 {
+            return fail("--candidates must be at least 1");
         }
-        if self.crops.span == 0 || self.crops.span > self.shapley.grid {
-            return fail("--crop-span must be between 1 and --grid");
+        if let Some(classes) = &self.classes {
+            if classes.is_empty() {
+                return fail("--classes selects no class");
+            }
         }
-        Ok(())
+        self.shapley.check()?;
+        self.crops.check(self.shapley.grid)
     }
+
+    /// Most distilled images per class (the paper goes to 50).
+    pub const MAX_IPC: usize = 10_000;
+    /// Most crops per side of a distilled image.
+    pub const MAX_FACTOR: usize = 16;
 }
 
 /// A crop that competes for a place in the distilled set.
@@ -393,9 +410,9 @@ impl Run<'_> {
 
         let t = Instant::now();
         let batch = CropBatch::new(teacher, cands, &boxes, None);
-        let scores = batch.scores(teacher, c, cfg.score)?;
+        let scores = batch.scores(teacher, cands, c, cfg.score)?;
         let recognised = match cfg.only_recognised {
-            true => Some(batch.recognised(teacher, c)?),
+            true => Some(batch.recognised(teacher, cands, c)?),
             false => None,
         };
         progress.advance(UTILITY, count(&boxes));
@@ -430,7 +447,12 @@ impl Run<'_> {
             &self.mean_pixel,
             seed,
             self.progress,
-        )?;
+        )
+        .map_err(|e| {
+            e.locate(ATTRIBUTION, |i| {
+                missing.get(i).map(|&k| cands.source_index[k])
+            })
+        })?;
         for (&k, m) in missing.iter().zip(fresh.outer_iter()) {
             maps.index_axis_mut(Axis(0), k).assign(&m);
         }
@@ -457,6 +479,7 @@ impl Run<'_> {
             .collect();
         let scores = CropBatch::new(teacher, cands, &boxes, Some(cfg.factor)).scores(
             teacher,
+            cands,
             c,
             Score::Loss,
         )?;
@@ -502,6 +525,8 @@ struct CropBatch {
     x: Array4<f32>,
     /// For each candidate's boxes, the row of `x` holding its crop.
     slot: Vec<Vec<usize>>,
+    /// The candidate of each row of `x`.
+    cand_of_row: Vec<usize>,
 }
 
 impl CropBatch {
@@ -541,18 +566,47 @@ impl CropBatch {
         if pad_factor.is_some() {
             x = rded::zero_padded(&x, spec.height, spec.width);
         }
-        CropBatch { x, slot }
+        let cand_of_row = unique.iter().map(|&(cand, _)| cand).collect();
+        CropBatch {
+            x,
+            slot,
+            cand_of_row,
+        }
     }
 
     /// Each box's utility score for class `c`.
-    fn scores(&self, teacher: &Teacher, c: usize, how: Score) -> Result<Vec<Vec<f64>>> {
+    fn scores(
+        &self,
+        teacher: &Teacher,
+        cands: &Candidates,
+        c: usize,
+        how: Score,
+    ) -> Result<Vec<Vec<f64>>> {
         let labels = vec![c; self.x.dim().0];
-        Ok(self.per_box(&utility::score(teacher, self.x.view(), &labels, how)?))
+        let rows = utility::score(teacher, self.x.view(), &labels, how)
+            .map_err(|e| self.locate(e, cands))?;
+        Ok(self.per_box(&rows))
     }
 
     /// Whether the teacher assigns each box's crop to class `c`.
-    fn recognised(&self, teacher: &Teacher, c: usize) -> Result<Vec<Vec<bool>>> {
-        Ok(self.per_box(&utility::recognised(teacher, self.x.view(), c)?))
+    fn recognised(
+        &self,
+        teacher: &Teacher,
+        cands: &Candidates,
+        c: usize,
+    ) -> Result<Vec<Vec<bool>>> {
+        let rows =
+            utility::recognised(teacher, self.x.view(), c).map_err(|e| self.locate(e, cands))?;
+        Ok(self.per_box(&rows))
+    }
+
+    /// A non-finite teacher output on a crop, named by the crop's source record.
+    fn locate(&self, e: Error, cands: &Candidates) -> Error {
+        e.locate(UTILITY, |row| {
+            self.cand_of_row
+                .get(row)
+                .map(|&cand| cands.source_index[cand])
+        })
     }
 
     /// Per-row values (one per distinct crop) laid out per candidate and box.
@@ -631,5 +685,7 @@ fn tile_logits(teacher: &Teacher, images: &[Array3<f32>], factor: usize) -> Resu
             spec.pixels_into(tile, x.index_axis_mut(Axis(0), i * per + k));
         }
     }
-    teacher.logits(x.view())
+    teacher
+        .logits(x.view())
+        .map_err(|e| e.locate("soft labels", |_| None))
 }

@@ -80,8 +80,9 @@ pub struct Checkpoint {
 impl Checkpoint {
     /// `decides` must hold everything the per-class results depend on (configuration, teacher
     /// hash, dataset path and size).
+    /// The folder is made when the first class is saved, so a run that fails before that leaves
+    /// nothing behind.
     pub fn new(dir: PathBuf, resume: bool, decides: &serde_json::Value) -> Result<Checkpoint> {
-        std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
         let fingerprint = crate::teacher::onnx_file::hex(&Sha256::digest(decides.to_string()));
         Ok(Checkpoint {
             dir,
@@ -95,6 +96,7 @@ impl Checkpoint {
     }
 
     pub(super) fn save(&self, r: &ClassResult) -> Result<()> {
+        std::fs::create_dir_all(&self.dir).map_err(|e| Error::io(&self.dir, e))?;
         let config = serde_json::json!({ "fingerprint": self.fingerprint, "class": r.label });
         let header = store::Header {
             kind: "distill_class",
@@ -219,7 +221,10 @@ impl Checkpoint {
 
     /// Remove the saved classes once the whole result is written.
     pub fn remove(self) -> Result<()> {
-        std::fs::remove_dir_all(&self.dir).map_err(|e| Error::io(&self.dir, e))
+        match std::fs::remove_dir_all(&self.dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io(&self.dir, e)),
+            _ => Ok(()),
+        }
     }
 }
 

@@ -9,7 +9,7 @@ use super::grid::Grid;
 use super::masking::{baseline_image, masked_into, values, Baseline, Value};
 use crate::error::{Error, Result};
 use crate::progress::Progress;
-use crate::shapley::{Coalition, Diagnostics, Estimator, GameSet};
+use crate::shapley::{Coalition, Diagnostics, Estimator, GameSet, MAX_BUDGET, MAX_PLAYERS};
 use crate::teacher::Teacher;
 
 /// Everything that decides a Shapley map.
@@ -35,6 +35,31 @@ impl Default for ShapleyConfig {
             baseline: Baseline::Zero,
             value: Value::Logit,
         }
+    }
+}
+
+impl ShapleyConfig {
+    /// Most patches per side: `grid²` players must stay within [`MAX_PLAYERS`].
+    pub const MAX_GRID: usize = 4;
+
+    /// The options' own limits, checked before any image is read (whether the grid fits the
+    /// images is [`Grid::new`]'s check).
+    pub fn check(&self) -> Result<()> {
+        let g = self.grid;
+        if g == 0 || g * g > MAX_PLAYERS {
+            return Err(Error::Config(format!(
+                "--grid {g}: between 1 and {} patches per side (grid² players, at most \
+                 {MAX_PLAYERS})",
+                Self::MAX_GRID
+            )));
+        }
+        crate::shapley::check_budget(self.budget).map_err(|_| {
+            Error::Config(format!(
+                "--budget {}: between 2 (v(∅) and v(all)) and {MAX_BUDGET} (every coalition of \
+                 {MAX_PLAYERS} players)",
+                self.budget
+            ))
+        })
     }
 }
 
@@ -81,7 +106,11 @@ impl GameSet for ImageGames<'_> {
                     masked_into(image, base, &self.grid, s, block.index_axis_mut(Axis(0), k));
                 }
             });
-        let logits = self.teacher.logits(masked.view())?;
+        // A bad masked image is reported as its image: row i·m + k is image i, coalition k.
+        let logits = self
+            .teacher
+            .logits(masked.view())
+            .map_err(|e| e.map_row(|row| row / m))?;
         let mut out = Array2::zeros((n, m));
         for (i, &label) in self.labels.iter().enumerate() {
             let rows = logits.slice(s![i * m..(i + 1) * m, ..]);
@@ -103,6 +132,7 @@ pub fn shapley_maps(
     seed: u64,
     progress: &dyn Progress,
 ) -> Result<(Array3<f64>, Vec<Diagnostics>)> {
+    cfg.check()?;
     let (n, _, h, w) = images.dim();
     let grid = Grid::new(cfg.grid, h, w).map_err(Error::Config)?;
     let plan = cfg.estimator.plan(grid.players(), cfg.budget, seed)?;
@@ -122,7 +152,8 @@ pub fn shapley_maps(
             grid,
             value: cfg.value,
         };
-        for (k, est) in plan.run_set(&games)?.into_iter().enumerate() {
+        let estimates = plan.run_set(&games).map_err(|e| e.map_row(|i| start + i))?;
+        for (k, est) in estimates.into_iter().enumerate() {
             let map = Array2::from_shape_vec((g, g), est.phi).expect("g² players");
             maps.index_axis_mut(Axis(0), start + k).assign(&map);
             diagnostics.push(est.diagnostics);
@@ -171,6 +202,8 @@ pub fn attribute_records(
     use rand::SeedableRng;
     let spec = teacher.meta.input.clone();
     let path = source.info().path.clone();
+    cfg.check()?;
+    rule.check(cfg.grid)?;
     let grid = Grid::new(cfg.grid, spec.height, spec.width).map_err(Error::Config)?;
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let mut pending: Vec<crate::data::Record> = Vec::new();
@@ -186,7 +219,8 @@ pub fn attribute_records(
                 .map_err(|m| Error::data(&path, Some(r.index), m))?;
         }
         let labels: Vec<usize> = pending.iter().map(|r| r.label).collect();
-        let (maps, _) = shapley_maps(teacher, x.view(), &labels, cfg, mean_pixel, seed, progress)?;
+        let (maps, _) = shapley_maps(teacher, x.view(), &labels, cfg, mean_pixel, seed, progress)
+            .map_err(|e| e.locate(STAGE, |i| pending.get(i).map(|r| r.index)))?;
         let crops: Vec<Vec<super::PixelBox>> = maps
             .outer_iter()
             .zip(pending.iter())

@@ -29,6 +29,36 @@ impl Default for CropRule {
     }
 }
 
+impl CropRule {
+    /// Most crops per image: more only repeat the same few blocks under more noise.
+    pub const MAX_PER_IMAGE: usize = 256;
+
+    /// The rule's own limits on a `grid × grid` map.
+    pub fn check(&self, grid: usize) -> crate::error::Result<()> {
+        let fail = |m: String| Err(crate::error::Error::Config(m));
+        if self.span == 0 || self.span > grid {
+            return fail(format!(
+                "--crop-span {}: between 1 and --grid ({grid}) patches per side",
+                self.span
+            ));
+        }
+        if self.per_image == 0 || self.per_image > Self::MAX_PER_IMAGE {
+            return fail(format!(
+                "--crops-per-image {}: between 1 and {}",
+                self.per_image,
+                Self::MAX_PER_IMAGE
+            ));
+        }
+        if !self.alpha.is_finite() || self.alpha < 0.0 {
+            return fail(format!(
+                "--alpha {}: the noise scale must be a finite number ≥ 0 (0 turns noise off)",
+                self.alpha
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// Mean over every `span × span` window (stride 1): `(g − span + 1)²` cells.
 pub fn pool(map: ArrayView2<f64>, span: usize) -> Array2<f64> {
     let (g, _) = map.dim();
@@ -73,6 +103,7 @@ pub fn choose(
             let cell = if clean || sigma <= 0.0 {
                 argmax(&pooled)
             } else {
+                // σ is finite and > 0 here: `CropRule::check` keeps α finite and maps are finite.
                 let noise = Normal::new(0.0, sigma).expect("finite σ > 0");
                 argmax(&pooled.mapv(|v| v + noise.sample(rng)))
             };

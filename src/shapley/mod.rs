@@ -41,6 +41,10 @@ pub type Coalition = u32;
 /// the largest a test or a ground truth should need; a u32 mask would allow more.
 pub const MAX_PLAYERS: usize = 20;
 
+/// Most coalition evaluations a plan may ask for: every coalition of [`MAX_PLAYERS`] players.
+/// A larger budget buys nothing (no game has more distinct coalitions) and would only allocate.
+pub const MAX_BUDGET: usize = 1 << MAX_PLAYERS;
+
 /// A value function evaluated on many coalitions per call (a backend wants large batches).
 pub trait Game {
     fn players(&self) -> usize;
@@ -110,9 +114,12 @@ impl Estimator {
 
     /// Draws the coalitions to evaluate and prepares the solver. `budget` counts coalition
     /// evaluations including v(∅) and v(N); the plan never holds more than `budget` (nor more
-    /// than 2^M) distinct coalitions.
+    /// than 2^M) distinct coalitions. Exact enumeration ignores the budget.
     pub fn plan(&self, players: usize, budget: usize, seed: u64) -> Result<Plan> {
         check_players(players)?;
+        if *self != Estimator::Exact {
+            check_budget(budget)?;
+        }
         match self {
             Estimator::Exact => Ok(exact::plan(players, budget)),
             Estimator::KernelShap { enumerate_sizes } => {
@@ -287,6 +294,17 @@ fn check_players(players: usize) -> Result<()> {
         return Err(Error::Config(format!(
             "shapley: {players} players; between 1 and {MAX_PLAYERS} are supported \
              (coalitions are u32 bitmasks and exact enumeration is 2^players)"
+        )));
+    }
+    Ok(())
+}
+
+/// A budget must pay for v(∅) and v(N) and stay within [`MAX_BUDGET`].
+pub fn check_budget(budget: usize) -> Result<()> {
+    if !(2..=MAX_BUDGET).contains(&budget) {
+        return Err(Error::Config(format!(
+            "budget {budget}: between 2 (v(∅) and v(all)) and {MAX_BUDGET} (every coalition of \
+             {MAX_PLAYERS} players) coalition evaluations per image"
         )));
     }
     Ok(())

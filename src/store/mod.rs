@@ -51,9 +51,15 @@ impl Writer {
             _ => Path::new("."),
         };
         let name = path.file_name().unwrap_or_default().to_string_lossy();
-        let tmp = tempfile::Builder::new()
-            .prefix(&format!(".{name}."))
-            .suffix(".tmp")
+        remove_stale_temporaries(dir, &name);
+        let prefix = format!(".{name}.");
+        let mut builder = tempfile::Builder::new();
+        builder.prefix(&prefix).suffix(".tmp");
+        // A result file is an ordinary file (0666 less the umask, like the PNGs beside it), not
+        // the owner-only file a temporary file would be.
+        #[cfg(unix)]
+        builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
+        let tmp = builder
             .tempfile_in(dir)
             .map_err(|e| Error::io(dir, e))?
             .into_temp_path();
@@ -147,6 +153,37 @@ impl Writer {
         let Writer { tmp, path, .. } = self;
         tmp.persist(&path).map_err(|e| Error::io(&path, e.error))?;
         Ok(path)
+    }
+}
+
+/// How long a temporary file may sit untouched before it counts as left by a killed run.
+const STALE_AFTER: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// Temporary files of `name` that a killed run left behind (`.NAME.XXXXXX.tmp`, not written to
+/// for [`STALE_AFTER`]) are removed before a new one is made; a failure to remove one is only
+/// worth a note, never an error.
+fn remove_stale_temporaries(dir: &Path, name: &str) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let prefix = format!(".{name}.");
+    for entry in entries.flatten() {
+        let file = entry.file_name().to_string_lossy().into_owned();
+        if !(file.starts_with(&prefix) && file.ends_with(".tmp")) {
+            continue;
+        }
+        let old = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > STALE_AFTER);
+        if old && std::fs::remove_file(entry.path()).is_ok() {
+            eprintln!(
+                "note: removed {}, left by an interrupted run",
+                entry.path().display()
+            );
+        }
     }
 }
 

@@ -206,7 +206,30 @@ impl Teacher {
         let parts = self.batched(self.forward.as_ref(), x, None, |out| {
             into_2d(&out[0], k, "logits")
         })?;
-        Ok(concat(parts, k))
+        let logits = concat(parts, k);
+        self.check_finite(logits.rows(), "logit")?;
+        Ok(logits)
+    }
+
+    /// The first non-finite value of per-input `rows`, as an error naming the teacher and input.
+    fn check_finite<'a>(
+        &self,
+        rows: impl IntoIterator<Item = ndarray::ArrayView1<'a, f32>>,
+        output: &'static str,
+    ) -> Result<()> {
+        for (row, values) in rows.into_iter().enumerate() {
+            if let Some(&value) = values.iter().find(|v| !v.is_finite()) {
+                return Err(Error::NonFinite {
+                    teacher: self.path.clone(),
+                    output,
+                    value,
+                    row,
+                    record: None,
+                    stage: None,
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Per-sample gradient norms of the cross-entropy with labels `y`, over all parameters.
@@ -239,10 +262,10 @@ impl Teacher {
         let (norms, sqnorms): (Vec<_>, Vec<_>) = parts.into_iter().unzip();
         let norms = concatenate(Axis(0), &norms.iter().map(|a| a.view()).collect::<Vec<_>>())
             .expect("1-D parts");
-        Ok(GradNorms {
-            norms,
-            sqnorms: concat(sqnorms, p),
-        })
+        let sqnorms = concat(sqnorms, p);
+        self.check_finite(norms.axis_chunks_iter(Axis(0), 1), "gradient norm")?;
+        self.check_finite(sqnorms.rows(), "squared gradient norm")?;
+        Ok(GradNorms { norms, sqnorms })
     }
 
     /// Run `engine` over `x` (`[N, C, H, W]`) in batches of the configured size, converting
