@@ -135,6 +135,7 @@ pub fn evaluate(
     let k = teacher.num_classes();
     let chunk_len = 4096;
     let path = source.info().path.clone();
+    source.match_classes(&teacher.meta.class_names)?;
     progress.start(STAGE, source.info().len as u64);
 
     let mut chunk = Chunk {
@@ -202,6 +203,16 @@ pub fn evaluate(
     progress.finish(STAGE);
 
     report.absorb(local_skips);
+    if labels.is_empty() {
+        return Err(Error::data(
+            &path,
+            None,
+            match report.skipped {
+                0 => "holds no records: there is nothing to evaluate".to_string(),
+                n => format!("all {n} records were skipped as bad: there is nothing to evaluate"),
+            },
+        ));
+    }
     let logits = if logits.is_empty() {
         Array2::zeros((0, k))
     } else {

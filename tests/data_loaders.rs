@@ -688,3 +688,64 @@ fn embedded_fashion_mnist_test_split() {
         "a real image is not blank"
     );
 }
+
+fn strings(names: &[&str]) -> Vec<String> {
+    names.iter().map(|s| s.to_string()).collect()
+}
+
+#[test]
+fn class_folders_match_the_teachers_names_not_their_sorted_position() {
+    use infoutil::data::folder::match_folders;
+    let classes = strings(&["T-shirt/top", "Trouser", "Ankle boot", "Bag"]);
+    // Sorted folder order differs from the teacher's; "/" cannot be in a folder name.
+    let folders = strings(&["Ankle boot", "Bag", "Trouser", "t-shirt_top"]);
+    assert_eq!(match_folders(&folders, &classes).unwrap(), vec![2, 3, 1, 0]);
+    // Numbers: a missing class shifts nothing, and "10" sorting before "2" changes nothing.
+    let classes: Vec<String> = (0..11).map(|c| format!("class {c}")).collect();
+    let folders = strings(&["0", "1", "10", "3"]);
+    assert_eq!(
+        match_folders(&folders, &classes).unwrap(),
+        vec![0, 1, 10, 3]
+    );
+}
+
+#[test]
+fn class_folders_that_match_nothing_or_twice_are_refused() {
+    use infoutil::data::folder::match_folders;
+    let classes = strings(&["cat", "dog"]);
+    let msg = match_folders(&strings(&["cat", "wolf"]), &classes).unwrap_err();
+    assert!(
+        msg.contains("wolf") && msg.contains("cat, dog") && msg.contains("0–1"),
+        "{msg}"
+    );
+    let msg = match_folders(&strings(&["2"]), &classes).unwrap_err();
+    assert!(msg.contains("match no class: 2"), "{msg}");
+    let msg = match_folders(&strings(&["Cat", "cat "]), &classes).unwrap_err();
+    assert!(msg.contains("both mean class 0"), "{msg}");
+}
+
+#[test]
+fn an_image_folder_takes_the_teachers_class_numbers_and_records_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    for (folder, n) in [("dog", 2), ("cat", 1)] {
+        std::fs::create_dir_all(root.join(folder)).unwrap();
+        for i in 0..n {
+            rgb_pattern(3, 3)
+                .save(root.join(format!("{folder}/{i}.png")))
+                .unwrap();
+        }
+    }
+    let teacher = strings(&["dog", "cat"]);
+    let src = infoutil::data::open_for(root, &teacher).unwrap();
+    let mut src = src;
+    // Records in folder order (cat, then dog); labels are the teacher's numbers.
+    assert_eq!(src.labels().unwrap(), vec![1, 0, 0]);
+    let map = src.info().class_map.clone().unwrap();
+    assert_eq!(map, vec![("cat".to_string(), 1), ("dog".to_string(), 0)]);
+    let (recs, _) = visit_all(src.as_mut(), Selection::All, false).unwrap();
+    assert_eq!(
+        recs.iter().map(|r| r.label).collect::<Vec<_>>(),
+        vec![1, 0, 0]
+    );
+}

@@ -278,7 +278,7 @@ fn shards_of_classes_merge_into_the_full_run() {
     let a = write(&shard((0..4).collect(), 7), "a.h5");
     let b = write(&shard((4..10).collect(), 7), "b.h5");
     let merged = dir.path().join("merged.h5");
-    infoutil::distill::merge(&[a.clone(), b], &merged).unwrap();
+    infoutil::distill::merge(&[a.clone(), b.clone()], &merged, false).unwrap();
     let (m, f) = (
         infoutil::store::open(&merged).unwrap(),
         infoutil::store::open(&full).unwrap(),
@@ -295,7 +295,7 @@ fn shards_of_classes_merge_into_the_full_run() {
     assert_eq!(x, y);
 
     let overlap = write(&shard(vec![3, 4], 7), "c.h5");
-    let err = infoutil::distill::merge(&[a.clone(), overlap], &dir.path().join("x.h5"))
+    let err = infoutil::distill::merge(&[a.clone(), overlap], &dir.path().join("x.h5"), false)
         .unwrap_err()
         .to_string();
     assert!(
@@ -303,13 +303,32 @@ fn shards_of_classes_merge_into_the_full_run() {
         "{err}"
     );
     let other_seed = write(&shard(vec![5], 8), "d.h5");
-    let err = infoutil::distill::merge(&[a, other_seed], &dir.path().join("y.h5"))
+    let err = infoutil::distill::merge(&[a.clone(), other_seed], &dir.path().join("y.h5"), false)
         .unwrap_err()
         .to_string();
     assert!(
-        err.contains("d.h5") && err.contains("another teacher, data or options"),
+        err.contains("d.h5") && err.contains("config.distill.seed is 8 here and 7 there"),
         "{err}"
     );
+    // Shards that leave a class out are refused unless asked, and nothing is written.
+    let part = write(&shard(vec![4, 5, 6, 7, 8], 7), "e.h5");
+    let out = dir.path().join("z.h5");
+    let err = infoutil::distill::merge(&[a.clone(), part.clone()], &out, false)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("missing: 9") && err.contains("--allow-missing-classes"),
+        "{err}"
+    );
+    assert!(!out.exists());
+    infoutil::distill::merge(&[a, part], &out, true).unwrap();
+    let labels = infoutil::store::open(&out)
+        .unwrap()
+        .dataset("labels")
+        .unwrap();
+    let mut classes = labels.read_raw::<i64>().unwrap();
+    classes.dedup();
+    assert_eq!(classes, (0..9).collect::<Vec<i64>>());
 }
 
 #[test]
@@ -318,9 +337,10 @@ fn saved_shapley_maps_are_used_and_checked() {
     let cfg = config(Method::Infoutil, 1, 5);
     let dir = tempfile::tempdir().unwrap();
     let data_path = repo(TRAIN);
+    let sha = data::fingerprint(data::open(&data_path).unwrap().as_ref()).unwrap();
     let write = |d: &Distilled, name: &str| {
         let path = dir.path().join(name);
-        let config = serde_json::json!({ "distill": cfg, "data": data_path });
+        let config = serde_json::json!({ "distill": cfg, "data": data_path, "data_sha256": sha });
         d.write(&path, &t, &config).unwrap();
         path
     };
@@ -341,7 +361,7 @@ fn saved_shapley_maps_are_used_and_checked() {
         teacher: &t,
         shapley: &cfg.shapley,
         seed: cfg.seed,
-        data: &data_path,
+        data_sha256: &sha,
     };
     let saved = SavedMaps::load(&first, &want).unwrap();
     assert_eq!(saved.len(), 60);
@@ -385,11 +405,13 @@ fn saved_shapley_maps_are_used_and_checked() {
     });
     assert!(e.contains("Shapley options"), "{e}");
     let test_data = repo("data/fashion-mnist-mini/t10k-images-idx3-ubyte.gz");
+    let test_sha = data::fingerprint(data::open(&test_data).unwrap().as_ref()).unwrap();
+    assert_ne!(test_sha, sha);
     let e = refused(&MapsFor {
-        data: &test_data,
+        data_sha256: &test_sha,
         ..want
     });
-    assert!(e.contains("was distilled from"), "{e}");
+    assert!(e.contains("other data") && e.contains("by content"), "{e}");
 }
 
 /// How many distilled images of each class the teacher assigns to that class (factor 1, and the

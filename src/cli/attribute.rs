@@ -42,7 +42,7 @@ pub fn run(args: AttributeArgs) -> anyhow::Result<()> {
     rule.check(cfg.grid)?;
     let teacher = args.teacher.load()?;
     let data_path = paths::shipped_or(&args.data, paths::DEFAULT_TEST_DATA);
-    let mut source = data::open(&data_path)?;
+    let mut source = data::open_for(&data_path, &teacher.meta.class_names)?;
     let len = source.info().len;
     let mut indices = match &args.indices {
         Some(spec) => super::parse_list(spec, len, "--indices", "the dataset's records")?,
@@ -63,6 +63,20 @@ pub fn run(args: AttributeArgs) -> anyhow::Result<()> {
         args.per_class.unwrap_or(0),
         data_path.display()
     );
+    paths::check_outputs(
+        &[("--out", &args.out)],
+        &super::inputs(&[&teacher], source.as_ref()),
+    )?;
+    if let Some(dir) = &args.png {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            anyhow::anyhow!("--png {}: cannot make the folder ({e})", dir.display())
+        })?;
+        let probe = dir.join("contact-sheet.png");
+        paths::check_outputs(
+            &[("--png", &probe)],
+            &super::inputs(&[&teacher], source.as_ref()),
+        )?;
+    }
     let mean = data::stats::mean_pixel(source.as_mut(), teacher.meta.input.channels, 1000)?;
     let g = cfg.grid;
     let (mut maps, mut index, mut label, mut boxes) =
@@ -117,6 +131,8 @@ pub fn run(args: AttributeArgs) -> anyhow::Result<()> {
                 "command": "attribute",
                 "teacher": teacher.path,
                 "data": data_path,
+                "data_sha256": data::fingerprint(source.as_ref())?,
+                "class_folders": source.info().class_map,
                 "backend": teacher.backend,
                 "shapley": cfg,
                 "crops": rule,

@@ -67,14 +67,28 @@ pub struct DistillArgs {
     maps_from: Option<PathBuf>,
 }
 
-/// The paper's soft-label teacher: an early checkpoint for IPC ≤ 10, the converged one above.
-fn default_label_teacher(teacher: &std::path::Path, ipc: usize) -> PathBuf {
+/// The paper's soft-label teacher, an early checkpoint for IPC ≤ 10 and the converged one
+/// above, and why it was chosen (printed: the choice changes the result).
+fn default_label_teacher(teacher: &std::path::Path, ipc: usize) -> (PathBuf, String) {
     let stem = teacher.file_stem().unwrap_or_default().to_string_lossy();
     let early = teacher.with_file_name(format!("{stem}-early.onnx"));
-    if ipc <= 10 && early.exists() {
-        early
+    if ipc > 10 {
+        (
+            teacher.to_path_buf(),
+            "the teacher itself, as the paper does above IPC 10".into(),
+        )
+    } else if early.exists() {
+        (
+            early,
+            "the early checkpoint beside the teacher, as the paper does for IPC ≤ 10".into(),
+        )
     } else {
-        teacher.to_path_buf()
+        let why = format!(
+            "the teacher itself: the paper uses an early checkpoint for IPC ≤ 10, but there is no \
+             {} (give one with --label-teacher)",
+            early.display()
+        );
+        (teacher.to_path_buf(), why)
     }
 }
 
@@ -84,17 +98,18 @@ pub fn run(args: DistillArgs) -> anyhow::Result<()> {
     args.shapley.config().check()?;
     args.shapley.crop_rule().check(args.shapley.grid)?;
     let teacher = args.teacher.load()?;
-    let label_path = args
-        .label_teacher
-        .clone()
-        .unwrap_or_else(|| default_label_teacher(&teacher.path, args.ipc));
+    let (label_path, why) = match &args.label_teacher {
+        Some(p) => (p.clone(), "given with --label-teacher".to_string()),
+        None => default_label_teacher(&teacher.path, args.ipc),
+    };
+    eprintln!("soft labels from {}: {why}", label_path.display());
     let label_teacher = if label_path == teacher.path {
         None
     } else {
         Some(args.teacher.load_path(&label_path)?)
     };
     let data_path = paths::shipped_or(&args.data, paths::DEFAULT_TRAIN_DATA);
-    let mut source = data::open(&data_path)?;
+    let mut source = data::open_for(&data_path, &teacher.meta.class_names)?;
     let cfg = DistillConfig {
         method: args.method,
         ipc: args.ipc,
@@ -118,11 +133,20 @@ pub fn run(args: DistillArgs) -> anyhow::Result<()> {
     };
     cfg.check()?;
     let labels_by = label_teacher.as_ref().unwrap_or(&teacher);
+    let png = args
+        .png
+        .clone()
+        .unwrap_or_else(|| args.out.with_extension("png"));
+    let mut inputs = super::inputs(&[&teacher, labels_by], source.as_ref());
+    inputs.extend(args.maps_from.clone());
+    paths::check_outputs(&[("--out", &args.out), ("--png", &png)], &inputs)?;
+    // The data by content, not by path: a file changed in place must not resume or reuse maps.
+    let data_sha256 = data::fingerprint(source.as_ref())?;
     let decides = serde_json::json!({
         "distill": cfg,
         "teacher_sha256": teacher.file_sha256,
-        "data": data_path,
-        "records": source.info().len,
+        "data_sha256": data_sha256,
+        "class_folders": source.info().class_map,
     });
     let checkpoint = Checkpoint::new(default_checkpoint_dir(&args.out), args.resume, &decides)?;
     let saved_maps = match &args.maps_from {
@@ -132,7 +156,7 @@ pub fn run(args: DistillArgs) -> anyhow::Result<()> {
                 teacher: &teacher,
                 shapley: &cfg.shapley,
                 seed: cfg.seed,
-                data: &data_path,
+                data_sha256: &data_sha256,
             },
         )?),
         None => None,
@@ -156,6 +180,8 @@ pub fn run(args: DistillArgs) -> anyhow::Result<()> {
         "label_teacher": labels_by.path,
         "label_teacher_sha256": labels_by.file_sha256,
         "data": data_path,
+        "data_sha256": data_sha256,
+        "class_folders": source.info().class_map,
         "backend": teacher.backend,
         "batch_size": args.teacher.batch_size,
         "distill": cfg,
@@ -169,10 +195,6 @@ pub fn run(args: DistillArgs) -> anyhow::Result<()> {
             set.resumed_classes
         );
     }
-    let png = args
-        .png
-        .clone()
-        .unwrap_or_else(|| args.out.with_extension("png"));
     render::save(&set.contact_sheet(4), &png)?;
     let t = &set.timings;
     println!(

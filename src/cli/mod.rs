@@ -48,10 +48,14 @@ struct MergeArgs {
     inputs: Vec<PathBuf>,
     #[arg(long)]
     out: PathBuf,
+    /// Merge even when the shards together lack some of the teacher's classes.
+    #[arg(long)]
+    allow_missing_classes: bool,
 }
 
 fn merge(args: MergeArgs) -> anyhow::Result<()> {
-    let written = infoutil::distill::merge(&args.inputs, &args.out)?;
+    paths::check_outputs(&[("--out", &args.out)], &args.inputs)?;
+    let written = infoutil::distill::merge(&args.inputs, &args.out, args.allow_missing_classes)?;
     println!("merged {} files → {}", args.inputs.len(), written.display());
     Ok(())
 }
@@ -74,6 +78,16 @@ pub struct TeacherArgs {
     /// ONNX Runtime library (default: $ORT_DYLIB_PATH).
     #[arg(long)]
     pub ort_lib: Option<PathBuf>,
+}
+
+/// The files a run reads: the teacher's graphs and the dataset's files.
+pub fn inputs(teachers: &[&Teacher], source: &dyn infoutil::data::Source) -> Vec<PathBuf> {
+    let mut files = source.inputs();
+    for t in teachers {
+        files.push(t.path.clone());
+        files.extend(t.grad_path().map(std::path::Path::to_path_buf));
+    }
+    files
 }
 
 impl TeacherArgs {

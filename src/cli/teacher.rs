@@ -41,7 +41,13 @@ pub fn run(cmd: TeacherCommand) -> anyhow::Result<()> {
 fn eval(args: EvalArgs) -> anyhow::Result<()> {
     let teacher = args.teacher.load()?;
     let data_path = paths::shipped_or(&args.data, paths::DEFAULT_TEST_DATA);
-    let mut source = data::open(&data_path)?;
+    let mut source = data::open_for(&data_path, &teacher.meta.class_names)?;
+    if let Some(out) = &args.out {
+        paths::check_outputs(
+            &[("--out", out)],
+            &super::inputs(&[&teacher], source.as_ref()),
+        )?;
+    }
     let opts = EvalOptions {
         data: data_path.clone(),
         skip_bad: args.skip_bad,
@@ -82,6 +88,8 @@ fn eval(args: EvalArgs) -> anyhow::Result<()> {
             "backend": teacher.backend,
             "batch_size": args.teacher.batch_size,
             "eval": opts,
+            "data_sha256": data::fingerprint(source.as_ref())?,
+            "class_folders": source.info().class_map,
         });
         let written = result.write(out, &teacher, &config)?;
         println!("wrote {}", written.display());

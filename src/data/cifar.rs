@@ -144,6 +144,7 @@ impl CifarSource {
                 len: first,
                 shape: Some([3, 32, 32]),
                 class_names,
+                class_map: None,
             },
             variant,
             batches,
@@ -190,6 +191,10 @@ impl Source for CifarSource {
     }
 
     /// Only the label bytes are read, by seeking from record to record.
+    fn inputs(&self) -> Vec<PathBuf> {
+        self.batches.iter().map(|b| b.path.clone()).collect()
+    }
+
     fn labels(&mut self) -> Result<Vec<usize>> {
         let size = self.variant.record_size() as u64;
         let at = self.variant.label_bytes() as u64 - 1;

@@ -1,9 +1,12 @@
 //! ImageFolder trees: `root/<class>/<image>.{png,jpg,jpeg}` (extension case-insensitive).
 //!
-//! Classes are the sub-folders sorted by name (label = position), images are sorted by name
-//! within a class, and records are numbered in that order, the convention of torchvision's
-//! `ImageFolder`. Hidden entries (starting with `.`) and files with other extensions are ignored;
-//! an empty class folder still counts as a class so that label numbers stay stable.
+//! Images are sorted by name within a class folder and records are numbered in folder order
+//! (folders sorted by name), as torchvision's `ImageFolder` does. A folder's *label* is not its
+//! sorted position, which shifts when a folder is missing and sorts "10" before "2": once the
+//! teacher is known, [`Source::match_classes`] gives each folder the teacher's class of the same
+//! name (compared without case and punctuation, so "T-shirt_top" is "T-shirt/top") or, when the
+//! folders are numbers, that class number. A tree that matches neither is refused. Hidden
+//! entries (starting with `.`) and files with other extensions are ignored.
 //! Grey images give 1 channel, colour images 3 (RGB, alpha dropped). Sizes may differ.
 
 use std::path::{Path, PathBuf};
@@ -19,8 +22,11 @@ const EXTENSIONS: [&str; 3] = ["png", "jpg", "jpeg"];
 
 pub struct FolderSource {
     info: SourceInfo,
-    /// (file, label) in record order.
+    /// (file, label) in record order; the label is the folder's position until
+    /// [`Source::match_classes`] maps it to the teacher's class.
     files: Vec<(PathBuf, usize)>,
+    /// The folder of each record, by position among the class folders.
+    folder_of: Vec<usize>,
 }
 
 impl FolderSource {
@@ -59,16 +65,86 @@ impl FolderSource {
                     .into_owned()
             })
             .collect();
+        let folder_of = files.iter().map(|(_, folder)| *folder).collect();
         Ok(FolderSource {
             info: SourceInfo {
                 path: root.to_path_buf(),
                 len: files.len(),
                 shape: None,
                 class_names: Some(class_names),
+                class_map: None,
             },
             files,
+            folder_of,
         })
     }
+}
+
+/// Case and punctuation do not tell classes apart: "T-shirt/top", "t-shirt_top", "TShirt Top".
+fn class_key(name: &str) -> String {
+    name.chars()
+        .filter(|c| c.is_alphanumeric())
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+/// The teacher class of each folder: by name where every folder names one of `classes`, else
+/// by number where every folder is one (`0` … `K−1`). Two folders never share a class.
+pub fn match_folders(
+    folders: &[String],
+    classes: &[String],
+) -> std::result::Result<Vec<usize>, String> {
+    let mut by_key = std::collections::HashMap::new();
+    for (c, name) in classes.iter().enumerate() {
+        // A key two classes share names neither of them.
+        by_key
+            .entry(class_key(name))
+            .and_modify(|e| *e = None)
+            .or_insert(Some(c));
+    }
+    let by_name: Option<Vec<usize>> = folders
+        .iter()
+        .map(|f| by_key.get(&class_key(f)).copied().flatten())
+        .collect();
+    let by_number: Option<Vec<usize>> = folders
+        .iter()
+        .map(|f| {
+            f.trim()
+                .parse::<usize>()
+                .ok()
+                .filter(|&c| c < classes.len())
+        })
+        .collect();
+    let Some(found) = by_name.or(by_number) else {
+        let unmatched: Vec<&str> = folders
+            .iter()
+            .filter(|f| by_key.get(&class_key(f)).copied().flatten().is_none())
+            .map(String::as_str)
+            .take(5)
+            .collect();
+        let shown: Vec<&str> = classes.iter().map(String::as_str).take(10).collect();
+        return Err(format!(
+            "class folders must be named after the teacher's classes ({}{}) or numbered 0–{}; \
+             these match no class: {}",
+            shown.join(", "),
+            if classes.len() > shown.len() {
+                ", …"
+            } else {
+                ""
+            },
+            classes.len().saturating_sub(1),
+            unmatched.join(", ")
+        ));
+    };
+    for (i, &c) in found.iter().enumerate() {
+        if let Some(j) = found[..i].iter().position(|&d| d == c) {
+            return Err(format!(
+                "class folders {:?} and {:?} both mean class {c} ({:?})",
+                folders[j], folders[i], classes[c]
+            ));
+        }
+    }
+    Ok(found)
 }
 
 fn folder_help() -> &'static str {
@@ -83,6 +159,21 @@ impl Source for FolderSource {
 
     fn labels(&mut self) -> Result<Vec<usize>> {
         Ok(self.files.iter().map(|(_, label)| *label).collect())
+    }
+
+    fn inputs(&self) -> Vec<PathBuf> {
+        self.files.iter().map(|(p, _)| p.clone()).collect()
+    }
+
+    fn match_classes(&mut self, teacher_classes: &[String]) -> Result<()> {
+        let folders = self.info.class_names.clone().unwrap_or_default();
+        let class_of = match_folders(&folders, teacher_classes)
+            .map_err(|m| Error::data(&self.info.path, None, m))?;
+        for ((_, label), &folder) in self.files.iter_mut().zip(&self.folder_of) {
+            *label = class_of[folder];
+        }
+        self.info.class_map = Some(folders.into_iter().zip(class_of).collect());
+        Ok(())
     }
 
     fn visit(
@@ -123,21 +214,55 @@ fn decode(path: &Path, index: usize) -> Result<Array3<u8>> {
     let bad = |e: &dyn std::fmt::Display| {
         Error::data(path, Some(index), format!("unreadable image: {e}"))
     };
-    let img = image::ImageReader::open(path)
-        .map_err(|e| bad(&e))?
-        .with_guessed_format()
-        .map_err(|e| bad(&e))?
-        .decode()
-        .map_err(|e| bad(&e))?;
-    let (w, h) = (img.width() as usize, img.height() as usize);
-    let (c, hwc) = if img.color().has_color() {
-        (3, img.into_rgb8().into_raw())
+    let bytes = std::fs::read(path).map_err(|e| bad(&e))?;
+    let (c, h, w, hwc) = if bytes.starts_with(&[0xFF, 0xD8]) {
+        decode_jpeg(&bytes).map_err(|e| bad(&e))?
     } else {
-        (1, img.into_luma8().into_raw())
+        let img = image::load_from_memory(&bytes).map_err(|e| bad(&e))?;
+        let (w, h) = (img.width() as usize, img.height() as usize);
+        if img.color().has_color() {
+            (3, h, w, img.into_rgb8().into_raw())
+        } else {
+            (1, h, w, img.into_luma8().into_raw())
+        }
     };
     let hwc = Array3::from_shape_vec((h, w, c), hwc).expect("decoded buffer is h×w×c");
     Ok(hwc
         .permuted_axes([2, 0, 1])
         .as_standard_layout()
         .into_owned())
+}
+
+/// A JPEG in strict mode: a damaged stream (bad markers, data cut short or zeroed) is an error,
+/// as libjpeg and PIL make it, instead of an image with grey where the data was lost.
+fn decode_jpeg(bytes: &[u8]) -> std::result::Result<(usize, usize, usize, Vec<u8>), String> {
+    use zune_core::bytestream::ZCursor;
+    use zune_core::colorspace::ColorSpace;
+    use zune_core::options::DecoderOptions;
+    let strict = || DecoderOptions::default().set_strict_mode(true);
+    let mut probe = zune_jpeg::JpegDecoder::new_with_options(ZCursor::new(bytes), strict());
+    probe.decode_headers().map_err(|e| e.to_string())?;
+    let grey = matches!(
+        probe.input_colorspace(),
+        Some(ColorSpace::Luma | ColorSpace::LumaA)
+    );
+    let (c, out) = if grey {
+        (1, ColorSpace::Luma)
+    } else {
+        (3, ColorSpace::RGB)
+    };
+    let options = strict().jpeg_set_out_colorspace(out);
+    let mut decoder = zune_jpeg::JpegDecoder::new_with_options(ZCursor::new(bytes), options);
+    let pixels = decoder.decode().map_err(|e| e.to_string())?;
+    let (w, h) = decoder.dimensions().ok_or("no dimensions after decoding")?;
+    if !bytes.ends_with(&[0xFF, 0xD9]) && !has_end_marker(bytes) {
+        return Err("the JPEG has no end-of-image marker: the file is cut short".into());
+    }
+    Ok((c, h, w, pixels))
+}
+
+/// Whether an end-of-image marker (FF D9) appears in the last bytes (some writers pad after it).
+fn has_end_marker(bytes: &[u8]) -> bool {
+    let tail = &bytes[bytes.len().saturating_sub(4096)..];
+    tail.windows(2).any(|w| w == [0xFF, 0xD9])
 }

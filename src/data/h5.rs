@@ -52,6 +52,7 @@ impl H5Source {
                 len: n,
                 shape: Some(shape),
                 class_names,
+                class_map: None,
             },
             images,
             labels_ds,

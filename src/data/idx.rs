@@ -72,6 +72,7 @@ impl IdxSource {
                 len: n,
                 shape: Some([1, height, width]),
                 class_names: None,
+                class_map: None,
             },
             labels_path,
             height,
@@ -101,6 +102,10 @@ impl IdxSource {
 impl Source for IdxSource {
     fn info(&self) -> &SourceInfo {
         &self.info
+    }
+
+    fn inputs(&self) -> Vec<PathBuf> {
+        vec![self.info.path.clone(), self.labels_path.clone()]
     }
 
     fn labels(&mut self) -> Result<Vec<usize>> {

@@ -37,6 +37,9 @@ pub struct SourceInfo {
     pub shape: Option<[usize; 3]>,
     /// Class names, where the format carries them (image folders, HDF5 attributes).
     pub class_names: Option<Vec<String>>,
+    /// How the dataset's own classes (image folders) were matched to the teacher's class
+    /// numbers, once [`Source::match_classes`] has run: `(folder, class)` pairs.
+    pub class_map: Option<Vec<(String, usize)>>,
 }
 
 /// Which records a visit delivers.
@@ -79,6 +82,18 @@ pub trait Source: Send {
     /// All labels, in record order. Labels outside `0..num_classes` are the caller's check.
     fn labels(&mut self) -> Result<Vec<usize>>;
 
+    /// The files that hold the dataset's records and labels, in a fixed order (what
+    /// [`fingerprint`] hashes and what an output must never overwrite).
+    fn inputs(&self) -> Vec<PathBuf> {
+        vec![self.info().path.clone()]
+    }
+
+    /// Give records the teacher's class numbers where the format labels them by name (image
+    /// folders); formats that store numbers keep them. Runs before any label is used.
+    fn match_classes(&mut self, _teacher_classes: &[String]) -> Result<()> {
+        Ok(())
+    }
+
     /// Deliver the selected records in index order. A bad record is an error naming the file and
     /// the record, unless `skip_bad`, in which case it is counted in the report and skipped.
     fn visit(
@@ -101,6 +116,13 @@ pub fn open(path: &Path) -> Result<Box<dyn Source>> {
         return open_dir(path);
     }
     let head = read_head(path)?;
+    if head.is_empty() {
+        return Err(Error::data(
+            path,
+            None,
+            format!("the file is empty; {ACCEPTED}"),
+        ));
+    }
     let ext = extension(path);
     if head.starts_with(&[0x1f, 0x8b]) || head.starts_with(&[0, 0, 8]) {
         Ok(Box::new(idx::IdxSource::open(path)?))
@@ -121,6 +143,50 @@ const ACCEPTED: &str =
     "accepted: an idx images file (raw or .gz), a CIFAR-10/100 binary .bin file, \
 an .h5/.hdf5 file with /images and /labels, or a folder (idx pair, CIFAR batches, or \
 ImageFolder root/<class>/<image>.png|jpg)";
+
+/// The dataset's identity by content: SHA-256 over the name (relative to the dataset's path),
+/// length and SHA-256 of every input file. A resumed run, reused maps and merged shards compare
+/// it, so a dataset changed in place is never mixed with the old one, and a moved one still
+/// matches. Files are hashed in parallel; at about 1 GB/s per core an ImageNet-sized tree takes
+/// minutes, a 60 000-image idx file a fraction of a second.
+pub fn fingerprint(source: &dyn Source) -> Result<String> {
+    use rayon::prelude::*;
+    use sha2::{Digest, Sha256};
+    let root = source.info().path.clone();
+    let files = source.inputs();
+    let parts: Vec<Result<(String, u64, Vec<u8>)>> = files
+        .par_iter()
+        .map(|f| {
+            let bytes = std::fs::read(f).map_err(|e| Error::io(f, e))?;
+            let name = f.strip_prefix(&root).unwrap_or(f.as_path());
+            let name = match name.as_os_str().is_empty() {
+                true => f
+                    .file_name()
+                    .unwrap_or_default()
+                    .to_string_lossy()
+                    .into_owned(),
+                false => name.to_string_lossy().into_owned(),
+            };
+            Ok((name, bytes.len() as u64, Sha256::digest(&bytes).to_vec()))
+        })
+        .collect();
+    let mut hasher = Sha256::new();
+    for part in parts {
+        let (name, len, digest) = part?;
+        hasher.update((name.len() as u64).to_le_bytes());
+        hasher.update(name.as_bytes());
+        hasher.update(len.to_le_bytes());
+        hasher.update(&digest);
+    }
+    Ok(crate::teacher::onnx_file::hex(&hasher.finalize()))
+}
+
+/// [`open`], with the dataset's classes matched to the teacher's (see [`Source::match_classes`]).
+pub fn open_for(path: &Path, teacher_classes: &[String]) -> Result<Box<dyn Source>> {
+    let mut source = open(path)?;
+    source.match_classes(teacher_classes)?;
+    Ok(source)
+}
 
 fn open_dir(path: &Path) -> Result<Box<dyn Source>> {
     if let Some(images) = idx::find_in_dir(path) {

@@ -92,9 +92,34 @@ fn concat<T: H5Type + Clone>(shards: &[Shard], name: &str, w: &store::Writer) ->
     w.dataset(&format!("/{name}"), all.view(), &layout, &description)
 }
 
+/// The first field (as a JSON path) where `a` and `b` differ, with both values.
+fn first_difference(a: &serde_json::Value, b: &serde_json::Value, at: &str) -> Option<String> {
+    use serde_json::Value;
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            let keys: BTreeSet<&String> = x.keys().chain(y.keys()).collect();
+            keys.into_iter().find_map(|k| {
+                let (u, v) = (&x.get(k), &y.get(k));
+                let here = format!("{at}.{k}");
+                match (u, v) {
+                    (Some(u), Some(v)) => first_difference(u, v, &here),
+                    _ => Some(format!(
+                        "{here} is {} here and {} there",
+                        u.map_or("absent".into(), |u| u.to_string()),
+                        v.map_or("absent".into(), |v| v.to_string())
+                    )),
+                }
+            })
+        }
+        _ if a == b => None,
+        _ => Some(format!("{at} is {a} here and {b} there")),
+    }
+}
+
 /// Merge `inputs` into `out`. They must come from one run (same teacher, data and options but
-/// the class list) and cover disjoint classes.
-pub fn merge(inputs: &[PathBuf], out: &Path) -> Result<PathBuf> {
+/// the class list) and cover disjoint classes: all the teacher's classes, unless
+/// `allow_missing_classes`.
+pub fn merge(inputs: &[PathBuf], out: &Path, allow_missing_classes: bool) -> Result<PathBuf> {
     if inputs.len() < 2 {
         return Err(Error::Config("merge needs at least two files".into()));
     }
@@ -105,11 +130,20 @@ pub fn merge(inputs: &[PathBuf], out: &Path) -> Result<PathBuf> {
     };
     let mut seen = BTreeSet::new();
     for s in &shards {
-        if without_classes(&s.config) != base || sha(s)? != sha(&shards[0])? {
+        let differs = match sha(s)? == sha(&shards[0])? {
+            false => Some(format!(
+                "teacher_sha256 is {} here and {} there",
+                sha(s)?,
+                sha(&shards[0])?
+            )),
+            true => first_difference(&without_classes(&s.config), &base, "config"),
+        };
+        if let Some(field) = differs {
             return Err(Error::store(
                 &s.path,
                 format!(
-                    "was made with another teacher, data or options than {}",
+                    "was made with another teacher, data or options than {} ({field}): shards \
+                     of one run differ only in --classes",
                     shards[0].path.display()
                 ),
             ));
@@ -127,6 +161,24 @@ pub fn merge(inputs: &[PathBuf], out: &Path) -> Result<PathBuf> {
             ));
         }
         seen.extend(classes);
+    }
+    let names = store::read_attr(&shards[0].file, "class_names")
+        .map_err(|e| Error::store(&shards[0].path, e))?;
+    let classes = serde_json::from_str::<Vec<String>>(&names).map_or(0, |n| n.len()) as i64;
+    let missing: Vec<i64> = (0..classes).filter(|c| !seen.contains(c)).collect();
+    if !missing.is_empty() && !allow_missing_classes {
+        let shown: Vec<String> = missing.iter().take(20).map(|c| c.to_string()).collect();
+        return Err(Error::Config(format!(
+            "the shards hold {} of the teacher's {classes} classes; missing: {}{} (a shard that \
+             failed or was not given?). Pass --allow-missing-classes to merge them anyway",
+            seen.len(),
+            shown.join(", "),
+            if missing.len() > shown.len() {
+                ", …"
+            } else {
+                ""
+            }
+        )));
     }
     let mut config = shards[0].config.clone();
     config["distill"]["classes"] = serde_json::json!(seen);

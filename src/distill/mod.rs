@@ -184,6 +184,7 @@ pub fn distill(
         saved_maps: reuse.maps,
     };
     let started = Instant::now();
+    source.match_classes(&teacher.meta.class_names)?;
     let labels = source.labels()?;
     let path = source.info().path.clone();
     let classes = candidates::by_class(

@@ -26,7 +26,8 @@ pub struct MapsFor<'a> {
     pub teacher: &'a Teacher,
     pub shapley: &'a ShapleyConfig,
     pub seed: u64,
-    pub data: &'a Path,
+    /// The dataset's [`crate::data::fingerprint`].
+    pub data_sha256: &'a str,
 }
 
 impl SavedMaps {
@@ -49,12 +50,22 @@ impl SavedMaps {
                 d["shapley"], d["seed"]
             ));
         }
-        if !same_file(shard.config["data"].as_str().unwrap_or(""), want.data) {
-            return fail(format!(
-                "was distilled from {}, not from {}",
-                shard.config["data"],
-                want.data.display()
-            ));
+        match shard.config["data_sha256"].as_str() {
+            Some(sha) if sha == want.data_sha256 => {}
+            Some(_) => {
+                return fail(format!(
+                    "was distilled from other data ({} by content, not this dataset): its maps \
+                     would belong to other images",
+                    shard.config["data"]
+                ))
+            }
+            None => {
+                return fail(
+                    "records no data fingerprint (data_sha256; written by an older infoutil), so \
+                     its maps cannot be matched to this dataset: rerun it"
+                        .into(),
+                )
+            }
         }
         if !shard.file.link_exists("candidates/shapley") {
             return fail("has no Shapley maps (it was not made by --method infoutil)".into());
@@ -95,10 +106,4 @@ impl SavedMaps {
     pub fn is_empty(&self) -> bool {
         self.maps.is_empty()
     }
-}
-
-fn same_file(recorded: &str, data: &Path) -> bool {
-    let canon = |p: &Path| std::fs::canonicalize(p).ok();
-    let recorded = crate::paths::shipped(recorded);
-    canon(&recorded).is_some() && canon(&recorded) == canon(data)
 }

@@ -202,6 +202,7 @@ pub fn attribute_records(
     use rand::SeedableRng;
     let spec = teacher.meta.input.clone();
     let path = source.info().path.clone();
+    source.match_classes(&teacher.meta.class_names)?;
     cfg.check()?;
     rule.check(cfg.grid)?;
     let grid = Grid::new(cfg.grid, spec.height, spec.width).map_err(Error::Config)?;

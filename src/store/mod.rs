@@ -191,12 +191,27 @@ fn remove_stale_temporaries(dir: &Path, name: &str) {
 pub fn open(path: &Path) -> Result<hdf5::File> {
     let file =
         hdf5::File::open(path).map_err(|e| err(path, format!("not a readable HDF5 file ({e})")))?;
-    let version = read_attr(&file, "schema_version").map_err(|_| {
-        err(
+    if !file
+        .attr_names()
+        .is_ok_and(|a| a.iter().any(|n| n == "schema_version"))
+    {
+        return Err(err(
             path,
             "has no schema_version attribute: it was not written by infoutil",
-        )
-    })?;
+        ));
+    }
+    // infoutil writes the version as a string; a number (another writer) is read as one too.
+    let version = read_attr(&file, "schema_version")
+        .or_else(|_| {
+            let a = file.attr("schema_version")?;
+            a.read_scalar::<i64>().map(|v| v.to_string())
+        })
+        .map_err(|e| {
+            err(
+                path,
+                format!("schema_version is neither a string nor an integer ({e})"),
+            )
+        })?;
     if version != SCHEMA_VERSION.to_string() {
         return Err(err(
             path,

@@ -64,7 +64,8 @@ pub struct Teacher {
     /// Why `auto` did not pick ONNX Runtime, when it did not.
     pub backend_note: Option<String>,
     forward: Box<dyn Engine>,
-    grad: std::result::Result<GradGraph, Error>,
+    /// The gradient graph, or why there is none (worded to follow "teacher PATH: ").
+    grad: std::result::Result<GradGraph, String>,
     batch_size: usize,
 }
 
@@ -157,12 +158,10 @@ impl Teacher {
                 engine,
             })
         } else {
-            Err(Error::teacher(
-                path,
-                format!(
-                    "gradient norms need the gradient graph {}, which does not exist; export it with export/export_teacher.py",
-                    gpath.display()
-                ),
+            Err(format!(
+                "gradient norms need the gradient graph {}, which does not exist; export it with \
+                 export/export_teacher.py",
+                gpath.display()
             ))
         };
         let backend = match backend {
@@ -197,7 +196,7 @@ impl Teacher {
     fn grad_graph(&self) -> Result<&GradGraph> {
         self.grad
             .as_ref()
-            .map_err(|e| Error::teacher(&self.path, e.to_string()))
+            .map_err(|why| Error::teacher(&self.path, why))
     }
 
     /// Logits `[N, K]` for inputs `[N, C, H, W]` already in the teacher's input space.
