@@ -10,7 +10,7 @@ use serde::Serialize;
 use crate::data::{Record, Selection, Source, VisitReport};
 use crate::error::{Error, Result};
 use crate::progress::Progress;
-use crate::store;
+use crate::store::{self, schema::attr, schema::eval, schema::kind};
 use crate::teacher::Teacher;
 
 #[derive(Debug, Clone, Serialize)]
@@ -63,39 +63,24 @@ impl Evaluation {
         let w = store::Writer::create(
             out,
             &store::Header {
-                kind: "teacher_eval",
+                kind: kind::TEACHER_EVAL,
                 config,
                 teacher_sha256: &teacher.file_sha256,
             },
         )?;
-        w.attr("/", "top1", &format!("{:.6}", self.top1()))?;
+        w.attr("/", attr::TOP1, &format!("{:.6}", self.top1()))?;
         w.attr(
             "/",
-            "class_names",
+            attr::CLASS_NAMES,
             &serde_json::to_string(&teacher.meta.class_names).expect("strings"),
         )?;
-        w.dataset(
-            "/logits",
-            self.logits.view(),
-            "N,K",
-            "teacher logits per image",
-        )?;
+        w.put(&eval::LOGITS, self.logits.view())?;
         let labels = Array1::from(self.labels.clone());
-        w.dataset("/labels", labels.view(), "N", "dataset label per image")?;
+        w.put(&eval::LABELS, labels.view())?;
         let index = Array1::from(self.source_index.clone());
-        w.dataset(
-            "/source_index",
-            index.view(),
-            "N",
-            "record index in the dataset",
-        )?;
+        w.put(&eval::SOURCE_INDEX, index.view())?;
         if let Some(g) = &self.grad_norms {
-            w.dataset(
-                "/grad_norms",
-                g.view(),
-                "N",
-                "per-sample L2 norm of the cross-entropy gradient over all teacher parameters",
-            )?;
+            w.put(&eval::GRAD_NORMS, g.view())?;
         }
         w.finish()
     }

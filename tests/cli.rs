@@ -275,7 +275,15 @@ fn distill_runs_a_channels_last_teacher() {
 fn progress_is_printed_as_lines_when_stderr_is_a_log_file() {
     let dir = tempfile::tempdir().unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_infoutil"))
-        .args(["attribute", "--backend", "tract", "--indices", "0-3", "--budget", "48"])
+        .args([
+            "attribute",
+            "--backend",
+            "tract",
+            "--indices",
+            "0-3",
+            "--budget",
+            "48",
+        ])
         .current_dir(dir.path())
         .env_remove("ORT_DYLIB_PATH")
         .env("INFOUTIL_PROGRESS_SECS", "0")
@@ -284,5 +292,8 @@ fn progress_is_printed_as_lines_when_stderr_is_a_log_file() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{err}");
     assert!(err.contains("progress: attribution 0/4"), "{err}");
-    assert!(err.contains("progress: attribution 4/4") && err.contains("done"), "{err}");
+    assert!(
+        err.contains("progress: attribution 4/4") && err.contains("done"),
+        "{err}"
+    );
 }

@@ -453,3 +453,59 @@ fn only_recognised_prefers_crops_the_teacher_assigns_to_their_class() {
         .to_string();
     assert!(e.contains("--only-recognised"), "{e}");
 }
+
+/// Every dataset of an HDF5 file, by path.
+fn dataset_paths(group: &hdf5::Group, prefix: &str, out: &mut Vec<String>) {
+    for name in group.member_names().unwrap() {
+        let path = format!("{prefix}/{name}");
+        if let Ok(g) = group.group(&name) {
+            dataset_paths(&g, &path, out);
+        } else {
+            out.push(path);
+        }
+    }
+}
+
+#[test]
+fn a_distilled_file_holds_exactly_the_schemas_datasets_and_merge_keeps_them_all() {
+    use infoutil::store::schema::distilled;
+    let t = tract(TEACHER);
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(Method::Infoutil, 1, 3);
+    let write = |classes: Vec<usize>, name: &str| {
+        let cfg = DistillConfig {
+            classes: Some(classes),
+            ..cfg.clone()
+        };
+        let path = dir.path().join(name);
+        run(&t, &cfg)
+            .write(&path, &t, &serde_json::json!({ "distill": cfg }))
+            .unwrap();
+        path
+    };
+    let (a, b) = (
+        write((0..5).collect(), "a.h5"),
+        write((5..10).collect(), "b.h5"),
+    );
+    let merged = dir.path().join("m.h5");
+    infoutil::distill::merge(&[a.clone(), b], &merged, false).unwrap();
+    let mut want: Vec<String> = distilled::ALL.iter().map(|f| f.path.to_string()).collect();
+    want.sort();
+    for file in [&a, &merged] {
+        let f = infoutil::store::open(file).unwrap();
+        let mut got = Vec::new();
+        dataset_paths(&f, "", &mut got);
+        got.sort();
+        assert_eq!(got, want, "{}", file.display());
+        for field in &distilled::ALL {
+            let ds = f.dataset(field.name()).unwrap();
+            let layout = infoutil::store::read_attr(&ds, "layout").unwrap();
+            assert_eq!(layout, field.layout, "{}", field.path);
+        }
+    }
+    // One spelling: the configuration names the estimator as the command line does.
+    let f = infoutil::store::open(&merged).unwrap();
+    let config: serde_json::Value =
+        serde_json::from_str(&infoutil::store::read_attr(&f, "config").unwrap()).unwrap();
+    assert_eq!(config["distill"]["shapley"]["estimator"], "leverage");
+}

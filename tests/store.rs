@@ -1,5 +1,6 @@
 //! The HDF5 store: files read back as written, carry their header, and never appear half-written.
 
+use infoutil::store::schema::Field;
 use infoutil::store::{self, Header, Writer};
 use ndarray::{Array1, Array2, Array4};
 
@@ -21,15 +22,31 @@ fn datasets_and_attributes_round_trip() {
     });
     let labels = Array1::from(vec![0i64, 1, 2, 3, 4]);
     let w = Writer::create(&path, &header(&config)).unwrap();
-    w.dataset("/images", images.view(), "NCHW", "pixels")
-        .unwrap();
-    w.dataset("/nested/deeper/labels", labels.view(), "N", "labels")
-        .unwrap();
-    w.dataset(
-        "/empty",
+    w.put(
+        &Field {
+            path: "/images",
+            layout: "NCHW",
+            description: "pixels",
+        },
+        images.view(),
+    )
+    .unwrap();
+    w.put(
+        &Field {
+            path: "/nested/deeper/labels",
+            layout: "N",
+            description: "labels",
+        },
+        labels.view(),
+    )
+    .unwrap();
+    w.put(
+        &Field {
+            path: "/empty",
+            layout: "N,K",
+            description: "nothing",
+        },
         Array2::<f32>::zeros((0, 3)).view(),
-        "N,K",
-        "nothing",
     )
     .unwrap();
     w.attr("/nested", "note", "hello").unwrap();
@@ -81,8 +98,15 @@ fn an_unfinished_file_leaves_nothing_behind() {
     let config = serde_json::json!({});
     {
         let w = Writer::create(&path, &header(&config)).unwrap();
-        w.dataset("/x", Array1::from(vec![1.0f32; 10]).view(), "N", "x")
-            .unwrap();
+        w.put(
+            &Field {
+                path: "/x",
+                layout: "N",
+                description: "x",
+            },
+            Array1::from(vec![1.0f32; 10]).view(),
+        )
+        .unwrap();
         assert!(!path.exists(), "nothing under the final name while writing");
         // dropped here without finish(), as when a run fails half-way
     }
@@ -97,8 +121,15 @@ fn finishing_replaces_an_older_file_whole() {
     let config = serde_json::json!({});
     for n in [3usize, 5] {
         let w = Writer::create(&path, &header(&config)).unwrap();
-        w.dataset("/x", Array1::from(vec![n as i64; n]).view(), "N", "x")
-            .unwrap();
+        w.put(
+            &Field {
+                path: "/x",
+                layout: "N",
+                description: "x",
+            },
+            Array1::from(vec![n as i64; n]).view(),
+        )
+        .unwrap();
         w.finish().unwrap();
     }
     let f = store::open(&path).unwrap();

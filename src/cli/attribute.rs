@@ -2,8 +2,8 @@ use std::path::PathBuf;
 
 use clap::Args;
 use infoutil::informativeness::attribute::attribute_records;
-use infoutil::{data, paths, render, store};
-use ndarray::{Array1, Array3};
+use infoutil::informativeness::Attributions;
+use infoutil::{data, paths, render};
 
 use super::progress::Bars;
 use super::shapley_args::ShapleyArgs;
@@ -78,9 +78,7 @@ pub fn run(args: AttributeArgs) -> anyhow::Result<()> {
         )?;
     }
     let mean = data::stats::mean_pixel(source.as_mut(), teacher.meta.input.channels, 1000)?;
-    let g = cfg.grid;
-    let (mut maps, mut index, mut label, mut boxes) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut found = Attributions::new(cfg.grid, rule.per_image);
     let mut tiles = Vec::new();
     let png_dir = args.png.clone();
     let report = attribute_records(
@@ -94,21 +92,14 @@ pub fn run(args: AttributeArgs) -> anyhow::Result<()> {
         args.skip_bad,
         &Bars::default(),
         &mut |chunk| {
-            for ((r, map), crops) in chunk
-                .records
-                .iter()
-                .zip(chunk.maps.outer_iter())
-                .zip(chunk.crops)
-            {
-                maps.extend(map.iter().map(|&v| v as f32));
-                index.push(r.index as i64);
-                label.push(r.label as i64);
-                boxes.extend(
-                    crops
-                        .iter()
-                        .flat_map(|b| [b.y0, b.x0, b.y1, b.x1].map(|v| v as i32)),
-                );
-                if let Some(dir) = &png_dir {
+            found.push(&chunk);
+            if let Some(dir) = &png_dir {
+                for ((r, map), crops) in chunk
+                    .records
+                    .iter()
+                    .zip(chunk.maps.outer_iter())
+                    .zip(chunk.crops)
+                {
                     let picture = render::heatmap(r.image.view(), map, crops, 8);
                     render::save(
                         &picture,
@@ -122,63 +113,20 @@ pub fn run(args: AttributeArgs) -> anyhow::Result<()> {
             Ok(())
         },
     )?;
-    let n = index.len();
-    let w = store::Writer::create(
-        &args.out,
-        &store::Header {
-            kind: "attribution",
-            config: &serde_json::json!({
-                "command": "attribute",
-                "teacher": teacher.path,
-                "data": data_path,
-                "data_sha256": data::fingerprint(source.as_ref())?,
-                "class_folders": source.info().class_map,
-                "backend": teacher.backend,
-                "shapley": cfg,
-                "crops": rule,
-                "seed": args.seed,
-                "mean_pixel": mean,
-            }),
-            teacher_sha256: &teacher.file_sha256,
-        },
-    )?;
-    for (k, v) in [
-        ("grid", g.to_string()),
-        ("budget", cfg.budget.to_string()),
-        ("estimator", cfg.estimator.name().to_string()),
-        ("baseline", format!("{:?}", cfg.baseline).to_lowercase()),
-        ("value", format!("{:?}", cfg.value).to_lowercase()),
-        ("seed", args.seed.to_string()),
-    ] {
-        w.attr("/attribution", k, &v)?;
-    }
-    let maps = Array3::from_shape_vec((n, g, g), maps)?;
-    w.dataset(
-        "/attribution/shapley",
-        maps.view(),
-        "N,G,G",
-        "Shapley value of each patch (row-major grid)",
-    )?;
-    w.dataset(
-        "/attribution/source_index",
-        Array1::from(index).view(),
-        "N",
-        "dataset record of each image",
-    )?;
-    w.dataset(
-        "/attribution/label",
-        Array1::from(label).view(),
-        "N",
-        "class explained (the record's label)",
-    )?;
-    let boxes = Array3::from_shape_vec((n, rule.per_image, 4), boxes)?;
-    w.dataset(
-        "/attribution/crop_box",
-        boxes.view(),
-        "N,R,4",
-        "crops (y0, x0, y1, x1) in source pixels; the last is noise-free",
-    )?;
-    let written = w.finish()?;
+    let config = serde_json::json!({
+        "command": "attribute",
+        "teacher": teacher.path,
+        "data": data_path,
+        "data_sha256": data::fingerprint(source.as_ref())?,
+        "class_folders": source.info().class_map,
+        "backend": teacher.backend,
+        "shapley": cfg,
+        "crops": rule,
+        "seed": args.seed,
+        "mean_pixel": mean,
+    });
+    let n = found.len();
+    let written = found.write(&args.out, &teacher.file_sha256, &cfg, args.seed, &config)?;
     println!("{n} images explained → {}", written.display());
     if let Some(dir) = &png_dir {
         render::save(

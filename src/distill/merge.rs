@@ -8,24 +8,7 @@ use hdf5::H5Type;
 use ndarray::{ArrayD, Axis};
 
 use crate::error::{Error, Result};
-use crate::store;
-
-/// Every dataset of a distilled file, by element type (the schema of docs/hdf5-schema.md).
-const F32: &[&str] = &[
-    "images",
-    "soft_labels",
-    "soft_logits",
-    "candidates/score",
-    "candidates/shapley",
-];
-const U8: &[&str] = &["images_uint8"];
-const I64: &[&str] = &[
-    "labels",
-    "provenance/source_index",
-    "candidates/source_index",
-    "candidates/label",
-];
-const I32: &[&str] = &["provenance/crop_box", "candidates/crop_box"];
+use crate::store::{self, schema::attr, schema::distilled, schema::kind, schema::Field};
 
 /// An open distilled file and its parsed `config` attribute.
 pub(super) struct Shard {
@@ -36,14 +19,14 @@ pub(super) struct Shard {
 
 pub(super) fn open(path: &Path) -> Result<Shard> {
     let file = store::open(path)?;
-    let attr = |k: &str| store::read_attr(&file, k).map_err(|e| Error::store(path, e));
-    if attr("kind")? != "distilled" {
+    let read = |k: &str| store::read_attr(&file, k).map_err(|e| Error::store(path, e));
+    if read(attr::KIND)? != kind::DISTILLED {
         return Err(Error::store(
             path,
             "is not a distilled file (kind ≠ distilled)",
         ));
     }
-    let config: serde_json::Value = serde_json::from_str(&attr("config")?)
+    let config: serde_json::Value = serde_json::from_str(&read(attr::CONFIG)?)
         .map_err(|e| Error::store(path, format!("config attribute: {e}")))?;
     Ok(Shard {
         path: path.to_path_buf(),
@@ -61,35 +44,61 @@ fn without_classes(config: &serde_json::Value) -> serde_json::Value {
     c
 }
 
-fn concat<T: H5Type + Clone>(shards: &[Shard], name: &str, w: &store::Writer) -> Result<()> {
-    if !shards[0].file.link_exists(name) {
+/// `field` of every shard, concatenated along the first axis (shards are in class order) and
+/// written to `w` in the element type the shards store it in.
+fn concat_field(shards: &[Shard], field: &Field, w: &store::Writer) -> Result<()> {
+    let present: Vec<bool> = shards.iter().map(|s| store::has(&s.file, field)).collect();
+    if !present[0] {
+        if let Some(k) = present.iter().position(|&p| p) {
+            return Err(Error::store(
+                &shards[k].path,
+                format!(
+                    "has {} but {} has not",
+                    field.path,
+                    shards[0].path.display()
+                ),
+            ));
+        }
         return Ok(());
     }
+    let ds = shards[0]
+        .file
+        .dataset(field.name())
+        .map_err(|e| Error::store(&shards[0].path, e))?;
+    let dtype = ds
+        .dtype()
+        .and_then(|t| t.to_descriptor())
+        .map_err(|e| Error::store(&shards[0].path, format!("{}: {e}", field.path)))?;
+    use hdf5::types::{FloatSize, IntSize, TypeDescriptor as T};
+    match dtype {
+        T::Float(FloatSize::U4) => concat::<f32>(shards, field, w),
+        T::Float(FloatSize::U8) => concat::<f64>(shards, field, w),
+        T::Unsigned(IntSize::U1) => concat::<u8>(shards, field, w),
+        T::Integer(IntSize::U4) => concat::<i32>(shards, field, w),
+        T::Integer(IntSize::U8) => concat::<i64>(shards, field, w),
+        other => Err(Error::store(
+            &shards[0].path,
+            format!(
+                "{} has element type {other}, which merge does not know",
+                field.path
+            ),
+        )),
+    }
+}
+
+fn concat<T: H5Type + Clone>(shards: &[Shard], field: &Field, w: &store::Writer) -> Result<()> {
     let mut parts: Vec<ArrayD<T>> = Vec::new();
     for s in shards {
-        let ds = s
-            .file
-            .dataset(name)
-            .map_err(|e| Error::store(&s.path, format!("{name}: {e}")))?;
-        parts.push(
-            ds.read_dyn::<T>()
-                .map_err(|e| Error::store(&s.path, format!("{name}: {e}")))?,
-        );
+        parts.push(store::read(&s.file, &s.path, field)?);
     }
     let views: Vec<_> = parts.iter().map(|a| a.view()).collect();
     let all = ndarray::concatenate(Axis(0), &views).map_err(|e| {
         Error::store(
             &shards[1].path,
-            format!("{name} does not line up with the first shard: {e}"),
+            format!("{} does not line up with the first shard: {e}", field.path),
         )
     })?;
-    let ds = shards[0]
-        .file
-        .dataset(name)
-        .map_err(|e| Error::store(&shards[0].path, e))?;
-    let layout = store::read_attr(&ds, "layout").unwrap_or_default();
-    let description = store::read_attr(&ds, "description").unwrap_or_default();
-    w.dataset(&format!("/{name}"), all.view(), &layout, &description)
+    w.put(field, all.view())
 }
 
 /// The first field (as a JSON path) where `a` and `b` differ, with both values.
@@ -126,7 +135,7 @@ pub fn merge(inputs: &[PathBuf], out: &Path, allow_missing_classes: bool) -> Res
     let shards = inputs.iter().map(|p| open(p)).collect::<Result<Vec<_>>>()?;
     let base = without_classes(&shards[0].config);
     let sha = |s: &Shard| {
-        store::read_attr(&s.file, "teacher_sha256").map_err(|e| Error::store(&s.path, e))
+        store::read_attr(&s.file, attr::TEACHER_SHA256).map_err(|e| Error::store(&s.path, e))
     };
     let mut seen = BTreeSet::new();
     for s in &shards {
@@ -148,11 +157,7 @@ pub fn merge(inputs: &[PathBuf], out: &Path, allow_missing_classes: bool) -> Res
                 ),
             ));
         }
-        let labels = s
-            .file
-            .dataset("labels")
-            .and_then(|d| d.read_raw::<i64>())
-            .map_err(|e| Error::store(&s.path, e))?;
+        let labels: ndarray::Array1<i64> = store::read(&s.file, &s.path, &distilled::LABELS)?;
         let classes: BTreeSet<i64> = labels.into_iter().collect();
         if let Some(c) = classes.intersection(&seen).next() {
             return Err(Error::store(
@@ -162,7 +167,7 @@ pub fn merge(inputs: &[PathBuf], out: &Path, allow_missing_classes: bool) -> Res
         }
         seen.extend(classes);
     }
-    let names = store::read_attr(&shards[0].file, "class_names")
+    let names = store::read_attr(&shards[0].file, attr::CLASS_NAMES)
         .map_err(|e| Error::store(&shards[0].path, e))?;
     let classes = serde_json::from_str::<Vec<String>>(&names).map_or(0, |n| n.len()) as i64;
     let missing: Vec<i64> = (0..classes).filter(|c| !seen.contains(c)).collect();
@@ -189,14 +194,13 @@ pub fn merge(inputs: &[PathBuf], out: &Path, allow_missing_classes: bool) -> Res
         teacher_sha256: &sha(&shards[0])?,
     };
     let w = store::Writer::create(out, &header)?;
-    for key in ["class_names", "method", "ipc", "factor", "seed"] {
+    for key in distilled::ATTRIBUTES {
         let v =
             store::read_attr(&shards[0].file, key).map_err(|e| Error::store(&shards[0].path, e))?;
         w.attr("/", key, &v)?;
     }
-    F32.iter().try_for_each(|n| concat::<f32>(&shards, n, &w))?;
-    U8.iter().try_for_each(|n| concat::<u8>(&shards, n, &w))?;
-    I64.iter().try_for_each(|n| concat::<i64>(&shards, n, &w))?;
-    I32.iter().try_for_each(|n| concat::<i32>(&shards, n, &w))?;
+    for field in &distilled::ALL {
+        concat_field(&shards, field, &w)?;
+    }
     w.finish()
 }

@@ -9,7 +9,7 @@ use super::{tile_logits, ClassLog, Timings};
 use crate::data::VisitReport;
 use crate::error::Result;
 use crate::reconstruct;
-use crate::store;
+use crate::store::{self, schema::attr, schema::distilled, schema::kind};
 use crate::teacher::Teacher;
 
 pub(super) struct Builder {
@@ -129,14 +129,14 @@ impl Distilled {
         let w = store::Writer::create(
             path,
             &store::Header {
-                kind: "distilled",
+                kind: kind::DISTILLED,
                 config,
                 teacher_sha256: &teacher.file_sha256,
             },
         )?;
         let names = serde_json::to_string(&teacher.meta.class_names).expect("strings");
-        w.attr("/", "class_names", &names)?;
-        for key in ["method", "ipc", "factor", "seed"] {
+        w.attr("/", attr::CLASS_NAMES, &names)?;
+        for key in distilled::FROM_CONFIG {
             let v = &config["distill"][key];
             w.attr(
                 "/",
@@ -147,48 +147,13 @@ impl Distilled {
                     .as_str(),
             )?;
         }
-        w.dataset(
-            "/images",
-            self.images.view(),
-            "NCHW",
-            "distilled images in the teacher's input space",
-        )?;
-        w.dataset(
-            "/images_uint8",
-            self.images_u8.view(),
-            "NCHW",
-            "distilled images as 0-255 pixels, for viewing",
-        )?;
-        w.dataset(
-            "/labels",
-            self.labels.view(),
-            "N",
-            "class of each distilled image",
-        )?;
-        w.dataset(
-            "/soft_labels",
-            self.soft_labels.view(),
-            "N,T,K",
-            "label-teacher softmax per tile (T = factor^2 tiles, row-major)",
-        )?;
-        w.dataset(
-            "/soft_logits",
-            self.soft_logits.view(),
-            "N,T,K",
-            "label-teacher logits per tile",
-        )?;
-        w.dataset(
-            "/provenance/source_index",
-            self.source_index.view(),
-            "N,T",
-            "dataset record each tile was cropped from",
-        )?;
-        w.dataset(
-            "/provenance/crop_box",
-            self.crop_box.view(),
-            "N,T,4",
-            "crop of each tile as (y0, x0, y1, x1), source pixels, half-open",
-        )?;
+        w.put(&distilled::IMAGES, self.images.view())?;
+        w.put(&distilled::IMAGES_UINT8, self.images_u8.view())?;
+        w.put(&distilled::LABELS, self.labels.view())?;
+        w.put(&distilled::SOFT_LABELS, self.soft_labels.view())?;
+        w.put(&distilled::SOFT_LOGITS, self.soft_logits.view())?;
+        w.put(&distilled::SOURCE_INDEX, self.source_index.view())?;
+        w.put(&distilled::CROP_BOX, self.crop_box.view())?;
         self.write_candidates(&w)?;
         w.finish()
     }
@@ -230,30 +195,10 @@ impl Distilled {
                 scores[[i, j]] = s as f32;
             }
         }
-        w.dataset(
-            "/candidates/source_index",
-            Array1::from(index).view(),
-            "N",
-            "dataset record of each candidate",
-        )?;
-        w.dataset(
-            "/candidates/label",
-            Array1::from(label).view(),
-            "N",
-            "class of each candidate",
-        )?;
-        w.dataset(
-            "/candidates/crop_box",
-            boxes.view(),
-            "N,R,4",
-            "crops considered per candidate (y0, x0, y1, x1), source pixels; -1 = none",
-        )?;
-        w.dataset(
-            "/candidates/score",
-            scores.view(),
-            "N,R",
-            "selection score of each crop (utility; RDED: -CE); NaN = none",
-        )?;
+        w.put(&distilled::CANDIDATE_INDEX, Array1::from(index).view())?;
+        w.put(&distilled::CANDIDATE_LABEL, Array1::from(label).view())?;
+        w.put(&distilled::CANDIDATE_CROP_BOX, boxes.view())?;
+        w.put(&distilled::CANDIDATE_SCORE, scores.view())?;
         let maps: Vec<_> = self
             .candidates
             .iter()
@@ -264,12 +209,7 @@ impl Distilled {
             let all = ndarray::concatenate(Axis(0), &views)
                 .expect("same grid")
                 .mapv(|v| v as f32);
-            w.dataset(
-                "/candidates/shapley",
-                all.view(),
-                "N,G,G",
-                "Shapley value of each patch (row-major grid)",
-            )?;
+            w.put(&distilled::CANDIDATE_SHAPLEY, all.view())?;
         }
         Ok(())
     }

@@ -11,7 +11,8 @@ use super::{ClassLog, Crop};
 use crate::data::preprocess::InputSpec;
 use crate::error::{Error, Result};
 use crate::informativeness::PixelBox;
-use crate::{reconstruct, store};
+use crate::reconstruct;
+use crate::store::{self, schema::attr, schema::class_part, schema::distilled, schema::kind};
 
 /// The distilled images of one class and how they were made.
 #[derive(Debug, Clone)]
@@ -99,25 +100,15 @@ impl Checkpoint {
         std::fs::create_dir_all(&self.dir).map_err(|e| Error::io(&self.dir, e))?;
         let config = serde_json::json!({ "fingerprint": self.fingerprint, "class": r.label });
         let header = store::Header {
-            kind: "distill_class",
+            kind: kind::DISTILL_CLASS,
             config: &config,
             teacher_sha256: "",
         };
         let w = store::Writer::create(&self.path(r.label), &header)?;
-        w.attr("/", "fingerprint", &self.fingerprint)?;
-        w.dataset(
-            "/pixels",
-            r.pixels.view(),
-            "NCHW",
-            "stitched images, pixel units",
-        )?;
-        w.dataset(
-            "/source_index",
-            r.source_index.view(),
-            "N,T",
-            "record of each tile",
-        )?;
-        w.dataset("/crop_box", r.crop_box.view(), "N,T,4", "crop of each tile")?;
+        w.attr("/", attr::FINGERPRINT, &self.fingerprint)?;
+        w.put(&class_part::PIXELS, r.pixels.view())?;
+        w.put(&class_part::SOURCE_INDEX, r.source_index.view())?;
+        w.put(&class_part::CROP_BOX, r.crop_box.view())?;
         let log = &r.log;
         let cand = Array1::from(
             log.source_index
@@ -125,23 +116,18 @@ impl Checkpoint {
                 .map(|&i| i as i64)
                 .collect::<Vec<_>>(),
         );
-        w.dataset("/candidates/source_index", cand.view(), "N", "candidates")?;
+        w.put(&distilled::CANDIDATE_INDEX, cand.view())?;
         let per = log.boxes.first().map_or(0, Vec::len);
         let boxes: Vec<i32> = log.boxes.iter().flatten().flat_map(box_i32).collect();
         let boxes =
             Array3::from_shape_vec((log.boxes.len(), per, 4), boxes).expect("same per image");
-        w.dataset(
-            "/candidates/crop_box",
-            boxes.view(),
-            "N,R,4",
-            "crops considered",
-        )?;
+        w.put(&distilled::CANDIDATE_CROP_BOX, boxes.view())?;
         let scores: Vec<f64> = log.scores.iter().flatten().copied().collect();
         let scores =
             Array2::from_shape_vec((log.scores.len(), per), scores).expect("same per image");
-        w.dataset("/candidates/score", scores.view(), "N,R", "crop scores")?;
+        w.put(&distilled::CANDIDATE_SCORE, scores.view())?;
         if let Some(m) = &log.maps {
-            w.dataset("/candidates/shapley", m.view(), "N,G,G", "Shapley maps")?;
+            w.put(&distilled::CANDIDATE_SHAPLEY, m.view())?;
         }
         w.finish()?;
         Ok(())
@@ -156,7 +142,7 @@ impl Checkpoint {
         }
         let f = store::open(&path)?;
         let err = |e: hdf5::Error| Error::store(&path, e);
-        if store::read_attr(&f, "fingerprint").map_err(err)? != self.fingerprint {
+        if store::read_attr(&f, attr::FINGERPRINT).map_err(err)? != self.fingerprint {
             return Err(Error::store(
                 &path,
                 format!(
@@ -165,27 +151,17 @@ impl Checkpoint {
                 ),
             ));
         }
-        let boxes = f
-            .dataset("candidates/crop_box")
-            .and_then(|d| d.read::<i32, ndarray::Ix3>())
-            .map_err(err)?;
-        let scores = f
-            .dataset("candidates/score")
-            .and_then(|d| d.read_2d::<f64>())
-            .map_err(err)?;
+        let boxes: Array3<i32> = store::read(&f, &path, &distilled::CANDIDATE_CROP_BOX)?;
+        let scores: Array2<f64> = store::read(&f, &path, &distilled::CANDIDATE_SCORE)?;
+        let index: Array1<i64> = store::read(&f, &path, &distilled::CANDIDATE_INDEX)?;
+        let maps = match store::has(&f, &distilled::CANDIDATE_SHAPLEY) {
+            true => Some(store::read(&f, &path, &distilled::CANDIDATE_SHAPLEY)?),
+            false => None,
+        };
         let log = ClassLog {
             label: class,
-            source_index: f
-                .dataset("candidates/source_index")
-                .and_then(|d| d.read_raw::<i64>())
-                .map_err(err)?
-                .into_iter()
-                .map(|i| i as usize)
-                .collect(),
-            maps: f
-                .dataset("candidates/shapley")
-                .and_then(|d| d.read::<f64, ndarray::Ix3>())
-                .ok(),
+            source_index: index.iter().map(|&i| i as usize).collect(),
+            maps,
             boxes: boxes
                 .outer_iter()
                 .map(|bs| {
@@ -203,18 +179,9 @@ impl Checkpoint {
         };
         Ok(Some(ClassResult {
             label: class,
-            pixels: f
-                .dataset("pixels")
-                .and_then(|d| d.read::<f32, ndarray::Ix4>())
-                .map_err(err)?,
-            source_index: f
-                .dataset("source_index")
-                .and_then(|d| d.read_2d::<i64>())
-                .map_err(err)?,
-            crop_box: f
-                .dataset("crop_box")
-                .and_then(|d| d.read::<i32, ndarray::Ix3>())
-                .map_err(err)?,
+            pixels: store::read(&f, &path, &class_part::PIXELS)?,
+            source_index: store::read(&f, &path, &class_part::SOURCE_INDEX)?,
+            crop_box: store::read(&f, &path, &class_part::CROP_BOX)?,
             log,
         }))
     }

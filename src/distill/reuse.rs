@@ -9,11 +9,12 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use ndarray::{Array2, Array3, Axis};
+use ndarray::{Array1, Array2, Array3, Axis};
 
 use super::merge;
 use crate::error::{Error, Result};
 use crate::informativeness::attribute::ShapleyConfig;
+use crate::store::{self, schema::attr, schema::distilled};
 use crate::teacher::Teacher;
 
 /// Maps by (class, dataset record).
@@ -34,7 +35,7 @@ impl SavedMaps {
     pub fn load(path: &Path, want: &MapsFor) -> Result<SavedMaps> {
         let shard = merge::open(path)?;
         let fail = |m: String| Err(Error::store(path, m));
-        let sha = crate::store::read_attr(&shard.file, "teacher_sha256")
+        let sha = store::read_attr(&shard.file, attr::TEACHER_SHA256)
             .map_err(|e| Error::store(path, e))?;
         if sha != want.teacher.file_sha256 {
             return fail(format!(
@@ -67,22 +68,12 @@ impl SavedMaps {
                 )
             }
         }
-        if !shard.file.link_exists("candidates/shapley") {
+        if !store::has(&shard.file, &distilled::CANDIDATE_SHAPLEY) {
             return fail("has no Shapley maps (it was not made by --method infoutil)".into());
         }
-        let read = |name: &str| {
-            shard
-                .file
-                .dataset(name)
-                .and_then(|d| d.read_raw::<i64>())
-                .map_err(|e| Error::store(path, format!("{name}: {e}")))
-        };
-        let (index, label) = (read("candidates/source_index")?, read("candidates/label")?);
-        let maps: Array3<f32> = shard
-            .file
-            .dataset("candidates/shapley")
-            .and_then(|d| d.read())
-            .map_err(|e| Error::store(path, format!("candidates/shapley: {e}")))?;
+        let index: Array1<i64> = store::read(&shard.file, path, &distilled::CANDIDATE_INDEX)?;
+        let label: Array1<i64> = store::read(&shard.file, path, &distilled::CANDIDATE_LABEL)?;
+        let maps: Array3<f32> = store::read(&shard.file, path, &distilled::CANDIDATE_SHAPLEY)?;
         if maps.len_of(Axis(0)) != index.len() || label.len() != index.len() {
             return fail("candidates/shapley, source_index and label differ in length".into());
         }

@@ -6,7 +6,9 @@ pub mod attribute;
 pub mod crops;
 pub mod grid;
 pub mod masking;
+pub mod output;
 
 pub use crops::CropRule;
 pub use grid::{Grid, PixelBox};
 pub use masking::{Baseline, Value};
+pub use output::Attributions;

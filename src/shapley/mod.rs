@@ -62,8 +62,10 @@ pub trait GameSet {
     fn values(&self, coalitions: &[Coalition]) -> Result<Array2<f64>>;
 }
 
-/// How to estimate. All estimators are seeded and linear in the game's values.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// How to estimate. All estimators are seeded and linear in the game's values. In files and
+/// configurations an estimator is spelled by its [`name`](Estimator::name), as on the command
+/// line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Estimator {
     /// All 2^M coalitions and the Shapley formula; the budget is ignored.
     Exact,
@@ -134,6 +136,20 @@ impl Estimator {
             }
             Estimator::Permutation => permutation::plan(players, budget, seed),
         }
+    }
+}
+
+impl Serialize for Estimator {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
+impl<'de> Deserialize<'de> for Estimator {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        Estimator::from_name(&name)
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown Shapley estimator {name:?}")))
     }
 }
 

@@ -3,6 +3,7 @@
 use std::fmt::Write;
 use std::path::Path;
 
+use super::schema::attr;
 use super::{err, open, read_attr};
 use crate::error::Result;
 
@@ -16,7 +17,7 @@ pub fn summary(path: &Path) -> Result<String> {
     names.sort();
     for name in names {
         let value = read_attr(&file, &name).unwrap_or_else(|_| "<not a string>".into());
-        if name == "config" {
+        if name == attr::CONFIG {
             let pretty = serde_json::from_str::<serde_json::Value>(&value)
                 .and_then(|v| serde_json::to_string_pretty(&v))
                 .unwrap_or(value);
@@ -96,8 +97,8 @@ fn dataset_line(ds: &hdf5::Dataset, name: &str, pad: &str, out: &mut String) -> 
         .to_descriptor()
         .map(|d| d.to_string())
         .unwrap_or_else(|_| "?".into());
-    let layout = read_attr(ds, "layout").unwrap_or_default();
-    let desc = read_attr(ds, "description").unwrap_or_default();
+    let layout = read_attr(ds, attr::LAYOUT).unwrap_or_default();
+    let desc = read_attr(ds, attr::DESCRIPTION).unwrap_or_default();
     let _ = writeln!(
         out,
         "{pad}{name}  {dtype} {:?} [{layout}]  {desc}",

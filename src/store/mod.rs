@@ -8,6 +8,7 @@
 //! result under the final name. docs/hdf5-schema.md documents every dataset.
 
 mod inspect;
+pub mod schema;
 
 use std::path::{Path, PathBuf};
 
@@ -18,6 +19,7 @@ use ndarray::{ArrayView, Dimension};
 pub use inspect::summary;
 
 use crate::error::{Error, Result};
+use schema::{attr, Field};
 
 /// Bumped whenever a dataset or attribute changes meaning or layout.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -69,15 +71,15 @@ impl Writer {
             tmp,
             path: path.to_path_buf(),
         };
-        w.attr("/", "schema_version", &SCHEMA_VERSION.to_string())?;
+        w.attr("/", attr::SCHEMA_VERSION, &SCHEMA_VERSION.to_string())?;
         w.attr(
             "/",
-            "created_by",
+            attr::CREATED_BY,
             &format!("infoutil {}", env!("CARGO_PKG_VERSION")),
         )?;
-        w.attr("/", "kind", header.kind)?;
-        w.attr("/", "config", &header.config.to_string())?;
-        w.attr("/", "teacher_sha256", header.teacher_sha256)?;
+        w.attr("/", attr::KIND, header.kind)?;
+        w.attr("/", attr::CONFIG, &header.config.to_string())?;
+        w.attr("/", attr::TEACHER_SHA256, header.teacher_sha256)?;
         Ok(w)
     }
 
@@ -109,10 +111,15 @@ impl Writer {
             .map_err(|e| err(&self.path, format!("attribute {at}{name}: {e}")))
     }
 
+    /// Write `data` as the schema's `field`, with its `layout` and `description` attributes.
+    pub fn put<T: H5Type, D: Dimension>(&self, field: &Field, data: ArrayView<T, D>) -> Result<()> {
+        self.dataset(field.path, data, field.layout, field.description)
+    }
+
     /// Write `data` at `name` (e.g. `"/attribution/shapley"`), chunked along its first axis
     /// and compressed, with its axes named by `layout` (one letter or word per axis, comma-
     /// separated where words) and a one-line `description`.
-    pub fn dataset<T: H5Type, D: Dimension>(
+    fn dataset<T: H5Type, D: Dimension>(
         &self,
         name: &str,
         data: ArrayView<T, D>,
@@ -134,7 +141,7 @@ impl Writer {
             .with_data(data)
             .create(leaf)
             .map_err(|e| err(&self.path, format!("dataset {name}: {e}")))?;
-        for (k, v) in [("layout", layout), ("description", description)] {
+        for (k, v) in [(attr::LAYOUT, layout), (attr::DESCRIPTION, description)] {
             let v: VarLenUnicode = v.parse().map_err(|e| err(&self.path, e))?;
             ds.new_attr::<VarLenUnicode>()
                 .shape(())
@@ -193,7 +200,7 @@ pub fn open(path: &Path) -> Result<hdf5::File> {
         hdf5::File::open(path).map_err(|e| err(path, format!("not a readable HDF5 file ({e})")))?;
     if !file
         .attr_names()
-        .is_ok_and(|a| a.iter().any(|n| n == "schema_version"))
+        .is_ok_and(|a| a.iter().any(|n| n == attr::SCHEMA_VERSION))
     {
         return Err(err(
             path,
@@ -201,9 +208,9 @@ pub fn open(path: &Path) -> Result<hdf5::File> {
         ));
     }
     // infoutil writes the version as a string; a number (another writer) is read as one too.
-    let version = read_attr(&file, "schema_version")
+    let version = read_attr(&file, attr::SCHEMA_VERSION)
         .or_else(|_| {
-            let a = file.attr("schema_version")?;
+            let a = file.attr(attr::SCHEMA_VERSION)?;
             a.read_scalar::<i64>().map(|v| v.to_string())
         })
         .map_err(|e| {
@@ -221,6 +228,22 @@ pub fn open(path: &Path) -> Result<hdf5::File> {
         ));
     }
     Ok(file)
+}
+
+/// The schema's `field` from `file` (at `path`, for errors), as an array of `D` dimensions.
+pub fn read<T: H5Type, D: Dimension>(
+    file: &hdf5::File,
+    path: &Path,
+    field: &Field,
+) -> Result<ndarray::Array<T, D>> {
+    file.dataset(field.name())
+        .and_then(|d| d.read::<T, D>())
+        .map_err(|e| err(path, format!("{}: {e}", field.path)))
+}
+
+/// Whether `file` holds the schema's `field` (optional ones, such as Shapley maps).
+pub fn has(file: &hdf5::File, field: &Field) -> bool {
+    file.link_exists(field.name())
 }
 
 /// A string attribute of a file, group or dataset.

@@ -1,0 +1,101 @@
+//! The attribution file (`infoutil attribute --out`, kind `attribution`): each image's Shapley
+//! map, its crops and the record it came from, gathered chunk by chunk as images are explained.
+
+use std::path::{Path, PathBuf};
+
+use ndarray::{Array1, Array3};
+
+use super::attribute::{Attributed, ShapleyConfig};
+use crate::error::{Error, Result};
+use crate::store::{self, schema::attribution, schema::kind};
+
+/// Everything an attribution run found, in the order the images were explained.
+pub struct Attributions {
+    grid: usize,
+    per_image: usize,
+    maps: Vec<f32>,
+    source_index: Vec<i64>,
+    label: Vec<i64>,
+    boxes: Vec<i32>,
+}
+
+impl Attributions {
+    /// For maps of `grid × grid` patches and `per_image` crops per image.
+    pub fn new(grid: usize, per_image: usize) -> Attributions {
+        Attributions {
+            grid,
+            per_image,
+            maps: Vec::new(),
+            source_index: Vec::new(),
+            label: Vec::new(),
+            boxes: Vec::new(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.source_index.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.source_index.is_empty()
+    }
+
+    /// Keep one chunk of explained images.
+    pub fn push(&mut self, chunk: &Attributed) {
+        for ((r, map), crops) in chunk
+            .records
+            .iter()
+            .zip(chunk.maps.outer_iter())
+            .zip(chunk.crops)
+        {
+            self.maps.extend(map.iter().map(|&v| v as f32));
+            self.source_index.push(r.index as i64);
+            self.label.push(r.label as i64);
+            let corners = crops.iter().flat_map(|b| [b.y0, b.x0, b.y1, b.x1]);
+            self.boxes.extend(corners.map(|v| v as i32));
+        }
+    }
+
+    /// Write the documented schema (docs/hdf5-schema.md, kind `attribution`); the group's
+    /// attributes spell each option as the configuration does.
+    pub fn write(
+        &self,
+        path: &Path,
+        teacher_sha256: &str,
+        shapley: &ShapleyConfig,
+        seed: u64,
+        config: &serde_json::Value,
+    ) -> Result<PathBuf> {
+        let header = store::Header {
+            kind: kind::ATTRIBUTION,
+            config,
+            teacher_sha256,
+        };
+        let w = store::Writer::create(path, &header)?;
+        let spelled = |v: serde_json::Value| v.as_str().map_or(v.to_string(), str::to_string);
+        let values = [
+            shapley.grid.to_string(),
+            shapley.budget.to_string(),
+            spelled(serde_json::json!(shapley.estimator)),
+            spelled(serde_json::json!(shapley.baseline)),
+            spelled(serde_json::json!(shapley.value)),
+            seed.to_string(),
+        ];
+        for (k, v) in attribution::ATTRIBUTES.iter().zip(values) {
+            w.attr(attribution::GROUP, k, &v)?;
+        }
+        let (n, g) = (self.len(), self.grid);
+        let shape_err = |e: ndarray::ShapeError| Error::store(path, e);
+        let maps = Array3::from_shape_vec((n, g, g), self.maps.clone()).map_err(shape_err)?;
+        let boxes = Array3::from_shape_vec((n, self.per_image, 4), self.boxes.clone())
+            .map_err(shape_err)?;
+        w.put(&attribution::SHAPLEY, maps.view())?;
+        w.put(
+            &attribution::SOURCE_INDEX,
+            Array1::from(self.source_index.clone()).view(),
+        )?;
+        w.put(&attribution::LABEL, Array1::from(self.label.clone()).view())?;
+        w.put(&attribution::CROP_BOX, boxes.view())?;
+        w.finish()
+    }
+}
