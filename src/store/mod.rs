@@ -113,41 +113,69 @@ impl Writer {
 
     /// Write `data` as the schema's `field`, with its `layout` and `description` attributes.
     pub fn put<T: H5Type, D: Dimension>(&self, field: &Field, data: ArrayView<T, D>) -> Result<()> {
-        self.dataset(field.path, data, field.layout, field.description)
+        let ds = self
+            .builder::<T>(field, data.shape())?
+            .with_data(data)
+            .create(
+                field
+                    .path
+                    .rsplit_once('/')
+                    .map_or(field.path, |(_, leaf)| leaf),
+            )
+            .map_err(|e| err(&self.path, format!("dataset {}: {e}", field.path)))?;
+        self.describe(&ds, field)
     }
 
-    /// Write `data` at `name` (e.g. `"/attribution/shapley"`), chunked along its first axis
-    /// and compressed, with its axes named by `layout` (one letter or word per axis, comma-
-    /// separated where words) and a one-line `description`.
-    fn dataset<T: H5Type, D: Dimension>(
-        &self,
-        name: &str,
-        data: ArrayView<T, D>,
-        layout: &str,
-        description: &str,
-    ) -> Result<()> {
-        let (parent, leaf) = name.rsplit_once('/').unwrap_or(("", name));
-        let group = self.group(parent)?;
-        let shape = data.shape().to_vec();
-        let mut builder = group.new_dataset_builder();
+    /// The schema's `field` with `shape`, to be filled a block of rows at a time
+    /// ([`Rows::write`]): `merge` copies shard after shard without holding a whole dataset.
+    pub fn rows<T: H5Type>(&self, field: &Field, shape: &[usize]) -> Result<Rows> {
+        let ds = self
+            .builder::<T>(field, shape)?
+            .empty::<T>()
+            .shape(shape)
+            .create(
+                field
+                    .path
+                    .rsplit_once('/')
+                    .map_or(field.path, |(_, leaf)| leaf),
+            )
+            .map_err(|e| err(&self.path, format!("dataset {}: {e}", field.path)))?;
+        self.describe(&ds, field)?;
+        Ok(Rows {
+            ds,
+            path: self.path.clone(),
+            field: *field,
+            shape: shape.to_vec(),
+            next: 0,
+        })
+    }
+
+    /// A dataset builder in `field`'s group: chunked along the first axis (about
+    /// [`CHUNK_BYTES`] per chunk) and compressed.
+    fn builder<T: H5Type>(&self, field: &Field, shape: &[usize]) -> Result<hdf5::DatasetBuilder> {
+        let parent = field.path.rsplit_once('/').map_or("", |(p, _)| p);
+        let mut builder = self.group(parent)?.new_dataset_builder();
         if shape.iter().all(|&d| d > 0) {
             let row: usize = shape[1..].iter().product::<usize>() * std::mem::size_of::<T>();
             let rows = (CHUNK_BYTES / row.max(1)).clamp(1, shape[0]);
-            let mut chunk = shape.clone();
+            let mut chunk = shape.to_vec();
             chunk[0] = rows;
             builder = builder.chunk(chunk).shuffle().deflate(4);
         }
-        let ds = builder
-            .with_data(data)
-            .create(leaf)
-            .map_err(|e| err(&self.path, format!("dataset {name}: {e}")))?;
-        for (k, v) in [(attr::LAYOUT, layout), (attr::DESCRIPTION, description)] {
+        Ok(builder)
+    }
+
+    fn describe(&self, ds: &hdf5::Dataset, field: &Field) -> Result<()> {
+        for (k, v) in [
+            (attr::LAYOUT, field.layout),
+            (attr::DESCRIPTION, field.description),
+        ] {
             let v: VarLenUnicode = v.parse().map_err(|e| err(&self.path, e))?;
             ds.new_attr::<VarLenUnicode>()
                 .shape(())
                 .create(k)
                 .and_then(|a| a.write_scalar(&v))
-                .map_err(|e| err(&self.path, format!("dataset {name}: {e}")))?;
+                .map_err(|e| err(&self.path, format!("dataset {}: {e}", field.path)))?;
         }
         Ok(())
     }
@@ -160,6 +188,61 @@ impl Writer {
         let Writer { tmp, path, .. } = self;
         tmp.persist(&path).map_err(|e| Error::io(&path, e.error))?;
         Ok(path)
+    }
+}
+
+/// A dataset being filled block by block, in row order ([`Writer::rows`]).
+pub struct Rows {
+    ds: hdf5::Dataset,
+    path: PathBuf,
+    field: Field,
+    shape: Vec<usize>,
+    next: usize,
+}
+
+impl Rows {
+    /// The next rows: `block`'s shape must be the dataset's but for its first axis.
+    pub fn write<T: H5Type>(&mut self, block: ndarray::ArrayViewD<T>) -> Result<()> {
+        let n = block.shape().first().copied().unwrap_or(0);
+        if block.shape().get(1..) != self.shape.get(1..) || self.next + n > self.shape[0] {
+            return Err(err(
+                &self.path,
+                format!(
+                    "{}: a block of shape {:?} does not fit rows {}.. of {:?}",
+                    self.field.path,
+                    block.shape(),
+                    self.next,
+                    self.shape
+                ),
+            ));
+        }
+        if n > 0 {
+            let mut slab = vec![hdf5::SliceOrIndex::from(self.next..self.next + n)];
+            slab.extend(
+                self.shape[1..]
+                    .iter()
+                    .map(|&d| hdf5::SliceOrIndex::from(0..d)),
+            );
+            self.ds
+                .write_slice(block, hdf5::Hyperslab::from(slab))
+                .map_err(|e| err(&self.path, format!("{}: {e}", self.field.path)))?;
+        }
+        self.next += n;
+        Ok(())
+    }
+
+    /// Every row was written.
+    pub fn finish(self) -> Result<()> {
+        if self.next != self.shape[0] {
+            return Err(err(
+                &self.path,
+                format!(
+                    "{}: {} of {} rows written",
+                    self.field.path, self.next, self.shape[0]
+                ),
+            ));
+        }
+        Ok(())
     }
 }
 
