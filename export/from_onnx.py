@@ -10,12 +10,16 @@ The input's name is the graph's own; its layout (NCHW or NHWC) is read from the 
 shape, or given with --layout when the shape cannot tell. infoutil.* metadata already in SRC is
 kept unless overridden. Every float initializer the converted graph computes with is a parameter
 (Keras's Dense kernels and biases, folded BatchNorm scales and shifts): the norms are the gradient
-of the ONNX function with respect to its initializers. Checks: the converted module reproduces SRC
-under ONNX Runtime (max |logit diff| <= 1e-4), and the gradient graph matches torch.func in
-float64. Inputs for the checks: --images (idx gzip, normalised with the metadata) or seeded
-standard-normal inputs.
+of the ONNX function with respect to its initializers. Before conversion, Conv / MaxPool /
+AveragePool auto_pad (SAME_UPPER, SAME_LOWER, VALID: how jax2onnx writes SAME padding) becomes
+explicit pads (onnx2torch implements only those); the graph SRC ships as is. Checks: that
+prepared graph reproduces SRC under ONNX Runtime (max |output diff| <= 1e-5), the converted module
+reproduces SRC under ONNX Runtime (max |logit diff| <= 1e-4), and the gradient graph matches
+torch.func in float64. Inputs for the checks: --images (idx gzip, normalised with the metadata)
+or seeded standard-normal inputs.
 """
 import argparse
+import copy
 import json
 import os
 import sys
@@ -26,14 +30,131 @@ import torch
 import torch.nn as nn
 from onnx import numpy_helper, version_converter
 
-from infoutil_export import exporter, metadata
+from infoutil_export import exporter, metadata, verify
 from infoutil_export.data import read_idx_images, read_idx_labels
 
 ONNX2TORCH_OPSET = 17   # onnx2torch 1.5 lacks several newer op versions (AveragePool-19, Cast-19)
 
 
-def prepare_onnx(model):
-    """Make an exporter's forward graph digestible for onnx2torch."""
+AUTO_PAD_OPS = ("Conv", "MaxPool", "AveragePool")
+PREPARED_TOL = 1e-5   # max |output diff|, ONNX Runtime, prepared graph against SRC
+
+
+def same_pads(size, kernel, stride=1, dilation=1, mode="SAME_UPPER"):
+    """(begin, end) padding of one spatial axis that ONNX's auto_pad means: the output has
+    ceil(size / stride) positions (SAME_*) or no padding at all (VALID); SAME_UPPER puts the odd
+    extra cell at the end, SAME_LOWER at the beginning."""
+    if mode == "VALID":
+        return 0, 0
+    if mode not in ("SAME_UPPER", "SAME_LOWER"):
+        raise ValueError(f"auto_pad {mode!r}")
+    out = -(-size // stride)
+    total = max((out - 1) * stride + (kernel - 1) * dilation + 1 - size, 0)
+    small, large = total // 2, total - total // 2
+    return (small, large) if mode == "SAME_UPPER" else (large, small)
+
+
+def _static_dims(value_info):
+    t = value_info.type.tensor_type
+    if not t.HasField("shape"):
+        return None
+    return [d.dim_value if d.HasField("dim_value") else None for d in t.shape.dim]
+
+
+def explicit_pads(model):
+    """Rewrite every Conv / MaxPool / AveragePool whose auto_pad is SAME_UPPER, SAME_LOWER or VALID
+    into the explicit `pads` it stands for (onnx2torch implements only those; jax2onnx writes
+    SAME padding as auto_pad=SAME_UPPER). The pads depend on the input's spatial size, read with
+    onnx.shape_inference (the graph's input H and W must be static). Returns (model, number of
+    nodes rewritten); the model is modified in place."""
+    todo = [n for n in model.graph.node if n.op_type in AUTO_PAD_OPS and n.domain in ("", "ai.onnx")
+            and any(a.name == "auto_pad" and a.s.decode() != "NOTSET" for a in n.attribute)]
+    if not todo:
+        return model, 0
+    # inferred afresh: an exporter's own value_info can be wrong (jax2onnx 0.17 declares a
+    # transposed layout for some NCHW tensors) and shape inference would keep it
+    bare = copy.deepcopy(model)
+    del bare.graph.value_info[:]
+    inferred = onnx.shape_inference.infer_shapes(bare, data_prop=True)
+    shapes = {}
+    for vi in list(inferred.graph.input) + list(inferred.graph.value_info) + list(inferred.graph.output):
+        shapes[vi.name] = _static_dims(vi)
+    for t in model.graph.initializer:
+        shapes[t.name] = list(t.dims)
+    for node in todo:
+        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+        mode = attrs["auto_pad"].decode()
+        dims = shapes.get(node.input[0])
+        what = f"{node.op_type} node {node.name or '(unnamed)'!r} (input {node.input[0]!r})"
+        if dims is None or len(dims) < 3 or any(d is None for d in dims[2:]):
+            raise exporter.UnsupportedModelError(
+                f"{what} has auto_pad={mode} but its input's spatial shape is unknown ({dims}): "
+                "the explicit pads depend on it. Export the graph with static H and W (only the "
+                "batch dimension dynamic), or with explicit padding instead of SAME")
+        spatial = dims[2:]
+        kernel = attrs.get("kernel_shape")
+        if kernel is None and node.op_type == "Conv":
+            w = shapes.get(node.input[1])
+            kernel = w[2:] if w is not None and None not in w[2:] else None
+        if kernel is None or len(kernel) != len(spatial):
+            raise exporter.UnsupportedModelError(
+                f"{what} has auto_pad={mode} but no static kernel shape for input {dims}: give "
+                "the node a kernel_shape attribute or a constant weight")
+        strides = attrs.get("strides", [1] * len(spatial))
+        dilations = attrs.get("dilations", [1] * len(spatial))
+        per_axis = [same_pads(s, k, st, d, mode)
+                    for s, k, st, d in zip(spatial, kernel, strides, dilations)]
+        pads = [b for b, _ in per_axis] + [e for _, e in per_axis]
+        keep = [a for a in node.attribute if a.name not in ("auto_pad", "pads")]
+        del node.attribute[:]
+        node.attribute.extend(keep + [onnx.helper.make_attribute("pads", pads)])
+        if node.op_type != "Conv" and "kernel_shape" not in attrs:
+            node.attribute.append(onnx.helper.make_attribute("kernel_shape", list(kernel)))
+    return model, len(todo)
+
+
+def check_prepared(original, prepared, n=3, seed=0):
+    """Max |output difference| of the prepared graph against the original on ONNX Runtime, on
+    n seeded standard-normal batches (of 2 for a symbolic batch); refused above PREPARED_TOL."""
+    inits = {t.name for t in original.graph.initializer}
+    inputs = [i for i in original.graph.input if i.name not in inits]
+    rng = np.random.default_rng(seed)
+    feeds = []
+    for _ in range(n):
+        feed = {}
+        for i in inputs:
+            dims = _static_dims(i) or []
+            if any(d is None for d in dims[1:]):
+                raise exporter.UnsupportedModelError(
+                    f"input {i.name!r} has dims {dims}: the prepared graph cannot be checked "
+                    "without static non-batch dimensions")
+            feed[i.name] = rng.standard_normal([dims[0] or 2] + dims[1:]).astype(np.float32)
+        feeds.append(feed)
+    sessions = [verify.ort_session(m.SerializeToString()) for m in (original, prepared)]
+    err = 0.0
+    for feed in feeds:
+        try:
+            a = sessions[0].run(None, feed)
+        except Exception as e:   # noqa: BLE001  (e.g. ORT refuses dilation with SAME auto_pad)
+            raise exporter.UnsupportedModelError(
+                f"ONNX Runtime cannot run the source graph itself, which is what would ship as "
+                f"the forward graph: {e}") from e
+        b = sessions[1].run(None, feed)
+        err = max([err] + [float(np.abs(u.astype(np.float64) - v).max()) for u, v in zip(a, b)])
+    if not err <= PREPARED_TOL:
+        raise exporter.VerificationError(
+            f"the graph prepared for onnx2torch (explicit pads, opset {ONNX2TORCH_OPSET}) gives "
+            f"outputs {err:.3g} away from the source on ONNX Runtime (tolerance {PREPARED_TOL:g})")
+    return err
+
+
+def prepare_onnx(model, check=True, log=None):
+    """Make an exporter's forward graph digestible for onnx2torch. When auto_pad nodes were
+    rewritten (and check is true), the prepared graph is held to the original on ONNX Runtime."""
+    original = copy.deepcopy(model) if check else None
+    model, rewritten = explicit_pads(model)
+    if rewritten and log:
+        log(f"auto_pad made explicit on {rewritten} node(s)")
     consts = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
     for node in model.graph.node:
         if node.op_type == "Constant":
@@ -50,6 +171,11 @@ def prepare_onnx(model):
     opset = max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=0)
     if opset > ONNX2TORCH_OPSET:
         model = version_converter.convert_version(model, ONNX2TORCH_OPSET)
+    if rewritten and check:
+        err = check_prepared(original, model)
+        if log:
+            log(f"prepared graph vs source on ONNX Runtime: max |output diff| = {err:.3g} "
+                f"(tolerance {PREPARED_TOL:g})")
     return model
 
 
@@ -217,10 +343,10 @@ def normalized(pixels, norm, layout):
     return x.permute(0, 2, 3, 1).contiguous() if layout == "NHWC" else x
 
 
-def torch_module(src_path, input_shape, layout):
+def torch_module(src_path, input_shape, layout, log=print):
     """SRC as a torch module whose initializers are parameters, batch kept symbolic."""
     import onnx2torch
-    tm = onnx2torch.convert(prepare_onnx(onnx.load(src_path))).eval()
+    tm = onnx2torch.convert(prepare_onnx(onnx.load(src_path), log=log)).eval()
     static_reshapes(tm, exporter.graph_shape(input_shape, layout))
     return initializers_to_parameters(tm)
 
@@ -233,7 +359,7 @@ def export_onnx(src_path, out_dir, name, *, input_shape, class_names, normalizat
     src = onnx.load(src_path)
     get = lambda k: metadata.read(src).get(metadata.PREFIX + k)  # noqa: E731
     input_name, layout = graph_input(src, input_shape, layout)
-    tm = module if module is not None else torch_module(src_path, input_shape, layout)
+    tm = module if module is not None else torch_module(src_path, input_shape, layout, log=log)
     producer = " ".join(v for v in (src.producer_name, src.producer_version) if v) or "unknown"
     return exporter.export(
         tm, out_dir, name, input_shape=input_shape, class_names=class_names,

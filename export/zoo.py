@@ -182,20 +182,30 @@ def onnx_member(out, name, src, what, model_logits_fn, test_top1, dataset, rows)
     proto = onnx.load(fwd)
     metadata.attach(proto, {**metadata.read(proto), "infoutil.test_top1": f"{test_top1:.4f}"})
     onnx.save_model(proto, fwd)
-    write_reference(out, name, tm, x[:REFERENCE_N], y[:REFERENCE_N], "NHWC",
-                    model_logits_fn(x[:REFERENCE_N]), what)
+    source_logits = np.asarray(model_logits_fn(x[:REFERENCE_N]), np.float64)
+    # the shipped forward graph on ONNX Runtime against the source framework's own logits (what
+    # the Rust tests hold both backends to)
+    sess = verify.ort_session(fwd)
+    got = sess.run(None, {sess.get_inputs()[0].name: x[:REFERENCE_N].numpy()})[0]
+    source_err = float(np.abs(got.astype(np.float64) - source_logits).max())
+    print(f"[{name}] forward on ONNX Runtime vs {what}: max |logit diff| = {source_err:.3g} "
+          f"(tolerance {exporter.FORWARD_TOL:g}, n={REFERENCE_N})", flush=True)
+    if not source_err <= exporter.FORWARD_TOL:
+        raise exporter.VerificationError(
+            f"{name}: the forward graph's logits differ from {what}'s by {source_err:.3g}")
+    write_reference(out, name, tm, x[:REFERENCE_N], y[:REFERENCE_N], "NHWC", source_logits, what)
     rows.append(row(name, what, rep, time.time() - t0, tm, x[:64], y[:64], "NHWC",
-                    top1=test_top1))
+                    top1=test_top1, source_logits_max_abs_err=source_err))
 
 
-def row(name, what, rep, seconds, model, x, y, layout, top1=None):
+def row(name, what, rep, seconds, model, x, y, layout, top1=None, **extra):
     g = rep["grad"]
     speed = throughput(rep["files"]["grad"]["path"], exporter.prepare_model(model), x, y, layout)
     return {"name": name, "what": what, "layout": layout, "test_top1": top1,
             "norm_max_rel_err": g["norm_max_rel_err"], "ref_norm_range": [g["ref_norm_min"], g["ref_norm_max"]],
             "forward_max_abs_err": rep["forward"]["forward_max_abs_err"],
             "forward_mb": rep["files"]["forward"]["bytes"] / 1e6, "grad_mb": rep["files"]["grad"]["bytes"] / 1e6,
-            "export_s": round(seconds, 1), **speed}
+            "export_s": round(seconds, 1), **extra, **speed}
 
 
 def throughput(grad_path, model, x, y, layout, reps=3):

@@ -12,6 +12,7 @@ import gzip
 import json
 import time
 
+import flax
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -94,7 +95,8 @@ def main():
     xr = idx(args.reference_images)[:args.reference_n].astype(np.float32)[..., None] / 255.0
     logits = np.asarray(model(jnp.asarray(xr)), dtype=np.float64)
     with open(args.out.replace(".onnx", ".json"), "w") as f:
-        json.dump({"framework": f"jax {jax.__version__}, flax {nnx.__name__.split('.')[0]}",
+        json.dump({"framework": f"jax {jax.__version__}, flax {flax.__version__} (nnx), "
+                                f"jax2onnx {proto.producer_version}",
                    "test_top1": top1, "epochs": args.epochs,
                    "reference_logits": logits.tolist()}, f)
     print(f"wrote {args.out}")

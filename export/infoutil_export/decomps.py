@@ -139,6 +139,22 @@ def adaptive_avg_pool2d_backward(grad_output, self):
     return avg_pool2d_backward(grad_output, self, k, k, [0, 0], False, True, None)
 
 
+def constant_pad_nd(input, pad, value=0.0):
+    """A pad with negative amounts (the backward of an asymmetric F.pad, e.g. a converted
+    Conv auto_pad=SAME_UPPER) as a Slice, then a Pad of the non-negative amounts: ONNX allows
+    negative Pad amounts, but tract 0.23 panics on them. Non-negative pads are left as they are."""
+    if all(p >= 0 for p in pad):
+        return NotImplemented
+    x = input
+    for i in range(len(pad) // 2):
+        dim, lo, hi = input.dim() - 1 - i, pad[2 * i], pad[2 * i + 1]
+        start, end = max(-lo, 0), x.shape[dim] + min(hi, 0)
+        if start or hi < 0:
+            x = aten.slice.Tensor(x, dim, start, end)
+    rest = [max(p, 0) for p in pad]
+    return aten.constant_pad_nd.default(x, rest, value) if any(rest) else x.clone()
+
+
 # backwards the ONNX exporter translates better itself: torch's decompositions of the view
 # backwards (select, slice, unfold, diagonal) and of padding write through as_strided_scatter
 KEEP = {"select_backward", "slice_backward", "unfold_backward", "diagonal_backward",
@@ -162,4 +178,5 @@ def decomposition_table():
     table[aten.max_pool2d_with_indices_backward.default] = max_pool2d_backward
     table[aten.avg_pool2d_backward.default] = avg_pool2d_backward
     table[aten._adaptive_avg_pool2d_backward.default] = adaptive_avg_pool2d_backward
+    table[aten.constant_pad_nd.default] = constant_pad_nd
     return table

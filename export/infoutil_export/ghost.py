@@ -74,7 +74,9 @@ def _frobenius_sq_of_product(G, U, max_materialised=1 << 20):
 
 
 def _sq(t):
-    return t.flatten(1).pow(2).sum(1)
+    """|t_n|^2 per sample of [N, ...]; [N] is the per-sample gradient of a 0-d parameter (a
+    scalar initializer, e.g. the divisor of a mean that jax2onnx lowers to ReduceSum / Div)."""
+    return t.pow(2) if t.dim() == 1 else t.flatten(1).pow(2).sum(1)
 
 
 def _arg(args, kwargs, i, name, default=None):

@@ -49,7 +49,8 @@ def reference_grad_sqnorms(model, x, y, chunk=16, dtype=torch.float64, loss_fn=s
     sq = []
     for i in range(0, len(x64), chunk):
         g = per_sample(params, x64[i:i + chunk], y[i:i + chunk])
-        sq.append(torch.stack([g[k].flatten(1).pow(2).sum(1) for k in params], 1))
+        # reshape, not flatten(1): a 0-d parameter's per-sample gradient is [chunk]
+        sq.append(torch.stack([g[k].reshape(len(g[k]), -1).pow(2).sum(1) for k in params], 1))
     with torch.no_grad():
         probs = F.softmax(m64(x64), 1)
         delta = (probs - F.one_hot(y, probs.shape[1]).to(probs.dtype)).norm(dim=1)
