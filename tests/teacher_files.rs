@@ -354,3 +354,57 @@ fn forward_and_gradient_graph_must_agree_on_the_layout() {
         "{msg}"
     );
 }
+
+/// `model` with every initializer (small shape tensors too) moved to `NAME.data` beside it, as
+/// `onnx.save_model(..., save_as_external_data=True, size_threshold=0)` writes it.
+fn external(dir: &Path, name: &str, model: &ModelProto) {
+    let mut m = model.clone();
+    let mut data = Vec::new();
+    let location = format!("{name}.data");
+    for t in &mut m.graph.as_mut().unwrap().initializer {
+        assert!(!t.raw_data.is_empty(), "{} is stored raw", t.name);
+        let entry = |k: &str, v: String| StringStringEntryProto {
+            key: k.into(),
+            value: v,
+        };
+        t.external_data = vec![
+            entry("location", location.clone()),
+            entry("offset", data.len().to_string()),
+            entry("length", t.raw_data.len().to_string()),
+        ];
+        data.append(&mut t.raw_data);
+        t.data_location = Some(1);
+    }
+    std::fs::write(dir.join(&location), data).unwrap();
+    write(dir, name, &m);
+}
+
+#[test]
+fn external_data_inside_the_model_folder_runs_on_both_backends() {
+    let dir = tempfile::tempdir().unwrap();
+    external(dir.path(), "t.onnx", &decode(TEACHER));
+    external(dir.path(), "t.grad.onnx", &decode(TEACHER_GRAD));
+    let shipped = tract(TEACHER);
+    let (x, y) = mini_test(&shipped, 16);
+    let want = shipped.logits(x.view()).unwrap();
+    let want_norms = shipped.grad_norms(x.view(), &y).unwrap().norms;
+    let path = dir.path().join("t.onnx");
+    let mut teachers = vec![Teacher::load(&path, &options(BackendChoice::Tract)).unwrap()];
+    // ONNX Runtime resolves shape tensors before it loads external data: infoutil inlines it.
+    teachers.extend(ort_at(
+        &path,
+        "external_data_inside_the_model_folder_runs_on_both_backends",
+    ));
+    for t in teachers {
+        let got = t.logits(x.view()).unwrap();
+        let diff = (&got - &want).mapv(f32::abs).fold(0.0f32, |a, &b| a.max(b));
+        assert!(diff < 1e-4, "{}: logits differ by {diff}", t.backend);
+        let norms = t.grad_norms(x.view(), &y).unwrap().norms;
+        let rel = norms
+            .iter()
+            .zip(&want_norms)
+            .map(|(a, b)| ((a - b) / b).abs())
+            .fold(0.0f32, f32::max);
+        assert!(rel < 1e-4, "{}: gradient norms differ by {rel}", t.backend);
+    }
+}

@@ -190,6 +190,55 @@ impl OnnxFile {
     }
 }
 
+impl OnnxFile {
+    /// The model re-encoded with every external tensor read into the file, or `None` when it
+    /// has none. ONNX Runtime needs this: it resolves shape tensors (e.g. a Reshape's target)
+    /// before it loads external data, and fails on valid models that keep them outside.
+    pub fn inlined(&self) -> Result<Option<Vec<u8>>> {
+        let mut tensors = Vec::new();
+        collect_tensors(self.graph(), &mut tensors);
+        if !tensors.iter().any(|t| t.data_location == Some(EXTERNAL)) {
+            return Ok(None);
+        }
+        let mut proto = self.proto.clone();
+        let mut failure = None;
+        visit_tensors_mut(proto.graph.as_mut().expect("checked in read"), &mut |t| {
+            if t.data_location == Some(EXTERNAL) && failure.is_none() {
+                match self.read_external(t) {
+                    Ok(bytes) => {
+                        t.raw_data = bytes;
+                        t.data_location = None;
+                        t.external_data.clear();
+                    }
+                    Err(e) => failure = Some(e),
+                }
+            }
+        });
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(Some(prost::Message::encode_to_vec(&proto))),
+        }
+    }
+}
+
+/// [`collect_tensors`], mutably.
+fn visit_tensors_mut(g: &mut GraphProto, f: &mut dyn FnMut(&mut TensorProto)) {
+    g.initializer.iter_mut().for_each(&mut *f);
+    for s in &mut g.sparse_initializer {
+        s.values
+            .iter_mut()
+            .chain(s.indices.iter_mut())
+            .for_each(&mut *f);
+    }
+    for attr in g.node.iter_mut().flat_map(|n| &mut n.attribute) {
+        attr.t.iter_mut().for_each(&mut *f);
+        attr.tensors.iter_mut().for_each(&mut *f);
+        for sub in attr.g.iter_mut().chain(attr.graphs.iter_mut()) {
+            visit_tensors_mut(sub, f);
+        }
+    }
+}
+
 fn external_key<'a>(t: &'a TensorProto, key: &str) -> Option<&'a str> {
     t.external_data
         .iter()
