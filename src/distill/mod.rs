@@ -2,9 +2,12 @@
 //! resized; random: whole images) → utility and selection → stitching → soft labels.
 
 pub mod candidates;
+mod infoutil;
 mod merge;
+mod method;
 mod output;
 mod parts;
+mod random;
 pub mod rded;
 mod reuse;
 
@@ -17,14 +20,15 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::{Source, VisitReport};
 use crate::error::{Error, Result};
-use crate::informativeness::attribute::{shapley_maps, ShapleyConfig, STAGE as ATTRIBUTION};
-use crate::informativeness::{crops, CropRule, Grid, PixelBox};
+use crate::informativeness::attribute::ShapleyConfig;
+use crate::informativeness::{CropRule, PixelBox};
 use crate::progress::Progress;
 use crate::reconstruct;
 use crate::teacher::Teacher;
 use crate::utility::{self, Score};
 use candidates::Candidates;
 pub use merge::merge;
+use method::Work;
 pub use output::Distilled;
 use parts::ClassResult;
 pub use parts::{default_dir as default_checkpoint_dir, Checkpoint};
@@ -81,10 +85,7 @@ impl DistillConfig {
                 Self::MAX_FACTOR
             )));
         }
-        if self.method == Method::Random && self.factor != 1 {
-            return fail("the random baseline uses whole real images: use --factor 1");
-        }
-        if self.only_recognised && self.method != Method::Infoutil {
+        if self.only_recognised && !self.method.proposal().filters_recognised() {
             return fail(
                 "--only-recognised filters InfoUtil's crops: use it with --method infoutil",
             );
@@ -97,6 +98,7 @@ impl DistillConfig {
                 return fail("--classes selects no class");
             }
         }
+        self.method.proposal().check(self)?;
         self.shapley.check()?;
         self.crops.check(self.shapley.grid)
     }
@@ -209,7 +211,8 @@ pub fn distill(
     }
     let mut out = output::Builder::new(teacher);
     let mut resumed = 0;
-    let work = |c: usize| Work::of(cfg, classes[c].len());
+    let method = cfg.method.proposal();
+    let work = |c: usize| method.work(cfg, method.candidates(cfg).min(classes[c].len()) as u64);
     let total = wanted.iter().fold(Work::default(), |t, &c| t.plus(work(c)));
     total.start(progress);
     for c in wanted {
@@ -244,61 +247,6 @@ pub fn distill(
     Ok(distilled)
 }
 
-/// Units of work per progress stage: images to attribute, crops to score.
-#[derive(Debug, Clone, Copy, Default)]
-struct Work {
-    attribution: u64,
-    utility: u64,
-}
-
-impl Work {
-    /// The work of one class of `pool` records.
-    fn of(cfg: &DistillConfig, pool: usize) -> Work {
-        let images = cfg.candidates.min(pool) as u64;
-        let crops = images * cfg.crops.per_image as u64;
-        match cfg.method {
-            Method::Infoutil => Work {
-                attribution: images,
-                utility: crops,
-            },
-            Method::Rded => Work {
-                attribution: 0,
-                utility: crops,
-            },
-            Method::Random => Work::default(),
-        }
-    }
-
-    fn plus(self, o: Work) -> Work {
-        Work {
-            attribution: self.attribution + o.attribution,
-            utility: self.utility + o.utility,
-        }
-    }
-
-    fn stages(self) -> [(&'static str, u64); 2] {
-        [(ATTRIBUTION, self.attribution), (UTILITY, self.utility)]
-    }
-
-    fn start(self, progress: &dyn Progress) {
-        for (stage, units) in self.stages().into_iter().filter(|s| s.1 > 0) {
-            progress.start(stage, units);
-        }
-    }
-
-    fn advance(self, progress: &dyn Progress) {
-        for (stage, units) in self.stages().into_iter().filter(|s| s.1 > 0) {
-            progress.advance(stage, units);
-        }
-    }
-
-    fn finish(self, progress: &dyn Progress) {
-        for (stage, _) in self.stages().into_iter().filter(|s| s.1 > 0) {
-            progress.finish(stage);
-        }
-    }
-}
-
 /// The state of one distillation run, shared by its classes.
 struct Run<'a> {
     teacher: &'a Teacher,
@@ -313,9 +261,7 @@ struct Run<'a> {
 /// The dataset's mean pixel, needed only by the `mean` baseline.
 fn mean_pixel(source: &mut dyn Source, teacher: &Teacher, cfg: &DistillConfig) -> Result<Vec<f32>> {
     let channels = teacher.meta.input.channels;
-    if cfg.method == Method::Infoutil
-        && cfg.shapley.baseline == crate::informativeness::Baseline::Mean
-    {
+    if cfg.method.proposal().needs_mean_pixel(cfg) {
         crate::data::stats::mean_pixel(source, channels, 1000)
     } else {
         Ok(vec![0.0; channels])
@@ -342,12 +288,8 @@ impl Run<'_> {
         let mut rng =
             StdRng::seed_from_u64(cfg.seed ^ (c as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
         let t = Instant::now();
-        let n = if cfg.method == Method::Random {
-            cfg.ipc
-        } else {
-            cfg.candidates
-        };
-        let picked = candidates::draw(pool, n, &mut rng);
+        let method = cfg.method.proposal();
+        let picked = candidates::draw(pool, method.candidates(cfg), &mut rng);
         let spec = &teacher.meta.input;
         let cands = candidates::load(source, picked, spec, cfg.skip_bad, &mut self.report)?;
         self.timings.read += t.elapsed().as_secs_f64();
@@ -358,11 +300,7 @@ impl Run<'_> {
                 format!("class {c}: every candidate was a bad record"),
             ));
         }
-        let (crops, log) = match cfg.method {
-            Method::Infoutil => self.infoutil_crops(&cands, c, &mut rng)?,
-            Method::Rded => self.rded_crops(&cands, c, &mut rng)?,
-            Method::Random => random_crops(&cands, c),
-        };
+        let (crops, log) = method.crops(self, &cands, c, &mut rng)?;
         let per_image = cfg.factor * cfg.factor;
         let keep = utility::top_k(
             &crops.iter().map(|k| k.score).collect::<Vec<_>>(),
@@ -384,139 +322,10 @@ impl Run<'_> {
         self.timings.reconstruction += t.elapsed().as_secs_f64();
         Ok(result)
     }
-
-    fn infoutil_crops(
-        &mut self,
-        cands: &Candidates,
-        c: usize,
-        rng: &mut StdRng,
-    ) -> Result<(Vec<Crop>, ClassLog)> {
-        let (teacher, cfg, progress) = (self.teacher, self.cfg, self.progress);
-        let t = Instant::now();
-        let maps = self.maps(cands, c)?;
-        let spec = &teacher.meta.input;
-        let grid = Grid::new(cfg.shapley.grid, spec.height, spec.width).map_err(Error::Config)?;
-        let boxes: Vec<Vec<PixelBox>> = maps
-            .outer_iter()
-            .zip(&cands.raw)
-            .map(|(map, raw)| {
-                let (_, h, w) = raw.dim();
-                crops::choose(map, &grid, &cfg.crops, rng)
-                    .into_iter()
-                    .map(|b| b.rescale((spec.height, spec.width), (h, w)))
-                    .collect()
-            })
-            .collect();
-        self.timings.attribution += t.elapsed().as_secs_f64();
-
-        let t = Instant::now();
-        let batch = CropBatch::new(teacher, cands, &boxes, None);
-        let scores = batch.scores(teacher, cands, c, cfg.score)?;
-        let recognised = match cfg.only_recognised {
-            true => Some(batch.recognised(teacher, cands, c)?),
-            false => None,
-        };
-        progress.advance(UTILITY, count(&boxes));
-        self.timings.utility += t.elapsed().as_secs_f64();
-        Ok(collect(cands, c, Some(maps), boxes, scores, recognised))
-    }
-
-    /// The Shapley maps `[n, g, g]` of class `c`'s candidates: saved ones where given, the others
-    /// computed with the class's plan.
-    fn maps(&self, cands: &Candidates, c: usize) -> Result<Array3<f64>> {
-        let g = self.cfg.shapley.grid;
-        let mut maps = Array3::zeros((cands.len(), g, g));
-        let mut missing = Vec::new();
-        for (k, &record) in cands.source_index.iter().enumerate() {
-            match self.saved_maps.and_then(|s| s.get(c, record)) {
-                Some(m) => maps.index_axis_mut(Axis(0), k).assign(m),
-                None => missing.push(k),
-            }
-        }
-        self.progress
-            .advance(ATTRIBUTION, (cands.len() - missing.len()) as u64);
-        if missing.is_empty() {
-            return Ok(maps);
-        }
-        let x = cands.x.select(Axis(0), &missing);
-        let seed = self.cfg.seed ^ (c as u64).wrapping_mul(0xD1B5_4A32_D192_ED03);
-        let (fresh, _) = shapley_maps(
-            self.teacher,
-            x.view(),
-            &vec![c; missing.len()],
-            &self.cfg.shapley,
-            &self.mean_pixel,
-            seed,
-            self.progress,
-        )
-        .map_err(|e| {
-            e.locate(ATTRIBUTION, |i| {
-                missing.get(i).map(|&k| cands.source_index[k])
-            })
-        })?;
-        for (&k, m) in missing.iter().zip(fresh.outer_iter()) {
-            maps.index_axis_mut(Axis(0), k).assign(&m);
-        }
-        Ok(maps)
-    }
-
-    fn rded_crops(
-        &mut self,
-        cands: &Candidates,
-        c: usize,
-        rng: &mut StdRng,
-    ) -> Result<(Vec<Crop>, ClassLog)> {
-        let (teacher, cfg, progress) = (self.teacher, self.cfg, self.progress);
-        let t = Instant::now();
-        let boxes: Vec<Vec<PixelBox>> = cands
-            .raw
-            .iter()
-            .map(|raw| {
-                let (_, h, w) = raw.dim();
-                (0..cfg.crops.per_image)
-                    .map(|_| rded::random_resized_box(h, w, rng))
-                    .collect()
-            })
-            .collect();
-        let scores = CropBatch::new(teacher, cands, &boxes, Some(cfg.factor)).scores(
-            teacher,
-            cands,
-            c,
-            Score::Loss,
-        )?;
-        progress.advance(UTILITY, count(&boxes));
-        // RDED keeps the most realistic crop (lowest loss) of each image.
-        let scores: Vec<Vec<f64>> = scores
-            .into_iter()
-            .map(|s| s.into_iter().map(|l| -l).collect())
-            .collect();
-        self.timings.utility += t.elapsed().as_secs_f64();
-        let (mut crops, log) = collect(cands, c, None, boxes, scores, None);
-        crops = best_per_candidate(crops);
-        Ok((crops, log))
-    }
 }
 
 fn count(boxes: &[Vec<PixelBox>]) -> u64 {
     boxes.iter().map(|b| b.len() as u64).sum()
-}
-
-fn random_crops(cands: &Candidates, c: usize) -> (Vec<Crop>, ClassLog) {
-    let boxes: Vec<Vec<PixelBox>> = cands
-        .raw
-        .iter()
-        .map(|r| {
-            vec![PixelBox {
-                y0: 0,
-                x0: 0,
-                y1: r.dim().1,
-                x1: r.dim().2,
-            }]
-        })
-        .collect();
-    // Equal scores: selection keeps the drawn order.
-    let scores = vec![vec![0.0]; cands.len()];
-    collect(cands, c, None, boxes, scores, None)
 }
 
 /// The distinct crops of a class's boxes as one teacher batch: each crop resized to the teacher's

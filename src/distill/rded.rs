@@ -2,11 +2,74 @@
 //! image, aspect ratio 3/4–4/3), scored by −CE of the teacher on the crop resized to the tile
 //! size and zero-padded (in input space) to the full input.
 
+use std::time::Instant;
+
 use ndarray::{s, Array4, Axis};
 use rand::rngs::StdRng;
 use rand::Rng;
 
+use super::candidates::Candidates;
+use super::method::{Proposal, Work};
+use super::{
+    best_per_candidate, collect, count, ClassLog, Crop, CropBatch, DistillConfig, Run, UTILITY,
+};
+use crate::error::Result;
 use crate::informativeness::PixelBox;
+use crate::utility::Score;
+
+/// RDED (Sun et al., CVPR 2024): random resized crops, the most realistic (lowest −CE) of each
+/// candidate kept.
+pub(super) struct Rded;
+
+impl Proposal for Rded {
+    fn candidates(&self, cfg: &DistillConfig) -> usize {
+        cfg.candidates
+    }
+
+    fn work(&self, cfg: &DistillConfig, images: u64) -> Work {
+        Work {
+            attribution: 0,
+            utility: images * cfg.crops.per_image as u64,
+        }
+    }
+
+    fn crops(
+        &self,
+        run: &mut Run,
+        cands: &Candidates,
+        c: usize,
+        rng: &mut StdRng,
+    ) -> Result<(Vec<Crop>, ClassLog)> {
+        let (teacher, cfg, progress) = (run.teacher, run.cfg, run.progress);
+        let t = Instant::now();
+        let boxes: Vec<Vec<PixelBox>> = cands
+            .raw
+            .iter()
+            .map(|raw| {
+                let (_, h, w) = raw.dim();
+                (0..cfg.crops.per_image)
+                    .map(|_| random_resized_box(h, w, rng))
+                    .collect()
+            })
+            .collect();
+        let scores = CropBatch::new(teacher, cands, &boxes, Some(cfg.factor)).scores(
+            teacher,
+            cands,
+            c,
+            Score::Loss,
+        )?;
+        progress.advance(UTILITY, count(&boxes));
+        // RDED keeps the most realistic crop (lowest loss) of each image.
+        let scores: Vec<Vec<f64>> = scores
+            .into_iter()
+            .map(|s| s.into_iter().map(|l| -l).collect())
+            .collect();
+        run.timings.utility += t.elapsed().as_secs_f64();
+        let (mut crops, log) = collect(cands, c, None, boxes, scores, None);
+        crops = best_per_candidate(crops);
+        Ok((crops, log))
+    }
+}
 
 /// One RandomResizedCrop box in an `h × w` image, torchvision's rule: ten tries at a random
 /// area and log-uniform aspect ratio, else the centred largest box of a valid ratio.

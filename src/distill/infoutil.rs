@@ -1,0 +1,114 @@
+//! InfoUtil's crops (the paper's method): each candidate's Shapley map (Stage 1, or saved ones
+//! from `--maps-from`), its informative crops by pooled arg-max with noise, and their utility
+//! (Stage 2, the teacher's per-sample gradient norm by default).
+
+use std::time::Instant;
+
+use ndarray::{Array3, Axis};
+use rand::rngs::StdRng;
+
+use super::candidates::Candidates;
+use super::method::{Proposal, Work};
+use super::{collect, count, ClassLog, Crop, CropBatch, DistillConfig, Run, UTILITY};
+use crate::error::{Error, Result};
+use crate::informativeness::attribute::{shapley_maps, STAGE as ATTRIBUTION};
+use crate::informativeness::{crops, Baseline, Grid, PixelBox};
+
+pub(super) struct InfoUtil;
+
+impl Proposal for InfoUtil {
+    fn candidates(&self, cfg: &DistillConfig) -> usize {
+        cfg.candidates
+    }
+
+    fn work(&self, cfg: &DistillConfig, images: u64) -> Work {
+        Work {
+            attribution: images,
+            utility: images * cfg.crops.per_image as u64,
+        }
+    }
+
+    fn filters_recognised(&self) -> bool {
+        true
+    }
+
+    fn needs_mean_pixel(&self, cfg: &DistillConfig) -> bool {
+        cfg.shapley.baseline == Baseline::Mean
+    }
+
+    fn crops(
+        &self,
+        run: &mut Run,
+        cands: &Candidates,
+        c: usize,
+        rng: &mut StdRng,
+    ) -> Result<(Vec<Crop>, ClassLog)> {
+        let (teacher, cfg, progress) = (run.teacher, run.cfg, run.progress);
+        let t = Instant::now();
+        let maps = maps(run, cands, c)?;
+        let spec = &teacher.meta.input;
+        let grid = Grid::new(cfg.shapley.grid, spec.height, spec.width).map_err(Error::Config)?;
+        let boxes: Vec<Vec<PixelBox>> = maps
+            .outer_iter()
+            .zip(&cands.raw)
+            .map(|(map, raw)| {
+                let (_, h, w) = raw.dim();
+                crops::choose(map, &grid, &cfg.crops, rng)
+                    .into_iter()
+                    .map(|b| b.rescale((spec.height, spec.width), (h, w)))
+                    .collect()
+            })
+            .collect();
+        run.timings.attribution += t.elapsed().as_secs_f64();
+
+        let t = Instant::now();
+        let batch = CropBatch::new(teacher, cands, &boxes, None);
+        let scores = batch.scores(teacher, cands, c, cfg.score)?;
+        let recognised = match cfg.only_recognised {
+            true => Some(batch.recognised(teacher, cands, c)?),
+            false => None,
+        };
+        progress.advance(UTILITY, count(&boxes));
+        run.timings.utility += t.elapsed().as_secs_f64();
+        Ok(collect(cands, c, Some(maps), boxes, scores, recognised))
+    }
+}
+
+/// The Shapley maps `[n, g, g]` of class `c`'s candidates: saved ones where given, the others
+/// computed with the class's plan.
+fn maps(run: &Run, cands: &Candidates, c: usize) -> Result<Array3<f64>> {
+    let g = run.cfg.shapley.grid;
+    let mut maps = Array3::zeros((cands.len(), g, g));
+    let mut missing = Vec::new();
+    for (k, &record) in cands.source_index.iter().enumerate() {
+        match run.saved_maps.and_then(|s| s.get(c, record)) {
+            Some(m) => maps.index_axis_mut(Axis(0), k).assign(m),
+            None => missing.push(k),
+        }
+    }
+    run.progress
+        .advance(ATTRIBUTION, (cands.len() - missing.len()) as u64);
+    if missing.is_empty() {
+        return Ok(maps);
+    }
+    let x = cands.x.select(Axis(0), &missing);
+    let seed = run.cfg.seed ^ (c as u64).wrapping_mul(0xD1B5_4A32_D192_ED03);
+    let (fresh, _) = shapley_maps(
+        run.teacher,
+        x.view(),
+        &vec![c; missing.len()],
+        &run.cfg.shapley,
+        &run.mean_pixel,
+        seed,
+        run.progress,
+    )
+    .map_err(|e| {
+        e.locate(ATTRIBUTION, |i| {
+            missing.get(i).map(|&k| cands.source_index[k])
+        })
+    })?;
+    for (&k, m) in missing.iter().zip(fresh.outer_iter()) {
+        maps.index_axis_mut(Axis(0), k).assign(&m);
+    }
+    Ok(maps)
+}

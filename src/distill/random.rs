@@ -1,0 +1,54 @@
+//! The random baseline: IPC whole real images per class, as drawn.
+
+use rand::rngs::StdRng;
+
+use super::candidates::Candidates;
+use super::method::{Proposal, Work};
+use super::{collect, ClassLog, Crop, DistillConfig, Run};
+use crate::error::{Error, Result};
+use crate::informativeness::PixelBox;
+
+pub(super) struct RandomImages;
+
+impl Proposal for RandomImages {
+    fn candidates(&self, cfg: &DistillConfig) -> usize {
+        cfg.ipc
+    }
+
+    fn work(&self, _cfg: &DistillConfig, _images: u64) -> Work {
+        Work::default()
+    }
+
+    fn check(&self, cfg: &DistillConfig) -> Result<()> {
+        if cfg.factor != 1 {
+            return Err(Error::Config(
+                "the random baseline uses whole real images: use --factor 1".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    fn crops(
+        &self,
+        _run: &mut Run,
+        cands: &Candidates,
+        c: usize,
+        _rng: &mut StdRng,
+    ) -> Result<(Vec<Crop>, ClassLog)> {
+        let boxes: Vec<Vec<PixelBox>> = cands
+            .raw
+            .iter()
+            .map(|r| {
+                vec![PixelBox {
+                    y0: 0,
+                    x0: 0,
+                    y1: r.dim().1,
+                    x1: r.dim().2,
+                }]
+            })
+            .collect();
+        // Equal scores: selection keeps the drawn order.
+        let scores = vec![vec![0.0]; cands.len()];
+        Ok(collect(cands, c, None, boxes, scores, None))
+    }
+}
