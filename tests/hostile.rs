@@ -782,3 +782,66 @@ fn outputs_are_ordinary_files_and_a_failed_run_leaves_no_checkpoint_folder() {
     );
     assert!(!d.join("y.h5.parts").exists());
 }
+
+#[test]
+fn a_full_disk_is_one_line_and_leaves_no_temporary_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let full = dir.path().join("full");
+    std::fs::create_dir_all(&full).unwrap();
+    // A 200 kB file system: needs root and permission to mount; elsewhere the case says SKIP.
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=200k", "tmpfs"])
+        .arg(&full)
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !mounted {
+        eprintln!("SKIP a_full_disk_is_one_line_and_leaves_no_temporary_file: cannot mount a small tmpfs here (needs root)");
+        return;
+    }
+    struct Unmount<'a>(&'a Path);
+    impl Drop for Unmount<'_> {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(self.0).status();
+        }
+    }
+    let _guard = Unmount(&full);
+    let out = full.join("x.h5");
+    let o = infoutil(
+        &[
+            "distill",
+            "--backend",
+            "tract",
+            "--method",
+            "random",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{t}");
+    assert!(
+        t.contains("no space left on the device; nothing was written or replaced"),
+        "{t}"
+    );
+    assert!(
+        !t.contains("H5C_") && !t.contains("panicked"),
+        "a raw HDF5 stack: {t}"
+    );
+    let mut left = Vec::new();
+    let mut stack = vec![full.clone()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            if e.path().is_dir() {
+                stack.push(e.path());
+            } else {
+                left.push(e.file_name().to_string_lossy().into_owned());
+            }
+        }
+    }
+    assert!(!out.exists(), "no output under its final name");
+    assert!(
+        left.iter().all(|f| !f.ends_with(".tmp")),
+        "temporary files left: {left:?}"
+    );
+}

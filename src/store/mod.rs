@@ -42,8 +42,19 @@ pub struct Writer {
     path: PathBuf,
 }
 
+/// A store error for `path`. HDF5 reports a full disk as a page of its internal call stack; the
+/// user needs one line, and to know that nothing was replaced (the file is written under a
+/// temporary name, removed on failure).
 fn err(path: &Path, e: impl std::fmt::Display) -> Error {
-    Error::store(path, e)
+    let text = e.to_string();
+    if text.contains("errno = 28") || text.contains("No space left on device") {
+        return Error::store(
+            path,
+            "no space left on the device; nothing was written or replaced (free some space and \
+             run again; distill --resume keeps the classes already finished)",
+        );
+    }
+    Error::store(path, text)
 }
 
 impl Writer {
