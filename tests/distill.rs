@@ -505,6 +505,20 @@ fn a_distilled_file_holds_exactly_the_schemas_datasets_and_merge_keeps_them_all(
             assert_eq!(layout, field.layout, "{}", field.path);
         }
     }
+    // The file states the options it was made with, whatever context the caller passes.
+    let bare = dir.path().join("bare.h5");
+    run(&t, &cfg)
+        .write(&bare, &t, &serde_json::json!({}))
+        .unwrap();
+    let f = infoutil::store::open(&bare).unwrap();
+    assert_eq!(
+        infoutil::store::read_attr(&f, "ipc").unwrap(),
+        cfg.ipc.to_string()
+    );
+    assert_eq!(
+        infoutil::store::read_attr(&f, "method").unwrap(),
+        "infoutil"
+    );
     // One spelling: the configuration names the estimator as the command line does.
     let f = infoutil::store::open(&merged).unwrap();
     let config: serde_json::Value =

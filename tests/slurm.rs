@@ -8,6 +8,9 @@
 //! Slurm comes from Debian's slurm-wlm and munge packages, installed here when missing (as
 //! root, unless INFOUTIL_SLURM_INSTALL=0). Where it cannot be had, the tests print a `SKIP:`
 //! line and return.
+//!
+//! For measurements (docs/scale.md), INFOUTIL_SLURM_DISTILL_ARGS and INFOUTIL_SLURM_TASKS change
+//! the first case's distill options and task count; each case prints its wall times.
 
 use std::fs;
 use std::io::Read;
@@ -25,6 +28,7 @@ const FAST: &str = "--backend tract --candidates 4 --budget 48 --ipc 2";
 /// Slower classes (about 1.5 s on one thread), so that an array task can be caught between two.
 const SLOWER: &str = "--backend tract --candidates 8 --budget 96 --ipc 2";
 const CLASSES: usize = 10;
+/// Array tasks (classes 0-2, 3-5, 6-9).
 const TASKS: usize = 3;
 /// Whole-job bound: the slower array takes about 20 s on 2 idle cores.
 const JOB_TIMEOUT: Duration = Duration::from_secs(180);
@@ -420,6 +424,7 @@ impl Drop for Cluster {
 // Running the example
 
 struct Submitted {
+    tasks: usize,
     array: String,
     merge: String,
     out_dir: PathBuf,
@@ -438,7 +443,7 @@ fn check(out: &Output, what: &str) -> String {
 }
 
 /// examples/slurm/submit.sh, with the test binary and `args` as DISTILL_ARGS.
-fn submit(cluster: &Cluster, name: &str, args: &str) -> Submitted {
+fn submit(cluster: &Cluster, name: &str, args: &str, tasks: usize) -> Submitted {
     let out_dir = cluster.path(name);
     let path = std::env::var_os("PATH").unwrap_or_default();
     let path = std::env::join_paths(
@@ -453,7 +458,7 @@ fn submit(cluster: &Cluster, name: &str, args: &str) -> Submitted {
         .env("SLURM_CONF", &cluster.conf)
         .env("PATH", path)
         .env("CLASSES", CLASSES.to_string())
-        .env("NTASKS", TASKS.to_string())
+        .env("NTASKS", tasks.to_string())
         .env("OUT_DIR", &out_dir)
         .env("INFOUTIL", BIN)
         .env("DISTILL_ARGS", args)
@@ -470,6 +475,7 @@ fn submit(cluster: &Cluster, name: &str, args: &str) -> Submitted {
             .to_string()
     };
     Submitted {
+        tasks,
         array: id("ARRAY_JOB_ID="),
         merge: id("MERGE_JOB_ID="),
         out_dir,
@@ -526,7 +532,7 @@ fn wait_done(cluster: &mut Cluster, s: &Submitted) -> Times {
         }
         let tasks: Vec<_> = states.iter().filter(|(id, ..)| *id != s.merge).collect();
         if array_done.is_none()
-            && tasks.len() == TASKS
+            && tasks.len() == s.tasks
             && tasks.iter().all(|(_, st, _)| st == "COMPLETED")
         {
             array_done = Some(s.started.elapsed().as_secs_f64());
@@ -662,13 +668,18 @@ fn the_slurm_array_and_its_merge_job_equal_one_run() {
     let Some(tools) = slurm_or_skip("array and merge") else {
         return;
     };
+    // For measurements (docs/scale.md): other options and task counts than the test's.
+    let args = std::env::var("INFOUTIL_SLURM_DISTILL_ARGS").unwrap_or(FAST.to_string());
+    let tasks = std::env::var("INFOUTIL_SLURM_TASKS").map_or(TASKS, |n| {
+        n.parse().expect("INFOUTIL_SLURM_TASKS is a number")
+    });
     let mut cluster = Cluster::start(&tools);
-    let (single, single_s) = single_run(cluster.dir.path(), FAST);
-    let s = submit(&cluster, "run", FAST);
+    let (single, single_s) = single_run(cluster.dir.path(), &args);
+    let s = submit(&cluster, "run", &args, tasks);
     let t = wait_done(&mut cluster, &s);
     assert_same_datasets(&s.out_dir.join("all.h5"), &single);
     eprintln!(
-        "slurm: {CLASSES} classes, {FAST}: one process {single_s:.1} s; array of {TASKS} tasks \
+        "slurm: {CLASSES} classes, {args}: one process {single_s:.1} s; array of {tasks} tasks \
          (1 CPU each, {} CPUs) done {:.1} s after submission, merged {:.1} s (merge job {} s)",
         std::thread::available_parallelism().map_or(1, |n| n.get()),
         t.array,
@@ -687,7 +698,7 @@ fn a_requeued_array_task_resumes_to_the_same_result() {
     };
     let mut cluster = Cluster::start(&tools);
     let (single, _) = single_run(cluster.dir.path(), SLOWER);
-    let s = submit(&cluster, "run", SLOWER);
+    let s = submit(&cluster, "run", SLOWER, TASKS);
     // The last task has the most classes (6-9): requeue it once it has saved one.
     let task = TASKS - 1;
     let parts = s.out_dir.join(format!("shard-{task}.h5.parts"));

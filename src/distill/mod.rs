@@ -239,7 +239,7 @@ pub fn distill(
     }
     total.finish(progress);
     let t = Instant::now();
-    let mut distilled = out.finish(label_teacher, cfg.factor)?;
+    let mut distilled = out.finish(label_teacher, cfg)?;
     run.timings.soft_labels += t.elapsed().as_secs_f64();
     distilled.report = run.report;
     distilled.timings = run.timings;

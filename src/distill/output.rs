@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use ndarray::{Array1, Array2, Array3, Array4, Axis};
 
 use super::parts::ClassResult;
-use super::{tile_logits, ClassLog, Timings};
+use super::{tile_logits, ClassLog, DistillConfig, Timings};
 use crate::data::VisitReport;
 use crate::error::Result;
 use crate::reconstruct;
@@ -36,6 +36,8 @@ pub struct Distilled {
     pub timings: Timings,
     /// Classes taken from a checkpoint instead of computed.
     pub resumed_classes: usize,
+    /// The options it was made with (what the file's `config.distill` and root attributes say).
+    pub config: DistillConfig,
 }
 
 impl Builder {
@@ -50,7 +52,8 @@ impl Builder {
         self.classes.push(class);
     }
 
-    pub(super) fn finish(self, label_teacher: &Teacher, factor: usize) -> Result<Distilled> {
+    pub(super) fn finish(self, label_teacher: &Teacher, cfg: &DistillConfig) -> Result<Distilled> {
+        let factor = cfg.factor;
         let cat4 = |f: &dyn Fn(&ClassResult) -> ndarray::ArrayView4<f32>| {
             let views: Vec<_> = self.classes.iter().map(f).collect();
             ndarray::concatenate(Axis(0), &views).expect("same image shape")
@@ -90,6 +93,7 @@ impl Builder {
             report: VisitReport::default(),
             timings: Timings::default(),
             resumed_classes: 0,
+            config: cfg.clone(),
         })
     }
 }
@@ -126,26 +130,24 @@ impl Distilled {
         teacher: &Teacher,
         config: &serde_json::Value,
     ) -> Result<PathBuf> {
+        // The options are written from the typed configuration the set was made with, so the
+        // file can never disagree with itself; `config` adds the run's context (paths, backend).
+        let mut config = config.clone();
+        config["distill"] = serde_json::json!(self.config);
         let w = store::Writer::create(
             path,
             &store::Header {
                 kind: kind::DISTILLED,
-                config,
+                config: &config,
                 teacher_sha256: &teacher.file_sha256,
             },
         )?;
         let names = serde_json::to_string(&teacher.meta.class_names).expect("strings");
         w.attr("/", attr::CLASS_NAMES, &names)?;
+        let options = serde_json::json!(self.config);
         for key in distilled::FROM_CONFIG {
-            let v = &config["distill"][key];
-            w.attr(
-                "/",
-                key,
-                v.as_str()
-                    .map(str::to_string)
-                    .unwrap_or_else(|| v.to_string())
-                    .as_str(),
-            )?;
+            let v = &options[key];
+            w.attr("/", key, &v.as_str().map_or(v.to_string(), str::to_string))?;
         }
         w.put(&distilled::IMAGES, self.images.view())?;
         w.put(&distilled::IMAGES_UINT8, self.images_u8.view())?;

@@ -43,12 +43,14 @@ impl SavedMaps {
                 want.teacher.path.display()
             ));
         }
-        let d = &shard.config["distill"];
-        if d["shapley"] != serde_json::json!(want.shapley) || d["seed"] != want.seed {
+        let d: super::DistillConfig = serde_json::from_value(shard.config["distill"].clone())
+            .map_err(|e| Error::store(path, format!("config.distill cannot be read: {e}")))?;
+        if serde_json::json!(d.shapley) != serde_json::json!(want.shapley) || d.seed != want.seed {
             return fail(format!(
                 "has maps made with other Shapley options or seed (it has {} and seed {}); \
                  its maps would differ from this run's",
-                d["shapley"], d["seed"]
+                serde_json::json!(d.shapley),
+                d.seed
             ));
         }
         match shard.config["data_sha256"].as_str() {
