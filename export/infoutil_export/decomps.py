@@ -155,6 +155,20 @@ def constant_pad_nd(input, pad, value=0.0):
     return aten.constant_pad_nd.default(x, rest, value) if any(rest) else x.clone()
 
 
+def select_backward(grad_output, input_sizes, dim, index):
+    """The backward of x.select(dim, index) (a ViT's class token, `x[:, 0]`) as a Pad of the
+    unsqueezed gradient: zeros on both sides of `index` along `dim`. The exporter's own
+    translation writes new_zeros + select_scatter, i.e. ConstantOfShape + ScatterElements.
+    A symbolic size along `dim` (the batch) keeps that translation."""
+    dim = dim % len(input_sizes)
+    size = input_sizes[dim]
+    if not isinstance(size, int):
+        return NotImplemented
+    index = index + size if index < 0 else index
+    pad = [0, 0] * (len(input_sizes) - 1 - dim) + [index, size - 1 - index]
+    return aten.constant_pad_nd.default(grad_output.unsqueeze(dim), pad, 0.0)
+
+
 # backwards the ONNX exporter translates better itself: torch's decompositions of the view
 # backwards (select, slice, unfold, diagonal) and of padding write through as_strided_scatter
 KEEP = {"select_backward", "slice_backward", "unfold_backward", "diagonal_backward",
@@ -179,4 +193,5 @@ def decomposition_table():
     table[aten.avg_pool2d_backward.default] = avg_pool2d_backward
     table[aten._adaptive_avg_pool2d_backward.default] = adaptive_avg_pool2d_backward
     table[aten.constant_pad_nd.default] = constant_pad_nd
+    table[aten.select_backward.default] = select_backward
     return table

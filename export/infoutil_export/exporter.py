@@ -8,8 +8,10 @@ import copy
 import os
 import warnings
 
+import numpy as np
 import onnx
 import torch
+from onnx import numpy_helper
 from torch.fx.experimental.proxy_tensor import make_fx
 
 from . import ghost, metadata, verify
@@ -51,7 +53,28 @@ def _onnx_export(module, args, input_names, output_names):
                                  output_names=output_names,
                                  dynamic_shapes=tuple({0: n} for _ in args),
                                  external_data=False, verbose=False)
-    return prog.model_proto
+    return explicit_constant_of_shape(prog.model_proto)
+
+
+def explicit_constant_of_shape(proto):
+    """Give every ConstantOfShape without a `value` attribute the one ONNX defines for it, a
+    float32 0 (the exporter writes `new_zeros` / `zeros` that way). tract 0.23.9 reads the
+    missing attribute as an f64 0 (`rctensor0(0.0)` in tract-onnx's ops/array), so the zeros
+    and everything computed from them become float64 and the graph fails to load ("Impossible
+    to unify F64 with F32" at the next MatMul). Same meaning, so ONNX Runtime is unaffected.
+    Modifies and returns `proto`."""
+    zero = numpy_helper.from_array(np.zeros(1, np.float32), "value")
+    graphs = [proto.graph] + list(proto.functions)
+    while graphs:
+        g = graphs.pop()
+        for node in g.node:
+            if node.op_type == "ConstantOfShape" and node.domain in ("", "ai.onnx") and \
+                    not any(a.name == "value" for a in node.attribute):
+                node.attribute.append(onnx.helper.make_attribute("value", zero))
+            graphs += [a.g for a in node.attribute if a.type == onnx.AttributeProto.GRAPH]
+            graphs += [sub for a in node.attribute if a.type == onnx.AttributeProto.GRAPHS
+                       for sub in a.graphs]
+    return proto
 
 
 def graph_shape(input_shape, layout):

@@ -94,10 +94,30 @@ def check_constant_pad_nd():
     return worst
 
 
+def check_select_backward():
+    """x.select(dim, index) backward (a class token) as a Pad, against autograd; every dim and
+    index, negative ones too."""
+    x = torch.randn(2, 5, 4, 3)
+    worst = 0.0
+    for dim in range(-4, 4):
+        for index in (0, 2, -1):
+            if index >= x.shape[dim]:
+                continue
+            f = lambda t: t.select(dim, index)
+            go = torch.randn_like(f(x))
+            ref = _grad(f, x, go)
+            got = decomps.select_backward(go, list(x.shape), dim, index)
+            assert got.shape == ref.shape, (dim, index, got.shape)
+            worst = max(worst, (got - ref).abs().max().item())
+    assert worst == 0.0, worst
+    return worst
+
+
 if __name__ == "__main__":
     torch.manual_seed(0)
     print(f"max_pool2d_backward max abs err {check_max_pool():.3g}")
     print(f"avg_pool2d_backward max abs err {check_avg_pool():.3g}")
     print(f"convolution_backward max rel err {check_conv():.3g}")
     print(f"constant_pad_nd with negative pads max abs err {check_constant_pad_nd():.3g}")
+    print(f"select_backward as a Pad max abs err {check_select_backward():.3g}")
     print("ok")

@@ -110,7 +110,24 @@ def test_modern_layers_verify():
         names = json.loads(mg["infoutil.param_names"])
         assert names[-2:] == ["fc.weight", "fc.bias"] and "tok" in names and "scale" in names
         assert mg["infoutil.last_layer_params"] == json.dumps([len(names) - 2, len(names) - 1])
+        # every ConstantOfShape (the slice and reflect-pad backwards' zeros) carries its value:
+        # tract 0.23.9 reads a missing one as an f64 0
+        grd = onnx.load(f"{d}/t.grad.onnx")
+        assert any(n.op_type == "ConstantOfShape" for n in grd.graph.node)
+        assert all(any(a.name == "value" for a in n.attribute)
+                   for n in grd.graph.node if n.op_type == "ConstantOfShape")
     return rep["grad"]["norm_max_rel_err"]
+
+
+def test_constant_of_shape_gets_its_float32_default():
+    """ONNX's default value of ConstantOfShape is a float32 0; tract 0.23.9 takes f64."""
+    from onnx import helper
+    node = helper.make_node("ConstantOfShape", ["s"], ["z"])
+    g = helper.make_graph([node], "g", [helper.make_tensor_value_info("s", onnx.TensorProto.INT64, [2])],
+                          [helper.make_tensor_value_info("z", onnx.TensorProto.FLOAT, None)])
+    m = exporter.explicit_constant_of_shape(helper.make_model(g))
+    value, = [a.t for a in m.graph.node[0].attribute if a.name == "value"]
+    assert value.data_type == onnx.TensorProto.FLOAT and onnx.numpy_helper.to_array(value).tolist() == [0.0]
 
 
 def test_confident_samples_keep_relative_precision():
@@ -192,6 +209,7 @@ if __name__ == "__main__":
     torch.set_num_threads(int(os.environ.get("THREADS", "2")))
     print("classic layers: max rel err", test_classic_layers_verify())
     print("modern layers: max rel err", test_modern_layers_verify())
+    test_constant_of_shape_gets_its_float32_default()
     g = test_confident_samples_keep_relative_precision()
     print(f"confident samples: max rel err {g['norm_max_rel_err']:.3g} on reference norms "
           f"{g['ref_norm_min']:.3g} … {g['ref_norm_max']:.3g} (plain float32 torch.func: "
