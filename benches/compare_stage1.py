@@ -17,7 +17,6 @@ Run from the repository root, e.g.
       --budgets 64,256,1024,2048 --out docs/stage1-tables.md
 """
 import argparse
-import gzip
 import hashlib
 import json
 import math
@@ -34,31 +33,26 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "examples"))
+import infoutil_io  # noqa: E402  (examples/infoutil_io.py: the shared idx reader and hash)
+
 G = 4            # patches per side
 M = G * G        # players
 P = 7            # patch side in pixels
 SIDE = G * P     # 28
-MEAN, STD = 0.2860, 0.3530
 INFOUTIL_ESTIMATORS = ["leverage", "kernel", "kernel-enum", "permutation"]
 
 
 # ----------------------------------------------------------------------------------------- data
 
-def read_idx(path):
-    raw = gzip.open(path).read()
-    ndim = raw[3]
-    dims = [int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
-    return np.frombuffer(raw, np.uint8, offset=4 + 4 * ndim).reshape(dims)
-
-
-def load_images(data, n):
+def load_images(data, n, teacher):
     """The first n/10 images of each class in file order, sorted by index (the CLI's
-    `--per-class`), normalised like the teacher's input."""
-    images = read_idx(data)
-    labels = read_idx(data.replace("images-idx3", "labels-idx1"))
+    `--per-class`), normalised as the teacher's metadata declares."""
+    images = infoutil_io.read_idx(data, 3)
+    labels = infoutil_io.read_idx(data.replace("images-idx3", "labels-idx1"), 1)
     k = max(1, n // 10)
     idx = sorted(int(i) for c in range(10) for i in np.where(labels == c)[0][:k])
-    x = ((images[idx].astype(np.float32) / 255.0 - MEAN) / STD)[:, None]
+    x = infoutil_io.to_teacher_input(images[idx], teacher)
     return np.array(idx), labels[idx].astype(np.int64), x
 
 
@@ -103,12 +97,7 @@ def torch_teacher(pt_path, threads):
     return net.eval()
 
 
-def sha256(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+sha256 = infoutil_io.sha256_file
 
 
 # ------------------------------------------------------------------------- exact Shapley values
@@ -590,7 +579,7 @@ def main():
     def log(msg):
         print(f"[{time.time() - t0:7.1f}s] {msg}", file=sys.stderr, flush=True)
 
-    idx, labels, x = load_images(args.data, args.n)
+    idx, labels, x = load_images(args.data, args.n, args.teacher)
     teacher = OrtTeacher(args.teacher, args.threads)
     r = {"teacher": args.teacher, "teacher_sha256": sha256(args.teacher), "n": len(idx),
          "indices": idx.tolist(), "versions": versions(),

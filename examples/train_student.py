@@ -78,15 +78,12 @@ distillation's wall time and peak memory when found (see --distill-log), the ful
 versions. examples/results_table.py turns a folder of these into a Markdown table.
 """
 import argparse
-import gzip
-import hashlib
 import json
 import math
 import os
 import platform
 import random
 import re
-import struct
 import sys
 import time
 from pathlib import Path
@@ -95,6 +92,9 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import infoutil_io  # noqa: E402  (examples/infoutil_io.py: the shared idx reader and hash)
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_TEST_IMAGES = "data/fashion-mnist-mini/t10k-images-idx3-ubyte.gz"
@@ -126,47 +126,21 @@ def repo_path(p):
     return REPO / p
 
 
-def sha256_file(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def _open_maybe_gz(path):
-    with open(path, "rb") as f:
-        gz = f.read(2) == b"\x1f\x8b"
-    return gzip.open(path, "rb") if gz else open(path, "rb")
-
-
 def read_idx(path, expect_dims):
-    """idx1 (labels) or idx3 (images) file, gzip-compressed or raw -> numpy uint8 array."""
-    path = Path(path)
-    if not path.exists():
-        raise UsageError(f"{path}: no such file")
-    with _open_maybe_gz(path) as f:
-        head = f.read(4)
-        if len(head) < 4 or head[0] != 0 or head[1] != 0 or head[2] != 0x08:
-            raise UsageError(f"{path}: not an idx file of unsigned bytes (magic {head.hex()})")
-        dims = head[3]
-        if dims != expect_dims:
-            kind = {1: "an idx1 label file", 3: "an idx3 image file"}[expect_dims]
-            raise UsageError(f"{path}: expected {kind}, found an idx file with {dims} dimension(s)")
-        shape = struct.unpack(">" + "I" * dims, f.read(4 * dims))
-        n = int(np.prod(shape))
-        buf = f.read(n)
-    if len(buf) != n:
-        raise UsageError(f"{path}: truncated: {len(buf)} of {n} data bytes")
-    return np.frombuffer(buf, dtype=np.uint8).reshape(shape)
+    try:
+        return infoutil_io.read_idx(path, expect_dims)
+    except infoutil_io.DataError as e:
+        raise UsageError(str(e)) from e
 
 
 def load_idx_pair(images_path, labels_path):
-    x = read_idx(images_path, 3)
-    y = read_idx(labels_path, 1).astype(np.int64)
-    if len(x) != len(y):
-        raise UsageError(f"{images_path} has {len(x)} images but {labels_path} has {len(y)} labels")
-    return x, y
+    try:
+        return infoutil_io.load_idx_pair(images_path, labels_path)
+    except infoutil_io.DataError as e:
+        raise UsageError(str(e)) from e
+
+
+sha256_file = infoutil_io.sha256_file
 
 
 def _attr(v):
