@@ -52,8 +52,15 @@ fn tint(v: f64, max_abs: f64) -> ([f64; 3], f64) {
     (colour, 0.7 * t.abs())
 }
 
-/// The image in grey, tinted by the g×g Shapley map (red: raises the class score, blue: lowers it), with `crops` outlined: the last (the
-/// noise-free crop) in green, the others in yellow.
+/// Longest side of a heat-map: small images are enlarged up to it (at most `scale` times),
+/// large ones (ImageNet photos) shrunk to it, so a folder of maps or a contact sheet of 100 of
+/// them stays a size any viewer opens.
+pub const HEATMAP_SIDE: u32 = 448;
+
+/// The image in grey, tinted by the g×g Shapley map (red: raises the class score, blue: lowers
+/// it), with `crops` outlined: the last (the noise-free crop) in green, the others in yellow.
+/// Drawn at `scale` times the image, or smaller, so that its longest side is at most
+/// [`HEATMAP_SIDE`].
 pub fn heatmap(
     image: ArrayView3<u8>,
     map: ArrayView2<f64>,
@@ -62,11 +69,21 @@ pub fn heatmap(
 ) -> RgbImage {
     let (_, h, w) = image.dim();
     let g = map.nrows();
+    let f = (scale.max(1) as f64).min(HEATMAP_SIDE as f64 / h.max(w) as f64);
+    let (oh, ow) = (
+        ((h as f64 * f).round() as u32).max(1),
+        ((w as f64 * f).round() as u32).max(1),
+    );
+    let mut out = if f >= 1.0 && f.fract() == 0.0 {
+        to_rgb(image, f as u32)
+    } else {
+        let base = to_rgb(image, 1);
+        image::imageops::resize(&base, ow, oh, image::imageops::FilterType::Triangle)
+    };
     let max_abs = map.iter().fold(0.0f64, |a, &v| a.max(v.abs()));
-    let mut out = to_rgb(image, scale);
     for (x, y, px) in out.enumerate_pixels_mut() {
-        let (yy, xx) = ((y / scale) as usize, (x / scale) as usize);
-        let (colour, alpha) = tint(map[[yy * g / h, xx * g / w]], max_abs);
+        let cell = (y as usize * g / oh as usize, x as usize * g / ow as usize);
+        let (colour, alpha) = tint(map[cell], max_abs);
         let grey = px.0.iter().map(|&v| v as f64).sum::<f64>() / 3.0;
         for (ch, c) in colour.iter().enumerate() {
             px.0[ch] = ((1.0 - alpha) * grey + alpha * c).round() as u8;
@@ -78,16 +95,19 @@ pub fn heatmap(
         } else {
             Rgb([230, 200, 0])
         };
-        outline(&mut out, b, scale, colour, i as u32);
+        outline(&mut out, b, f, colour, i as u32);
     }
     out
 }
 
-/// A rectangle outline, inset by `inset` pixels so that equal boxes stay visible.
-fn outline(img: &mut RgbImage, b: &PixelBox, scale: u32, colour: Rgb<u8>, inset: u32) {
-    let (x0, y0) = (b.x0 as u32 * scale + inset, b.y0 as u32 * scale + inset);
-    let x1 = (b.x1 as u32 * scale).saturating_sub(1 + inset).max(x0);
-    let y1 = (b.y1 as u32 * scale).saturating_sub(1 + inset).max(y0);
+/// A rectangle outline of `b` drawn `f` times its size, inset by `inset` pixels so that equal
+/// boxes stay visible.
+fn outline(img: &mut RgbImage, b: &PixelBox, f: f64, colour: Rgb<u8>, inset: u32) {
+    let at = |v: usize| (v as f64 * f).round() as u32;
+    let (x0, y0) = (at(b.x0) + inset, at(b.y0) + inset);
+    let x1 = at(b.x1).saturating_sub(1 + inset).max(x0);
+    let y1 = at(b.y1).saturating_sub(1 + inset).max(y0);
+    let (x0, y0) = (x0.min(img.width() - 1), y0.min(img.height() - 1));
     for x in x0..=x1.min(img.width() - 1) {
         img.put_pixel(x, y0, colour);
         img.put_pixel(x, y1.min(img.height() - 1), colour);
@@ -129,5 +149,31 @@ mod tests {
         let h = heatmap(img.view(), map.view(), &[], 1);
         let (tl, br) = (h.get_pixel(0, 0).0, h.get_pixel(3, 3).0);
         assert!(tl[0] > tl[2] && br[2] > br[0], "{tl:?} {br:?}");
+    }
+
+    #[test]
+    fn heatmaps_are_enlarged_or_shrunk_to_a_bounded_side() {
+        let map = Array2::from_elem((4, 4), 1.0);
+        let crop = PixelBox {
+            y0: 0,
+            x0: 0,
+            y1: 683,
+            x1: 512,
+        };
+        // A 28 px image at scale 8: 224 px. A 1024×683 photo: 448 px wide, not 8192.
+        let small = heatmap(
+            Array3::from_elem((1, 28, 28), 9u8).view(),
+            map.view(),
+            &[],
+            8,
+        );
+        assert_eq!(small.dimensions(), (224, 224));
+        let photo = Array3::from_elem((3, 683, 1024), 9u8);
+        let big = heatmap(photo.view(), map.view(), &[crop], 8);
+        assert_eq!(big.dimensions(), (HEATMAP_SIDE, 299));
+        // The crop (the left half) is outlined where it is, in the shrunk picture.
+        assert_eq!(big.get_pixel(0, 100).0, [0, 200, 0]);
+        assert_eq!(big.get_pixel(223, 100).0, [0, 200, 0]);
+        assert_ne!(big.get_pixel(300, 100).0, [0, 200, 0]);
     }
 }

@@ -845,3 +845,32 @@ fn a_full_disk_is_one_line_and_leaves_no_temporary_file() {
         "temporary files left: {left:?}"
     );
 }
+
+#[test]
+fn too_few_crops_for_the_factor_names_the_options_to_change() {
+    let dir = tempfile::tempdir().unwrap();
+    refused(
+        dir.path(),
+        &[
+            "distill",
+            "--backend",
+            "tract",
+            "--factor",
+            "2",
+            "--ipc",
+            "1",
+            "--candidates",
+            "1",
+            "--crops-per-image",
+            "2",
+            "--budget",
+            "48",
+        ],
+        &[
+            "class 0 offers",
+            "--ipc 1 × --factor 2² needs 4",
+            "raise --crops-per-image (now 2)",
+            "--candidates (now 1",
+        ],
+    );
+}

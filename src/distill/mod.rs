@@ -309,11 +309,17 @@ impl Run<'_> {
         );
         if keep.len() < cfg.ipc * per_image {
             return Err(Error::Config(format!(
-                "class {c} offers {} crops but IPC {} × factor² {} needs {}; draw more candidates",
+                "class {c} offers {} distinct crops from {} candidate image(s), but --ipc {} × \
+                 --factor {}² needs {}: raise --crops-per-image (now {}) or --candidates (now {}, \
+                 the class has {} images), or lower --ipc or --factor",
                 keep.len(),
+                cands.len(),
                 cfg.ipc,
-                per_image,
-                cfg.ipc * per_image
+                cfg.factor,
+                cfg.ipc * per_image,
+                cfg.crops.per_image,
+                cfg.candidates,
+                pool.len()
             )));
         }
         let chosen: Vec<Crop> = keep.iter().map(|&i| crops[i]).collect();
