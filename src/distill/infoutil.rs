@@ -8,8 +8,10 @@ use ndarray::{Array3, Axis};
 use rand::rngs::StdRng;
 
 use super::candidates::Candidates;
+use super::config::DistillConfig;
+use super::crops::{collect, count, ClassLog, Crop, CropBatch, UTILITY};
 use super::method::{Proposal, Work};
-use super::{collect, count, ClassLog, Crop, CropBatch, DistillConfig, Run, UTILITY};
+use super::run::Run;
 use crate::error::{Error, Result};
 use crate::informativeness::attribute::{shapley_maps, STAGE as ATTRIBUTION};
 use crate::informativeness::{crops, Baseline, Grid, PixelBox};

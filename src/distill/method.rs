@@ -5,10 +5,12 @@
 use rand::rngs::StdRng;
 
 use super::candidates::Candidates;
+use super::config::{DistillConfig, Method};
+use super::crops::{ClassLog, Crop, UTILITY};
 use super::infoutil::InfoUtil;
 use super::random::RandomImages;
 use super::rded::Rded;
-use super::{ClassLog, Crop, DistillConfig, Method, Run, UTILITY};
+use super::run::Run;
 use crate::error::Result;
 use crate::informativeness::attribute::STAGE as ATTRIBUTION;
 use crate::progress::Progress;

@@ -4,13 +4,15 @@ use std::path::{Path, PathBuf};
 
 use ndarray::{Array1, Array2, Array3, Array4, Axis};
 
+use super::config::DistillConfig;
+use super::crops::ClassLog;
 use super::parts::ClassResult;
-use super::{tile_logits, ClassLog, DistillConfig, Timings};
 use crate::data::VisitReport;
 use crate::error::Result;
 use crate::reconstruct;
 use crate::store::{self, schema::attr, schema::distilled, schema::kind};
 use crate::teacher::Teacher;
+use serde::Serialize;
 
 pub(super) struct Builder {
     spec: crate::data::preprocess::InputSpec,
@@ -231,4 +233,32 @@ impl Distilled {
             .max(1);
         crate::render::contact_sheet(&tiles, tiles.len().div_ceil(classes))
     }
+}
+
+/// Seconds per stage, summed over classes.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Timings {
+    pub read: f64,
+    pub attribution: f64,
+    pub utility: f64,
+    pub reconstruction: f64,
+    pub soft_labels: f64,
+}
+
+/// Soft labels of `pixels` tiles: teacher softmax per tile.
+fn tile_logits(teacher: &Teacher, images: &[Array3<f32>], factor: usize) -> Result<Array2<f32>> {
+    let spec = &teacher.meta.input;
+    let per = factor * factor;
+    let mut x = Array4::zeros((images.len() * per, spec.channels, spec.height, spec.width));
+    for (i, img) in images.iter().enumerate() {
+        let (_, h, w) = img.dim();
+        for k in 0..per {
+            let t = reconstruct::tile(k, factor, h, w);
+            let tile = img.slice(ndarray::s![.., t.y0..t.y1, t.x0..t.x1]);
+            spec.pixels_into(tile, x.index_axis_mut(Axis(0), i * per + k));
+        }
+    }
+    teacher
+        .logits(x.view())
+        .map_err(|e| e.locate("soft labels", |_| None))
 }

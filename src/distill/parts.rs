@@ -7,7 +7,7 @@ use ndarray::{Array1, Array2, Array3, Array4, Axis};
 use sha2::{Digest, Sha256};
 
 use super::candidates::Candidates;
-use super::{ClassLog, Crop};
+use super::crops::{ClassLog, Crop};
 use crate::data::preprocess::InputSpec;
 use crate::error::{Error, Result};
 use crate::informativeness::PixelBox;

@@ -3,8 +3,10 @@
 use rand::rngs::StdRng;
 
 use super::candidates::Candidates;
+use super::config::DistillConfig;
+use super::crops::{collect, ClassLog, Crop};
 use super::method::{Proposal, Work};
-use super::{collect, ClassLog, Crop, DistillConfig, Run};
+use super::run::Run;
 use crate::error::{Error, Result};
 use crate::informativeness::PixelBox;
 

@@ -9,10 +9,10 @@ use rand::rngs::StdRng;
 use rand::Rng;
 
 use super::candidates::Candidates;
+use super::config::DistillConfig;
+use super::crops::{best_per_candidate, collect, count, ClassLog, Crop, CropBatch, UTILITY};
 use super::method::{Proposal, Work};
-use super::{
-    best_per_candidate, collect, count, ClassLog, Crop, CropBatch, DistillConfig, Run, UTILITY,
-};
+use super::run::Run;
 use crate::error::Result;
 use crate::informativeness::PixelBox;
 use crate::utility::Score;

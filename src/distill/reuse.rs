@@ -43,8 +43,9 @@ impl SavedMaps {
                 want.teacher.path.display()
             ));
         }
-        let d: super::DistillConfig = serde_json::from_value(shard.config["distill"].clone())
-            .map_err(|e| Error::store(path, format!("config.distill cannot be read: {e}")))?;
+        let d: super::config::DistillConfig =
+            serde_json::from_value(shard.config["distill"].clone())
+                .map_err(|e| Error::store(path, format!("config.distill cannot be read: {e}")))?;
         if serde_json::json!(d.shapley) != serde_json::json!(want.shapley) || d.seed != want.seed {
             return fail(format!(
                 "has maps made with other Shapley options or seed (it has {} and seed {}); \

@@ -1,0 +1,83 @@
+//! What a distillation is asked to do: the method and its options, with their limits.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::informativeness::attribute::ShapleyConfig;
+use crate::informativeness::CropRule;
+use crate::utility::Score;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Method {
+    /// Shapley-informative crops, gradient-norm utility (the paper's method).
+    Infoutil,
+    /// RDED: random resized crops scored by the teacher's −CE.
+    Rded,
+    /// IPC random real images per class.
+    Random,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DistillConfig {
+    pub method: Method,
+    /// Distilled images per class.
+    pub ipc: usize,
+    /// Crops stitched per side of a distilled image.
+    pub factor: usize,
+    /// Real candidate images drawn per class (InfoUtil, RDED).
+    pub candidates: usize,
+    pub shapley: ShapleyConfig,
+    pub crops: CropRule,
+    pub score: Score,
+    /// Select among the crops the teacher assigns to their class first (not in the paper).
+    #[serde(default)]
+    pub only_recognised: bool,
+    pub seed: u64,
+    pub skip_bad: bool,
+    /// Only these classes (a shard of the work, e.g. one machine's part); None = all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub classes: Option<Vec<usize>>,
+}
+
+impl DistillConfig {
+    /// Every option's own limits and their combinations, before any image is read.
+    pub fn check(&self) -> Result<()> {
+        let fail = |m: &str| Err(Error::Config(m.into()));
+        if self.ipc == 0 || self.ipc > Self::MAX_IPC {
+            return Err(Error::Config(format!(
+                "--ipc {}: between 1 and {} images per class",
+                self.ipc,
+                Self::MAX_IPC
+            )));
+        }
+        if self.factor == 0 || self.factor > Self::MAX_FACTOR {
+            return Err(Error::Config(format!(
+                "--factor {}: between 1 and {} crops per side",
+                self.factor,
+                Self::MAX_FACTOR
+            )));
+        }
+        if self.only_recognised && !self.method.proposal().filters_recognised() {
+            return fail(
+                "--only-recognised filters InfoUtil's crops: use it with --method infoutil",
+            );
+        }
+        if self.candidates == 0 {
+            return fail("--candidates must be at least 1");
+        }
+        if let Some(classes) = &self.classes {
+            if classes.is_empty() {
+                return fail("--classes selects no class");
+            }
+        }
+        self.method.proposal().check(self)?;
+        self.shapley.check()?;
+        self.crops.check(self.shapley.grid)
+    }
+
+    /// Most distilled images per class (the paper goes to 50).
+    pub const MAX_IPC: usize = 10_000;
+    /// Most crops per side of a distilled image.
+    pub const MAX_FACTOR: usize = 16;
+}
