@@ -2,7 +2,8 @@ use std::path::PathBuf;
 
 use clap::Args;
 use infoutil::distill::{
-    default_checkpoint_dir, distill, Checkpoint, DistillConfig, MapsFor, Method, Reuse, SavedMaps,
+    default_checkpoint_dir, distill, label_teacher_for, Checkpoint, DistillConfig, Distilled,
+    MapsFor, Method, Reuse, SavedMaps,
 };
 use infoutil::paths;
 use infoutil::teacher::grad_path;
@@ -67,31 +68,6 @@ pub struct DistillArgs {
     maps_from: Option<PathBuf>,
 }
 
-/// The paper's soft-label teacher, an early checkpoint for IPC ≤ 10 and the converged one
-/// above, and why it was chosen (printed: the choice changes the result).
-fn default_label_teacher(teacher: &std::path::Path, ipc: usize) -> (PathBuf, String) {
-    let stem = teacher.file_stem().unwrap_or_default().to_string_lossy();
-    let early = teacher.with_file_name(format!("{stem}-early.onnx"));
-    if ipc > 10 {
-        (
-            teacher.to_path_buf(),
-            "the teacher itself, as the paper does above IPC 10".into(),
-        )
-    } else if early.exists() {
-        (
-            early,
-            "the early checkpoint beside the teacher, as the paper does for IPC ≤ 10".into(),
-        )
-    } else {
-        let why = format!(
-            "the teacher itself: the paper uses an early checkpoint for IPC ≤ 10, but there is no \
-             {} (give one with --label-teacher)",
-            early.display()
-        );
-        (teacher.to_path_buf(), why)
-    }
-}
-
 pub fn run(args: DistillArgs) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     // The options' own limits first: a typo should not wait for a teacher to load.
@@ -100,7 +76,7 @@ pub fn run(args: DistillArgs) -> anyhow::Result<()> {
     let teacher = args.teacher.load()?;
     let (label_path, why) = match &args.label_teacher {
         Some(p) => (p.clone(), "given with --label-teacher".to_string()),
-        None => default_label_teacher(&teacher.path, args.ipc),
+        None => label_teacher_for(&teacher.path, args.ipc),
     };
     eprintln!("soft labels from {}: {why}", label_path.display());
     let label_teacher = if label_path == teacher.path {
@@ -142,13 +118,14 @@ pub fn run(args: DistillArgs) -> anyhow::Result<()> {
     paths::check_outputs(&[("--out", &args.out), ("--png", &png)], &inputs)?;
     // The data by content, not by path: a file changed in place must not resume or reuse maps.
     let data_sha256 = data::fingerprint(source.as_ref())?;
-    let decides = serde_json::json!({
-        "distill": cfg,
-        "teacher_sha256": teacher.file_sha256,
-        "data_sha256": data_sha256,
-        "class_folders": source.info().class_map,
-    });
-    let checkpoint = Checkpoint::new(default_checkpoint_dir(&args.out), args.resume, &decides)?;
+    let checkpoint = Checkpoint::for_run(
+        default_checkpoint_dir(&args.out),
+        args.resume,
+        &cfg,
+        &teacher,
+        &data_sha256,
+        source.info(),
+    )?;
     let saved_maps = match &args.maps_from {
         Some(path) => Some(SavedMaps::load(
             path,
@@ -189,13 +166,27 @@ pub fn run(args: DistillArgs) -> anyhow::Result<()> {
     });
     let written = set.write(&args.out, &teacher, &config)?;
     checkpoint.remove()?;
+    render::save(&set.contact_sheet(4), &png)?;
+    summary(&set, &cfg, &teacher, &data_path, &written, &png, started);
+    Ok(())
+}
+
+/// What a person reads at the end of a run: what was written, how fast, where the time went.
+fn summary(
+    set: &Distilled,
+    cfg: &DistillConfig,
+    teacher: &infoutil::teacher::Teacher,
+    data: &std::path::Path,
+    written: &std::path::Path,
+    png: &std::path::Path,
+    started: std::time::Instant,
+) {
     if set.resumed_classes > 0 {
         println!(
             "resumed {} finished class(es) from the checkpoint",
             set.resumed_classes
         );
     }
-    render::save(&set.contact_sheet(4), &png)?;
     let t = &set.timings;
     println!(
         "{:?}: {} images ({} per class, factor {}) from {} → {} and {}",
@@ -203,7 +194,7 @@ pub fn run(args: DistillArgs) -> anyhow::Result<()> {
         set.len(),
         cfg.ipc,
         cfg.factor,
-        data_path.display(),
+        data.display(),
         written.display(),
         png.display()
     );
@@ -237,5 +228,4 @@ pub fn run(args: DistillArgs) -> anyhow::Result<()> {
             set.report.skipped_examples.join("; ")
         );
     }
-    Ok(())
 }

@@ -29,6 +29,28 @@ pub use parts::{default_dir as default_checkpoint_dir, Checkpoint};
 pub use reuse::{MapsFor, SavedMaps};
 use run::{mean_pixel, Run};
 
+/// The paper's soft-label teacher for `teacher` at `ipc`: the early checkpoint `NAME-early.onnx`
+/// beside it for IPC ≤ 10, the teacher itself above, and why (the choice changes the result, so
+/// callers say it).
+pub fn label_teacher_for(teacher: &std::path::Path, ipc: usize) -> (std::path::PathBuf, String) {
+    let stem = teacher.file_stem().unwrap_or_default().to_string_lossy();
+    let early = teacher.with_file_name(format!("{stem}-early.onnx"));
+    if ipc > 10 {
+        let why = "the teacher itself, as the paper does above IPC 10";
+        (teacher.to_path_buf(), why.into())
+    } else if early.exists() {
+        let why = "the early checkpoint beside the teacher, as the paper does for IPC ≤ 10";
+        (early, why.into())
+    } else {
+        let why = format!(
+            "the teacher itself: the paper uses an early checkpoint for IPC ≤ 10, but there is no \
+             {} (give one with --label-teacher)",
+            early.display()
+        );
+        (teacher.to_path_buf(), why)
+    }
+}
+
 /// What a run may take from earlier work instead of recomputing it.
 #[derive(Default)]
 pub struct Reuse<'a> {

@@ -133,6 +133,25 @@ impl Checkpoint {
         Ok(())
     }
 
+    /// The checkpoint of a run with these options, teacher and data (by content), whose
+    /// classes match the teacher's as `data` says: everything a class's result depends on.
+    pub fn for_run(
+        dir: PathBuf,
+        resume: bool,
+        cfg: &super::config::DistillConfig,
+        teacher: &crate::teacher::Teacher,
+        data_sha256: &str,
+        data: &crate::data::SourceInfo,
+    ) -> Result<Checkpoint> {
+        let decides = serde_json::json!({
+            "distill": cfg,
+            "teacher_sha256": teacher.file_sha256,
+            "data_sha256": data_sha256,
+            "class_folders": data.class_map,
+        });
+        Checkpoint::new(dir, resume, &decides)
+    }
+
     /// The saved result of `class`, if any. A saved class from another configuration is an
     /// error: mixing them would silently corrupt the output.
     pub(super) fn load(&self, class: usize) -> Result<Option<ClassResult>> {
