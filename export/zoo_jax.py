@@ -8,8 +8,9 @@ the ONNX graph to). Runs in its own environment (JAX and PyTorch do not share on
 export/zoo.py then turns the ONNX file into the verified pair (export/from_onnx.py's route).
 """
 import argparse
-import gzip
 import json
+import os
+import sys
 import time
 
 import flax
@@ -19,15 +20,14 @@ import numpy as np
 import optax
 from flax import nnx
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "examples"))
+import infoutil_io  # noqa: E402  (the one idx reader)
+
 FMNIST = "/usr/share/datasets/fashion-mnist"
 
 
 def idx(path):
-    with gzip.open(path, "rb") as f:
-        data = f.read()
-    ndim = data[3]
-    dims = [int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
-    return np.frombuffer(data, np.uint8, offset=4 + 4 * ndim).reshape(dims)
+    return infoutil_io.read_idx(path)
 
 
 class CNN(nnx.Module):
