@@ -204,6 +204,7 @@ def row(name, what, rep, seconds, model, x, y, layout, top1=None, **extra):
     return {"name": name, "what": what, "layout": layout, "test_top1": top1,
             "norm_max_rel_err": g["norm_max_rel_err"], "ref_norm_range": [g["ref_norm_min"], g["ref_norm_max"]],
             "forward_max_abs_err": rep["forward"]["forward_max_abs_err"],
+            "logit_scale": rep["forward"].get("logit_scale"),
             "forward_mb": rep["files"]["forward"]["bytes"] / 1e6, "grad_mb": rep["files"]["grad"]["bytes"] / 1e6,
             "export_s": round(seconds, 1), **extra, **speed}
 

@@ -78,7 +78,7 @@ def check_forward(onnx_path, model, x, input_name="x", batch_sizes=(1, 3)):
     for b in batch_sizes:
         got_b = sess.run(None, {input_name: x[:b].numpy()})[0]
         err = max(err, float(np.abs(got_b - ref[:b]).max()))
-    return {"forward_max_abs_err": err, "n": len(x)}
+    return {"forward_max_abs_err": err, "logit_scale": float(np.abs(ref).max()), "n": len(x)}
 
 
 def check_grad(onnx_path, model, x, y, input_name="x", batch_sizes=(1, 3)):
