@@ -73,9 +73,11 @@ impl OrtEngine {
             .with_intra_threads(threads)
             .map_err(|e| err(e.to_string()))?;
         let mut builder = register_device(builder, device)?;
-        let session = builder
-            .commit_from_file(&file.path)
-            .map_err(|e| Error::teacher(&file.path, format!("ONNX Runtime cannot load it: {e}")))?;
+        let session = match file.inlined()? {
+            Some(bytes) => builder.commit_from_memory(&bytes),
+            None => builder.commit_from_file(&file.path),
+        }
+        .map_err(|e| Error::teacher(&file.path, format!("ONNX Runtime cannot load it: {e}")))?;
         let found: Vec<&str> = session.inputs().iter().map(|o| o.name()).collect();
         if found != inputs {
             return Err(Error::teacher(
