@@ -189,8 +189,10 @@ fn tail(path: &Path, lines: usize) -> String {
     all[all.len().saturating_sub(lines)..].join("\n")
 }
 
-/// The slurm.conf of the test cluster: no cgroups (proctrack/linuxproc, task/none), no
-/// accounting, every path inside `dir`, ports chosen free.
+/// The slurm.conf of the test cluster: no cgroups (proctrack/linuxproc; task/affinity pins each
+/// task to its CPUs with sched_setaffinity, as production clusters do, so that ONNX Runtime,
+/// which sizes its thread pool from the CPUs it may use, does not oversubscribe the node;
+/// task/none works too), no accounting, every path inside `dir`, ports chosen free.
 fn slurm_conf(dir: &Path, node: &str) -> String {
     let d = dir.display();
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -215,7 +217,7 @@ SlurmdLogFile={d}/slurmd.log
 SlurmctldDebug=info
 SlurmdDebug=info
 ProctrackType=proctrack/linuxproc
-TaskPlugin=task/none
+TaskPlugin=task/affinity
 SelectType=select/cons_tres
 SelectTypeParameters=CR_CPU
 SchedulerType=sched/backfill
@@ -424,6 +426,7 @@ impl Drop for Cluster {
 // Running the example
 
 struct Submitted {
+    /// Array tasks submitted.
     tasks: usize,
     array: String,
     merge: String,
@@ -442,8 +445,17 @@ fn check(out: &Output, what: &str) -> String {
     stdout
 }
 
-/// examples/slurm/submit.sh, with the test binary and `args` as DISTILL_ARGS.
-fn submit(cluster: &Cluster, name: &str, args: &str, tasks: usize) -> Submitted {
+/// examples/slurm/submit.sh, with the test binary and `args` as DISTILL_ARGS, the classes split
+/// into `tasks`, of which those in `only` (submit.sh's ARRAY), else all, are submitted.
+fn submit(cluster: &Cluster, name: &str, args: &str, tasks: usize, only: &[usize]) -> Submitted {
+    let array = match only {
+        [] => format!("0-{}", tasks - 1),
+        ids => ids
+            .iter()
+            .map(|i| i.to_string())
+            .collect::<Vec<_>>()
+            .join(","),
+    };
     let out_dir = cluster.path(name);
     let path = std::env::var_os("PATH").unwrap_or_default();
     let path = std::env::join_paths(
@@ -459,6 +471,7 @@ fn submit(cluster: &Cluster, name: &str, args: &str, tasks: usize) -> Submitted 
         .env("PATH", path)
         .env("CLASSES", CLASSES.to_string())
         .env("NTASKS", tasks.to_string())
+        .env("ARRAY", &array)
         .env("OUT_DIR", &out_dir)
         .env("INFOUTIL", BIN)
         .env("DISTILL_ARGS", args)
@@ -475,7 +488,7 @@ fn submit(cluster: &Cluster, name: &str, args: &str, tasks: usize) -> Submitted 
             .to_string()
     };
     Submitted {
-        tasks,
+        tasks: if only.is_empty() { tasks } else { only.len() },
         array: id("ARRAY_JOB_ID="),
         merge: id("MERGE_JOB_ID="),
         out_dir,
@@ -675,7 +688,7 @@ fn the_slurm_array_and_its_merge_job_equal_one_run() {
     });
     let mut cluster = Cluster::start(&tools);
     let (single, single_s) = single_run(cluster.dir.path(), &args);
-    let s = submit(&cluster, "run", &args, tasks);
+    let s = submit(&cluster, "run", &args, tasks, &[]);
     let t = wait_done(&mut cluster, &s);
     assert_same_datasets(&s.out_dir.join("all.h5"), &single);
     eprintln!(
@@ -686,7 +699,26 @@ fn the_slurm_array_and_its_merge_job_equal_one_run() {
         t.merged,
         merge_seconds(&s.out_dir, &s.merge)
     );
-    eprintln!("slurm: array and merge: passed");
+    // A failed task, as examples/slurm/README.md reruns it: that task alone (ARRAY=1, same
+    // NTASKS), then a new merge job.
+    let merged = s.out_dir.join("all.h5");
+    fs::remove_file(s.out_dir.join("shard-1.h5")).unwrap();
+    fs::remove_file(&merged).unwrap();
+    let r = submit(&cluster, "run", &args, tasks, &[1]);
+    wait_done(&mut cluster, &r);
+    let log = fs::read_to_string(r.out_dir.join(format!("logs/{}_1.out", r.array))).unwrap();
+    let want = format!(
+        "classes {}-{} of {CLASSES} (task 1 of {tasks})",
+        CLASSES / tasks,
+        2 * CLASSES / tasks - 1
+    );
+    assert!(
+        log.contains(&want),
+        "no '{want}' in the rerun task's log:{}",
+        logs(&r.out_dir)
+    );
+    assert_same_datasets(&merged, &single);
+    eprintln!("slurm: array and merge: passed (also with task 1 rerun alone)");
 }
 
 #[test]
@@ -698,7 +730,7 @@ fn a_requeued_array_task_resumes_to_the_same_result() {
     };
     let mut cluster = Cluster::start(&tools);
     let (single, _) = single_run(cluster.dir.path(), SLOWER);
-    let s = submit(&cluster, "run", SLOWER, TASKS);
+    let s = submit(&cluster, "run", SLOWER, TASKS, &[]);
     // The last task has the most classes (6-9): requeue it once it has saved one.
     let task = TASKS - 1;
     let parts = s.out_dir.join(format!("shard-{task}.h5.parts"));
