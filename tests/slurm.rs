@@ -108,7 +108,14 @@ fn slurm() -> Result<Tools, String> {
     eprintln!("slurm: {why}: installing slurm-wlm and munge (apt-get)");
     let install = || {
         Command::new("apt-get")
-            .args(["install", "-y", "-qq", "slurm-wlm", "munge"])
+            .args([
+                "install",
+                "-y",
+                "-qq",
+                "--no-install-recommends",
+                "slurm-wlm",
+                "munge",
+            ])
             .env("DEBIAN_FRONTEND", "noninteractive")
             .stdout(Stdio::null())
             .status()

@@ -33,7 +33,7 @@ size() { du -sk "$@" | awk '{ s += $1 } END { printf "%.1f MiB", s / 1024 }'; }
 
 # Time `infoutil merge` of the files in $1 into $1/../merged-$2.h5, REPEAT times: the median.
 time_merge() {
-  local dir=$1 name=$2 out=$work/merged-$2.h5 times=()
+  local dir=$1 name=$2 out=$work/merged-$2.h5 times=() shards=("$1"/shard-*.h5)
   for _ in $(seq "$REPEAT"); do
     rm -f "$out"
     local t0
@@ -41,16 +41,18 @@ time_merge() {
     "$INFOUTIL" merge "$dir"/shard-*.h5 --out "$out" >/dev/null
     times+=("$(since "$t0")")
   done
-  echo "merge $name: $(ls "$dir"/shard-*.h5 | wc -l) shards ($(size "$dir"/shard-*.h5)) → $(size "$out"): median $(printf '%s\n' "${times[@]}" | median) s of ${times[*]} s"
+  echo "merge $name: ${#shards[@]} shards ($(size "${shards[@]}")) → $(size "$out"): median $(printf '%s\n' "${times[@]}" | median) s of ${times[*]} s"
 }
 
 echo "work folder: $work; distill options: ${DISTILL_ARGS:-(defaults)}"
-t0=$(now)
+t0=$(now) made=0
 for c in $(seq 0 9); do
-  [ -s "$work/real/shard-$c.h5" ] ||
+  if [ ! -s "$work/real/shard-$c.h5" ]; then
     "$INFOUTIL" distill --classes "$c" --out "$work/real/shard-$c.h5" ${extra[@]+"${extra[@]}"} >/dev/null 2>&1
+    made=$((made + 1))
+  fi
 done
-echo "distil 10 one-class shards: $(since "$t0") s"
+echo "distil $made one-class shards (of 10; the others were there): $(since "$t0") s"
 time_merge "$work/real" real-10
 
 for n in $COUNTS; do

@@ -28,7 +28,7 @@ die() { echo "submit.sh: error: $*" >&2; exit 2; }
 : "${CLASSES:?set CLASSES to the number of classes of the teacher (10 for the shipped one)}"
 : "${OUT_DIR:?set OUT_DIR to a folder every node sees}"
 NTASKS=${NTASKS:-10}
-[ "$NTASKS" -ge 1 ] && [ "$NTASKS" -le "$CLASSES" ] || die "NTASKS=$NTASKS must be 1 to CLASSES=$CLASSES"
+if [ "$NTASKS" -lt 1 ] || [ "$NTASKS" -gt "$CLASSES" ]; then die "NTASKS=$NTASKS must be 1 to CLASSES=$CLASSES"; fi
 case " ${DISTILL_ARGS:-} " in
   *" --classes"* | *" --resume"* | *" --out"*) die "DISTILL_ARGS must not set --classes, --resume or --out: array.sh sets them" ;;
 esac
