@@ -3,26 +3,9 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
 use common::*;
-
-fn infoutil(args: &[&str], dir: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_infoutil"))
-        .args(args)
-        .current_dir(dir)
-        .env_remove("ORT_DYLIB_PATH")
-        .output()
-        .expect("binary runs")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
 
 /// An idx pair of the first `n` embedded test images with `label` at record `bad`.
 fn idx_with_bad_label(dir: &Path, n: usize, bad: usize, label: u8) -> std::path::PathBuf {

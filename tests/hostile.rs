@@ -17,23 +17,6 @@ use tract_onnx::pb::{AttributeProto, ModelProto, NodeProto, TensorProto};
 
 const FMNIST: &str = "data/fashion-mnist-mini";
 
-fn infoutil(args: &[&str], dir: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_infoutil"))
-        .args(args)
-        .current_dir(dir)
-        .env_remove("ORT_DYLIB_PATH")
-        .output()
-        .expect("binary runs")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
 /// Every file under `dir` with its size and contents' length-prefixed hash stand-in (the bytes).
 fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
     let mut files = BTreeMap::new();
@@ -657,23 +640,26 @@ fn resume_after_the_data_changed_in_place_is_refused() {
     );
 }
 
+/// `teacher eval --out NAME` in `dir`, which must succeed.
+fn eval_to(dir: &Path, name: &str) {
+    let args = [
+        "teacher",
+        "eval",
+        "--backend",
+        "tract",
+        "--no-grad-norms",
+        "--out",
+        name,
+    ];
+    let o = infoutil(&args, dir);
+    assert!(o.status.success(), "{}", text(&o));
+}
+
 #[test]
 fn inspect_never_follows_links_out_of_the_file_or_round_in_a_cycle() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let o = infoutil(
-        &[
-            "teacher",
-            "eval",
-            "--backend",
-            "tract",
-            "--no-grad-norms",
-            "--out",
-            "e.h5",
-        ],
-        d,
-    );
-    assert!(o.status.success(), "{}", text(&o));
+    eval_to(d, "e.h5");
     {
         let f = hdf5::File::open_rw(d.join("e.h5")).unwrap();
         let g = f.create_group("g").unwrap();
@@ -703,19 +689,7 @@ fn outputs_are_ordinary_files_and_a_failed_run_leaves_no_checkpoint_folder() {
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let o = infoutil(
-        &[
-            "teacher",
-            "eval",
-            "--backend",
-            "tract",
-            "--no-grad-norms",
-            "--out",
-            "e.h5",
-        ],
-        d,
-    );
-    assert!(o.status.success(), "{}", text(&o));
+    eval_to(d, "e.h5");
     let mode = std::fs::metadata(d.join("e.h5"))
         .unwrap()
         .permissions()

@@ -177,3 +177,23 @@ pub fn floats(v: &Value) -> Vec<f64> {
         other => panic!("not a number: {other}"),
     }
 }
+
+/// The `infoutil` binary run in `dir`, as a user runs it (tract unless ONNX Runtime is asked
+/// for: the environment's ORT_DYLIB_PATH is removed).
+pub fn infoutil(args: &[&str], dir: &Path) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_infoutil"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("ORT_DYLIB_PATH")
+        .output()
+        .expect("binary runs")
+}
+
+/// Everything a run printed, stdout then stderr.
+pub fn text(o: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
