@@ -97,48 +97,27 @@ impl Error {
 
     /// Name the stage and the dataset record of a [`Error::NonFinite`] (its `row`, mapped by
     /// `record_of`); every other error passes through unchanged.
-    pub fn locate(self, at: &'static str, record_of: impl Fn(usize) -> Option<usize>) -> Self {
-        match self {
-            Error::NonFinite {
-                teacher,
-                output,
-                value,
-                row,
-                record,
-                stage,
-            } => Error::NonFinite {
-                teacher,
-                output,
-                value,
-                row,
-                record: record.or_else(|| record_of(row)),
-                stage: stage.or(Some(at)),
-            },
-            other => other,
+    pub fn locate(mut self, at: &'static str, record_of: impl Fn(usize) -> Option<usize>) -> Self {
+        if let Error::NonFinite {
+            row, record, stage, ..
+        } = &mut self
+        {
+            *record = record.or_else(|| record_of(*row));
+            *stage = stage.or(Some(at));
         }
+        self
     }
 
     /// Map a [`Error::NonFinite`]'s row through `f` (e.g. from a masked image to its image)
     /// while the record is still unknown.
-    pub fn map_row(self, f: impl Fn(usize) -> usize) -> Self {
-        match self {
-            Error::NonFinite {
-                teacher,
-                output,
-                value,
-                row,
-                record: None,
-                stage,
-            } => Error::NonFinite {
-                teacher,
-                output,
-                value,
-                row: f(row),
-                record: None,
-                stage,
-            },
-            other => other,
+    pub fn map_row(mut self, f: impl Fn(usize) -> usize) -> Self {
+        if let Error::NonFinite {
+            row, record: None, ..
+        } = &mut self
+        {
+            *row = f(*row);
         }
+        self
     }
 
     /// True for errors about one bad record, which `--skip-bad` may skip.

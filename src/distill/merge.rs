@@ -128,30 +128,6 @@ fn copy_rows(
     }
 }
 
-/// The output dataset for `field`, of the shards' element type and summed first axis.
-fn create_rows(
-    w: &store::Writer,
-    field: &Field,
-    dtype: &TypeDescriptor,
-    shape: &[usize],
-    path: &Path,
-) -> Result<store::Rows> {
-    match dtype {
-        TypeDescriptor::Float(FloatSize::U4) => w.rows::<f32>(field, shape),
-        TypeDescriptor::Float(FloatSize::U8) => w.rows::<f64>(field, shape),
-        TypeDescriptor::Unsigned(IntSize::U1) => w.rows::<u8>(field, shape),
-        TypeDescriptor::Integer(IntSize::U4) => w.rows::<i32>(field, shape),
-        TypeDescriptor::Integer(IntSize::U8) => w.rows::<i64>(field, shape),
-        other => Err(Error::store(
-            path,
-            format!(
-                "{} has element type {other}, which merge does not know",
-                field.path
-            ),
-        )),
-    }
-}
-
 /// Each field's element type and merged shape: every shard must hold the same fields, of the
 /// same type and the same shape but for the first axis.
 fn merged_fields(shards: &[Summary]) -> Result<Vec<Stored>> {
@@ -256,7 +232,7 @@ pub fn merge(inputs: &[PathBuf], out: &Path, allow_missing_classes: bool) -> Res
     let mut rows = Vec::new();
     for (field, f) in distilled::ALL.iter().zip(&fields) {
         if let Some((dtype, shape)) = f {
-            rows.push((field, dtype, create_rows(&w, field, dtype, shape, out)?));
+            rows.push((field, dtype, w.rows(field, dtype, shape)?));
         }
     }
     for s in &shards {

@@ -125,31 +125,27 @@ impl Writer {
     /// Write `data` as the schema's `field`, with its `layout` and `description` attributes.
     pub fn put<T: H5Type, D: Dimension>(&self, field: &Field, data: ArrayView<T, D>) -> Result<()> {
         let ds = self
-            .builder::<T>(field, data.shape())?
+            .builder(field, data.shape(), std::mem::size_of::<T>())?
             .with_data(data)
-            .create(
-                field
-                    .path
-                    .rsplit_once('/')
-                    .map_or(field.path, |(_, leaf)| leaf),
-            )
+            .create(field.split().1)
             .map_err(|e| err(&self.path, format!("dataset {}: {e}", field.path)))?;
         self.describe(&ds, field)
     }
 
-    /// The schema's `field` with `shape`, to be filled a block of rows at a time
-    /// ([`Rows::write`]): `merge` copies shard after shard without holding a whole dataset.
-    pub fn rows<T: H5Type>(&self, field: &Field, shape: &[usize]) -> Result<Rows> {
+    /// The schema's `field` with `shape` and element type `dtype`, to be filled a block of rows
+    /// at a time ([`Rows::write`]): `merge` copies shard after shard without holding a whole
+    /// dataset.
+    pub fn rows(
+        &self,
+        field: &Field,
+        dtype: &hdf5::types::TypeDescriptor,
+        shape: &[usize],
+    ) -> Result<Rows> {
         let ds = self
-            .builder::<T>(field, shape)?
-            .empty::<T>()
+            .builder(field, shape, dtype.size())?
+            .empty_as(dtype)
             .shape(shape)
-            .create(
-                field
-                    .path
-                    .rsplit_once('/')
-                    .map_or(field.path, |(_, leaf)| leaf),
-            )
+            .create(field.split().1)
             .map_err(|e| err(&self.path, format!("dataset {}: {e}", field.path)))?;
         self.describe(&ds, field)?;
         Ok(Rows {
@@ -162,12 +158,11 @@ impl Writer {
     }
 
     /// A dataset builder in `field`'s group: chunked along the first axis (about
-    /// [`CHUNK_BYTES`] per chunk) and compressed.
-    fn builder<T: H5Type>(&self, field: &Field, shape: &[usize]) -> Result<hdf5::DatasetBuilder> {
-        let parent = field.path.rsplit_once('/').map_or("", |(p, _)| p);
-        let mut builder = self.group(parent)?.new_dataset_builder();
+    /// [`CHUNK_BYTES`] per chunk, for elements of `elem` bytes) and compressed.
+    fn builder(&self, field: &Field, shape: &[usize], elem: usize) -> Result<hdf5::DatasetBuilder> {
+        let mut builder = self.group(field.split().0)?.new_dataset_builder();
         if shape.iter().all(|&d| d > 0) {
-            let row: usize = shape[1..].iter().product::<usize>() * std::mem::size_of::<T>();
+            let row: usize = shape[1..].iter().product::<usize>() * elem;
             let rows = (CHUNK_BYTES / row.max(1)).clamp(1, shape[0]);
             let mut chunk = shape.to_vec();
             chunk[0] = rows;

@@ -26,6 +26,11 @@ impl Field {
     pub fn name(&self) -> &'static str {
         self.path.trim_start_matches('/')
     }
+
+    /// The group holding it (`""` for the root) and its own name in that group.
+    pub fn split(&self) -> (&'static str, &'static str) {
+        self.path.rsplit_once('/').unwrap_or(("", self.path))
+    }
 }
 
 /// What wrote a file: the root attribute `kind`.
