@@ -19,10 +19,6 @@ use crate::informativeness::{crops, Baseline, Grid, PixelBox};
 pub(super) struct InfoUtil;
 
 impl Proposal for InfoUtil {
-    fn candidates(&self, cfg: &DistillConfig) -> usize {
-        cfg.candidates
-    }
-
     fn work(&self, cfg: &DistillConfig, images: u64) -> Work {
         Work {
             attribution: images,

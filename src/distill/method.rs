@@ -18,7 +18,9 @@ use crate::progress::Progress;
 /// One method's part of the pipeline.
 pub(super) trait Proposal: Sync {
     /// Real images drawn per class.
-    fn candidates(&self, cfg: &DistillConfig) -> usize;
+    fn candidates(&self, cfg: &DistillConfig) -> usize {
+        cfg.candidates
+    }
 
     /// Progress units per stage for a class of `images` candidates.
     fn work(&self, cfg: &DistillConfig, images: u64) -> Work;

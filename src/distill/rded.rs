@@ -22,10 +22,6 @@ use crate::utility::Score;
 pub(super) struct Rded;
 
 impl Proposal for Rded {
-    fn candidates(&self, cfg: &DistillConfig) -> usize {
-        cfg.candidates
-    }
-
     fn work(&self, cfg: &DistillConfig, images: u64) -> Work {
         Work {
             attribution: 0,
