@@ -10,6 +10,7 @@ use serde::Serialize;
 use crate::data::{Record, Selection, Source, VisitReport};
 use crate::error::{Error, Result};
 use crate::progress::Progress;
+use crate::provenance::Provenance;
 use crate::store::{self, schema::attr, schema::eval, schema::kind};
 use crate::teacher::Teacher;
 
@@ -30,6 +31,8 @@ pub struct Evaluation {
     pub grad_norms: Option<Array1<f32>>,
     pub report: VisitReport,
     pub seconds: f64,
+    /// What it was run with (the file's `config.eval`).
+    pub options: EvalOptions,
 }
 
 impl Evaluation {
@@ -53,18 +56,19 @@ impl Evaluation {
         correct as f64 / self.len().max(1) as f64
     }
 
-    /// Write `/logits`, `/labels`, `/source_index` and `/grad_norms` (when computed).
+    /// Write `/logits`, `/labels`, `/source_index` and `/grad_norms` (when computed), with the
+    /// run's context and options as the file's `config`.
     pub fn write(
         &self,
         out: &std::path::Path,
         teacher: &Teacher,
-        config: &serde_json::Value,
+        run: &Provenance,
     ) -> Result<PathBuf> {
         let w = store::Writer::create(
             out,
             &store::Header {
                 kind: kind::TEACHER_EVAL,
-                config,
+                config: &run.with(&serde_json::json!({ "eval": self.options })),
                 teacher_sha256: &teacher.file_sha256,
             },
         )?;
@@ -222,5 +226,6 @@ pub fn evaluate(
         grad_norms,
         report,
         seconds: started.elapsed().as_secs_f64(),
+        options: opts.clone(),
     })
 }

@@ -10,6 +10,7 @@ pub mod evaluate;
 pub mod informativeness;
 pub mod paths;
 pub mod progress;
+pub mod provenance;
 pub mod reconstruct;
 pub mod render;
 pub mod shapley;

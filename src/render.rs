@@ -1,12 +1,13 @@
 //! Pictures for people: distilled images as a contact sheet, Shapley maps as heat-maps over
 //! their image with the chosen crops outlined. PNG only.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use image::{Rgb, RgbImage};
 use ndarray::{ArrayView2, ArrayView3};
 
 use crate::error::{Error, Result};
+use crate::informativeness::attribute::Attributed;
 use crate::informativeness::PixelBox;
 
 /// `[C, H, W]` bytes (1 or 3 channels) to RGB, each pixel drawn `scale × scale`.
@@ -124,6 +125,56 @@ pub fn save(img: &RgbImage, path: &Path) -> Result<()> {
     }
     img.save(path)
         .map_err(|e| Error::store(path, format!("cannot write PNG: {e}")))
+}
+
+/// `attribute --png`: a heat-map per explained image, named by its record and class, and when
+/// finished a contact sheet of the first [`HeatmapFolder::SHEET_TILES`].
+pub struct HeatmapFolder {
+    dir: PathBuf,
+    tiles: Vec<RgbImage>,
+}
+
+impl HeatmapFolder {
+    pub const SHEET: &'static str = "contact-sheet.png";
+    pub const SHEET_TILES: usize = 100;
+
+    /// Make the folder (and its parents) now, so a bad path fails before the long run.
+    pub fn create(dir: &Path) -> Result<HeatmapFolder> {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        Ok(HeatmapFolder {
+            dir: dir.to_path_buf(),
+            tiles: Vec::new(),
+        })
+    }
+
+    /// Where the contact sheet will be written.
+    pub fn sheet_path(&self) -> PathBuf {
+        self.dir.join(Self::SHEET)
+    }
+
+    /// Draw and save one chunk of explained images.
+    pub fn add(&mut self, chunk: &Attributed) -> Result<()> {
+        let maps = chunk.maps.outer_iter();
+        for ((r, map), crops) in chunk.records.iter().zip(maps).zip(chunk.crops) {
+            let picture = heatmap(r.image.view(), map, crops, 8);
+            save(
+                &picture,
+                &self
+                    .dir
+                    .join(format!("{:06}-class{}.png", r.index, r.label)),
+            )?;
+            if self.tiles.len() < Self::SHEET_TILES {
+                self.tiles.push(picture);
+            }
+        }
+        Ok(())
+    }
+
+    /// Write the contact sheet; returns how many maps it shows.
+    pub fn finish(self) -> Result<usize> {
+        save(&contact_sheet(&self.tiles, 10), &self.sheet_path())?;
+        Ok(self.tiles.len())
+    }
 }
 
 #[cfg(test)]

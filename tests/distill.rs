@@ -9,12 +9,18 @@ use infoutil::distill::{distill, DistillConfig, Distilled, MapsFor, Method, Reus
 use infoutil::informativeness::attribute::ShapleyConfig;
 use infoutil::informativeness::CropRule;
 use infoutil::progress::Silent;
+use infoutil::provenance::Provenance;
 use infoutil::shapley::Estimator;
 use infoutil::teacher::Teacher;
 use infoutil::utility::Score;
 use ndarray::{s, Array3};
 
 const TRAIN: &str = "data/fashion-mnist-mini/train-images-idx3-ubyte.gz";
+
+/// The context a distill run on the shipped training data records.
+fn provenance(t: &Teacher) -> Provenance {
+    Provenance::new("distill", t, data::open(&repo(TRAIN)).unwrap().as_ref()).unwrap()
+}
 
 fn config(method: Method, factor: usize, seed: u64) -> DistillConfig {
     DistillConfig {
@@ -191,8 +197,7 @@ fn the_written_file_matches_the_set() {
     let d = run(&t, &cfg);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("d.h5");
-    let config = serde_json::json!({ "distill": cfg });
-    d.write(&path, &t, &config).unwrap();
+    d.write(&path, &t, &provenance(&t)).unwrap();
     let f = infoutil::store::open(&path).unwrap();
     assert_eq!(
         infoutil::store::read_attr(&f, "method").unwrap(),
@@ -266,7 +271,7 @@ fn shards_of_classes_merge_into_the_full_run() {
     let write = |cfg: &DistillConfig, name: &str| {
         let path = dir.path().join(name);
         run(&t, cfg)
-            .write(&path, &t, &serde_json::json!({ "distill": cfg }))
+            .write(&path, &t, &provenance(&t))
             .unwrap();
         path
     };
@@ -342,8 +347,7 @@ fn saved_shapley_maps_are_used_and_checked() {
     let sha = data::fingerprint(data::open(&data_path).unwrap().as_ref()).unwrap();
     let write = |d: &Distilled, name: &str| {
         let path = dir.path().join(name);
-        let config = serde_json::json!({ "distill": cfg, "data": data_path, "data_sha256": sha });
-        d.write(&path, &t, &config).unwrap();
+        d.write(&path, &t, &provenance(&t)).unwrap();
         path
     };
     let first = write(&run(&t, &cfg), "first.h5");
@@ -481,7 +485,7 @@ fn a_distilled_file_holds_exactly_the_schemas_datasets_and_merge_keeps_them_all(
         };
         let path = dir.path().join(name);
         run(&t, &cfg)
-            .write(&path, &t, &serde_json::json!({ "distill": cfg }))
+            .write(&path, &t, &provenance(&t))
             .unwrap();
         path
     };
@@ -505,11 +509,9 @@ fn a_distilled_file_holds_exactly_the_schemas_datasets_and_merge_keeps_them_all(
             assert_eq!(layout, field.layout, "{}", field.path);
         }
     }
-    // The file states the options it was made with, whatever context the caller passes.
+    // The file states the options it was made with, from the set, not from the caller.
     let bare = dir.path().join("bare.h5");
-    run(&t, &cfg)
-        .write(&bare, &t, &serde_json::json!({}))
-        .unwrap();
+    run(&t, &cfg).write(&bare, &t, &provenance(&t)).unwrap();
     let f = infoutil::store::open(&bare).unwrap();
     assert_eq!(
         infoutil::store::read_attr(&f, "ipc").unwrap(),

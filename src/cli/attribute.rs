@@ -3,7 +3,9 @@ use std::path::PathBuf;
 use clap::Args;
 use infoutil::informativeness::attribute::attribute_records;
 use infoutil::informativeness::Attributions;
-use infoutil::{data, paths, render};
+use infoutil::provenance::Provenance;
+use infoutil::render::HeatmapFolder;
+use infoutil::{data, paths};
 
 use super::progress::Bars;
 use super::shapley_args::ShapleyArgs;
@@ -43,44 +45,19 @@ pub fn run(args: AttributeArgs) -> anyhow::Result<()> {
     let teacher = args.teacher.load()?;
     let data_path = paths::shipped_or(&args.data, paths::DEFAULT_TEST_DATA);
     let mut source = data::open_for(&data_path, &teacher.meta.class_names)?;
-    let len = source.info().len;
-    let mut indices = match &args.indices {
-        Some(spec) => super::parse_list(spec, len, "--indices", "the dataset's records")?,
-        None => (0..len).collect(),
+    let indices = selected(&args, source.as_mut())?;
+    let inputs = super::inputs(&[&teacher], source.as_ref());
+    paths::check_outputs(&[("--out", &args.out)], &inputs)?;
+    let mut pictures = match &args.png {
+        Some(dir) => {
+            let folder = HeatmapFolder::create(dir).map_err(|e| anyhow::anyhow!("--png: {e}"))?;
+            paths::check_outputs(&[("--png", &folder.sheet_path())], &inputs)?;
+            Some(folder)
+        }
+        None => None,
     };
-    if let Some(n) = args.per_class {
-        let labels = source.labels()?;
-        let mut seen = std::collections::HashMap::new();
-        indices.retain(|&i| {
-            let c = seen.entry(labels[i]).or_insert(0usize);
-            *c += 1;
-            *c <= n
-        });
-    }
-    anyhow::ensure!(
-        !indices.is_empty(),
-        "--per-class {}: selects no image of {}",
-        args.per_class.unwrap_or(0),
-        data_path.display()
-    );
-    paths::check_outputs(
-        &[("--out", &args.out)],
-        &super::inputs(&[&teacher], source.as_ref()),
-    )?;
-    if let Some(dir) = &args.png {
-        std::fs::create_dir_all(dir).map_err(|e| {
-            anyhow::anyhow!("--png {}: cannot make the folder ({e})", dir.display())
-        })?;
-        let probe = dir.join("contact-sheet.png");
-        paths::check_outputs(
-            &[("--png", &probe)],
-            &super::inputs(&[&teacher], source.as_ref()),
-        )?;
-    }
     let mean = data::stats::mean_pixel(source.as_mut(), teacher.meta.input.channels, 1000)?;
-    let mut found = Attributions::new(cfg.grid, rule.per_image);
-    let mut tiles = Vec::new();
-    let png_dir = args.png.clone();
+    let mut found = Attributions::new(&cfg, &rule, args.seed, &mean);
     let report = attribute_records(
         &teacher,
         source.as_mut(),
@@ -93,50 +70,18 @@ pub fn run(args: AttributeArgs) -> anyhow::Result<()> {
         &Bars::default(),
         &mut |chunk| {
             found.push(&chunk);
-            if let Some(dir) = &png_dir {
-                for ((r, map), crops) in chunk
-                    .records
-                    .iter()
-                    .zip(chunk.maps.outer_iter())
-                    .zip(chunk.crops)
-                {
-                    let picture = render::heatmap(r.image.view(), map, crops, 8);
-                    render::save(
-                        &picture,
-                        &dir.join(format!("{:06}-class{}.png", r.index, r.label)),
-                    )?;
-                    if tiles.len() < 100 {
-                        tiles.push(picture);
-                    }
-                }
-            }
-            Ok(())
+            pictures.as_mut().map_or(Ok(()), |p| p.add(&chunk))
         },
     )?;
-    let config = serde_json::json!({
-        "command": "attribute",
-        "teacher": teacher.path,
-        "data": data_path,
-        "data_sha256": data::fingerprint(source.as_ref())?,
-        "class_folders": source.info().class_map,
-        "backend": teacher.backend,
-        "shapley": cfg,
-        "crops": rule,
-        "seed": args.seed,
-        "mean_pixel": mean,
-    });
-    let n = found.len();
-    let written = found.write(&args.out, &teacher.file_sha256, &cfg, args.seed, &config)?;
-    println!("{n} images explained → {}", written.display());
-    if let Some(dir) = &png_dir {
-        render::save(
-            &render::contact_sheet(&tiles, 10),
-            &dir.join("contact-sheet.png"),
-        )?;
+    let run = Provenance::new("attribute", &teacher, source.as_ref())?;
+    let written = found.write(&args.out, &teacher.file_sha256, &run)?;
+    println!("{} images explained → {}", found.len(), written.display());
+    if let (Some(p), Some(dir)) = (pictures, &args.png) {
+        let shown = p.finish()?;
         println!(
-            "heat-maps in {} (contact sheet of the first {}: contact-sheet.png)",
+            "heat-maps in {} (contact sheet of the first {shown}: {})",
             dir.display(),
-            tiles.len()
+            HeatmapFolder::SHEET
         );
     }
     if report.skipped > 0 {
@@ -147,4 +92,23 @@ pub fn run(args: AttributeArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// The records `--indices` and `--per-class` choose; an empty choice is an error.
+fn selected(args: &AttributeArgs, source: &mut dyn data::Source) -> anyhow::Result<Vec<usize>> {
+    let len = source.info().len;
+    let mut indices = match &args.indices {
+        Some(spec) => super::parse_list(spec, len, "--indices", "the dataset's records")?,
+        None => (0..len).collect(),
+    };
+    if let Some(n) = args.per_class {
+        indices = data::first_per_class(source, indices, n)?;
+    }
+    anyhow::ensure!(
+        !indices.is_empty(),
+        "--per-class {}: selects no image of {}",
+        args.per_class.unwrap_or(0),
+        source.info().path.display()
+    );
+    Ok(indices)
 }

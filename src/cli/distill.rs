@@ -6,7 +6,7 @@ use infoutil::distill::{
     MapsFor, Method, Reuse, SavedMaps,
 };
 use infoutil::paths;
-use infoutil::teacher::grad_path;
+use infoutil::provenance::Provenance;
 use infoutil::utility::Score;
 use infoutil::{data, render};
 
@@ -117,13 +117,13 @@ pub fn run(args: DistillArgs) -> anyhow::Result<()> {
     inputs.extend(args.maps_from.clone());
     paths::check_outputs(&[("--out", &args.out), ("--png", &png)], &inputs)?;
     // The data by content, not by path: a file changed in place must not resume or reuse maps.
-    let data_sha256 = data::fingerprint(source.as_ref())?;
+    let run = Provenance::new("distill", &teacher, source.as_ref())?;
     let checkpoint = Checkpoint::for_run(
         default_checkpoint_dir(&args.out),
         args.resume,
         &cfg,
         &teacher,
-        &data_sha256,
+        &run.data_sha256,
         source.info(),
     )?;
     let saved_maps = match &args.maps_from {
@@ -133,7 +133,7 @@ pub fn run(args: DistillArgs) -> anyhow::Result<()> {
                 teacher: &teacher,
                 shapley: &cfg.shapley,
                 seed: cfg.seed,
-                data_sha256: &data_sha256,
+                data_sha256: &run.data_sha256,
             },
         )?),
         None => None,
@@ -150,21 +150,7 @@ pub fn run(args: DistillArgs) -> anyhow::Result<()> {
         reuse,
         &Bars::default(),
     )?;
-    let config = serde_json::json!({
-        "command": "distill",
-        "teacher": teacher.path,
-        "grad_graph": grad_path(&teacher.path),
-        "label_teacher": labels_by.path,
-        "label_teacher_sha256": labels_by.file_sha256,
-        "data": data_path,
-        "data_sha256": data_sha256,
-        "class_folders": source.info().class_map,
-        "backend": teacher.backend,
-        "batch_size": args.teacher.batch_size,
-        "distill": cfg,
-        "maps_from": args.maps_from,
-    });
-    let written = set.write(&args.out, &teacher, &config)?;
+    let written = set.write(&args.out, &teacher, &run)?;
     checkpoint.remove()?;
     render::save(&set.contact_sheet(4), &png)?;
     summary(&set, &cfg, &teacher, &data_path, &written, &png, started);

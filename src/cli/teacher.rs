@@ -4,6 +4,7 @@ use clap::{Args, Subcommand};
 use infoutil::data;
 use infoutil::evaluate::{evaluate, EvalOptions};
 use infoutil::paths;
+use infoutil::provenance::Provenance;
 
 use super::progress::Bars;
 use super::TeacherArgs;
@@ -81,17 +82,8 @@ fn eval(args: EvalArgs) -> anyhow::Result<()> {
         }
     }
     if let Some(out) = &args.out {
-        let config = serde_json::json!({
-            "command": "teacher eval",
-            "teacher": teacher.path,
-            "grad_graph": teacher.grad_path(),
-            "backend": teacher.backend,
-            "batch_size": args.teacher.batch_size,
-            "eval": opts,
-            "data_sha256": data::fingerprint(source.as_ref())?,
-            "class_folders": source.info().class_map,
-        });
-        let written = result.write(out, &teacher, &config)?;
+        let run = Provenance::new("teacher eval", &teacher, source.as_ref())?;
+        let written = result.write(out, &teacher, &run)?;
         println!("wrote {}", written.display());
     }
     Ok(())

@@ -50,6 +50,22 @@ pub enum Selection {
     Indices(Vec<usize>),
 }
 
+/// `indices` less every record past the first `per_class` of its class (dataset order).
+pub fn first_per_class(
+    source: &mut dyn Source,
+    mut indices: Vec<usize>,
+    per_class: usize,
+) -> Result<Vec<usize>> {
+    let labels = source.labels()?;
+    let mut seen = std::collections::HashMap::new();
+    indices.retain(|&i| {
+        let count = seen.entry(labels[i]).or_insert(0usize);
+        *count += 1;
+        *count <= per_class
+    });
+    Ok(indices)
+}
+
 /// What a visit did, for the run summary.
 #[derive(Debug, Clone, Default)]
 pub struct VisitReport {

@@ -150,5 +150,6 @@ pub fn distill(
     distilled.report = run.report;
     distilled.timings = run.timings;
     distilled.resumed_classes = resumed;
+    distilled.maps_from = reuse.maps.map(|m| m.path.clone());
     Ok(distilled)
 }

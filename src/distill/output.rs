@@ -9,6 +9,7 @@ use super::crops::ClassLog;
 use super::parts::ClassResult;
 use crate::data::VisitReport;
 use crate::error::Result;
+use crate::provenance::Provenance;
 use crate::reconstruct;
 use crate::store::{self, schema::attr, schema::distilled, schema::kind};
 use crate::teacher::Teacher;
@@ -40,6 +41,20 @@ pub struct Distilled {
     pub resumed_classes: usize,
     /// The options it was made with (what the file's `config.distill` and root attributes say).
     pub config: DistillConfig,
+    /// The teacher whose soft labels it carries (path, file SHA-256).
+    pub label_teacher: (PathBuf, String),
+    /// The file whose Shapley maps it reused (`--maps-from`).
+    pub maps_from: Option<PathBuf>,
+}
+
+/// The distilled file's own `config` section, beside the run's context.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct Section {
+    pub distill: DistillConfig,
+    pub label_teacher: PathBuf,
+    pub label_teacher_sha256: String,
+    #[serde(default)]
+    pub maps_from: Option<PathBuf>,
 }
 
 impl Builder {
@@ -96,6 +111,11 @@ impl Builder {
             timings: Timings::default(),
             resumed_classes: 0,
             config: cfg.clone(),
+            label_teacher: (
+                label_teacher.path.clone(),
+                label_teacher.file_sha256.clone(),
+            ),
+            maps_from: None,
         })
     }
 }
@@ -125,22 +145,22 @@ impl Distilled {
         self.labels.is_empty()
     }
 
-    /// Write the documented schema (docs/hdf5-schema.md, kind `distilled`).
-    pub fn write(
-        &self,
-        path: &Path,
-        teacher: &Teacher,
-        config: &serde_json::Value,
-    ) -> Result<PathBuf> {
-        // The options are written from the typed configuration the set was made with, so the
-        // file can never disagree with itself; `config` adds the run's context (paths, backend).
-        let mut config = config.clone();
-        config["distill"] = serde_json::json!(self.config);
+    /// Write the documented schema (docs/hdf5-schema.md, kind `distilled`), with `run`'s
+    /// context and this set's options, label teacher and reused maps as the file's `config`.
+    pub fn write(&self, path: &Path, teacher: &Teacher, run: &Provenance) -> Result<PathBuf> {
+        // The options come from the typed configuration the set was made with, so the file can
+        // never disagree with itself.
+        let section = Section {
+            distill: self.config.clone(),
+            label_teacher: self.label_teacher.0.clone(),
+            label_teacher_sha256: self.label_teacher.1.clone(),
+            maps_from: self.maps_from.clone(),
+        };
         let w = store::Writer::create(
             path,
             &store::Header {
                 kind: kind::DISTILLED,
-                config: &config,
+                config: &run.with(&section),
                 teacher_sha256: &teacher.file_sha256,
             },
         )?;

@@ -7,18 +7,22 @@
 //! from a recomputed one in the eighth digit.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use ndarray::{Array1, Array2, Array3, Axis};
 
 use super::merge;
+use super::output::Section;
 use crate::error::{Error, Result};
 use crate::informativeness::attribute::ShapleyConfig;
+use crate::provenance::Recorded;
 use crate::store::{self, schema::attr, schema::distilled};
 use crate::teacher::Teacher;
 
 /// Maps by (class, dataset record).
 pub struct SavedMaps {
+    /// The file they came from (recorded as the new file's `config.maps_from`).
+    pub path: PathBuf,
     maps: HashMap<(usize, usize), Array2<f64>>,
 }
 
@@ -43,9 +47,9 @@ impl SavedMaps {
                 want.teacher.path.display()
             ));
         }
-        let d: super::config::DistillConfig =
-            serde_json::from_value(shard.config["distill"].clone())
-                .map_err(|e| Error::store(path, format!("config.distill cannot be read: {e}")))?;
+        let recorded: Recorded<Section> = serde_json::from_value(shard.config.clone())
+            .map_err(|e| Error::store(path, format!("config cannot be read: {e}")))?;
+        let d = &recorded.section.distill;
         if serde_json::json!(d.shapley) != serde_json::json!(want.shapley) || d.seed != want.seed {
             return fail(format!(
                 "has maps made with other Shapley options or seed (it has {} and seed {}); \
@@ -54,22 +58,22 @@ impl SavedMaps {
                 d.seed
             ));
         }
-        match shard.config["data_sha256"].as_str() {
-            Some(sha) if sha == want.data_sha256 => {}
-            Some(_) => {
-                return fail(format!(
-                    "was distilled from other data ({} by content, not this dataset): its maps \
-                     would belong to other images",
-                    shard.config["data"]
-                ))
-            }
-            None => {
+        match recorded.run.data_sha256.as_str() {
+            "" => {
                 return fail(
                     "records no data fingerprint (data_sha256; written by an older infoutil), so \
                      its maps cannot be matched to this dataset: rerun it"
                         .into(),
                 )
             }
+            sha if sha != want.data_sha256 => {
+                return fail(format!(
+                    "was distilled from other data ({} by content, not this dataset): its maps \
+                     would belong to other images",
+                    recorded.run.data.display()
+                ))
+            }
+            _ => {}
         }
         if !store::has(&shard.file, &distilled::CANDIDATE_SHAPLEY) {
             return fail("has no Shapley maps (it was not made by --method infoutil)".into());
@@ -85,7 +89,10 @@ impl SavedMaps {
             .zip(label.iter().zip(&index))
             .map(|(m, (&c, &i))| ((c as usize, i as usize), m.mapv(f64::from)))
             .collect();
-        Ok(SavedMaps { maps })
+        Ok(SavedMaps {
+            path: path.to_path_buf(),
+            maps,
+        })
     }
 
     /// The saved map of record `record` explained as class `class`.

@@ -6,25 +6,40 @@ use std::path::{Path, PathBuf};
 use ndarray::{Array1, Array3};
 
 use super::attribute::{Attributed, ShapleyConfig};
+use super::CropRule;
 use crate::error::{Error, Result};
+use crate::provenance::Provenance;
 use crate::store::{self, schema::attribution, schema::kind};
 
 /// Everything an attribution run found, in the order the images were explained.
 pub struct Attributions {
-    grid: usize,
-    per_image: usize,
+    options: Options,
     maps: Vec<f32>,
     source_index: Vec<i64>,
     label: Vec<i64>,
     boxes: Vec<i32>,
 }
 
+/// What the maps were made with: the file's `config` section beside the run's context.
+#[derive(serde::Serialize)]
+struct Options {
+    shapley: ShapleyConfig,
+    crops: CropRule,
+    seed: u64,
+    mean_pixel: Vec<f32>,
+}
+
 impl Attributions {
-    /// For maps of `grid × grid` patches and `per_image` crops per image.
-    pub fn new(grid: usize, per_image: usize) -> Attributions {
+    /// For maps made with `shapley`, crops chosen by `crops`, `seed` and the dataset's mean
+    /// pixel (the mean baseline).
+    pub fn new(shapley: &ShapleyConfig, crops: &CropRule, seed: u64, mean_pixel: &[f32]) -> Self {
         Attributions {
-            grid,
-            per_image,
+            options: Options {
+                shapley: shapley.clone(),
+                crops: *crops,
+                seed,
+                mean_pixel: mean_pixel.to_vec(),
+            },
             maps: Vec::new(),
             source_index: Vec::new(),
             label: Vec::new(),
@@ -58,19 +73,13 @@ impl Attributions {
 
     /// Write the documented schema (docs/hdf5-schema.md, kind `attribution`); the group's
     /// attributes spell each option as the configuration does.
-    pub fn write(
-        &self,
-        path: &Path,
-        teacher_sha256: &str,
-        shapley: &ShapleyConfig,
-        seed: u64,
-        config: &serde_json::Value,
-    ) -> Result<PathBuf> {
+    pub fn write(&self, path: &Path, teacher_sha256: &str, run: &Provenance) -> Result<PathBuf> {
         let header = store::Header {
             kind: kind::ATTRIBUTION,
-            config,
+            config: &run.with(&self.options),
             teacher_sha256,
         };
+        let (shapley, seed) = (&self.options.shapley, self.options.seed);
         let w = store::Writer::create(path, &header)?;
         let spelled = |v: serde_json::Value| v.as_str().map_or(v.to_string(), str::to_string);
         let values = [
@@ -84,11 +93,12 @@ impl Attributions {
         for (k, v) in attribution::ATTRIBUTES.iter().zip(values) {
             w.attr(attribution::GROUP, k, &v)?;
         }
-        let (n, g) = (self.len(), self.grid);
+        let (n, g) = (self.len(), shapley.grid);
         let shape_err = |e: ndarray::ShapeError| Error::store(path, e);
         let maps = Array3::from_shape_vec((n, g, g), self.maps.clone()).map_err(shape_err)?;
-        let boxes = Array3::from_shape_vec((n, self.per_image, 4), self.boxes.clone())
-            .map_err(shape_err)?;
+        let boxes =
+            Array3::from_shape_vec((n, self.options.crops.per_image, 4), self.boxes.clone())
+                .map_err(shape_err)?;
         w.put(&attribution::SHAPLEY, maps.view())?;
         w.put(
             &attribution::SOURCE_INDEX,

@@ -184,6 +184,11 @@ impl Teacher {
         self.meta.num_classes()
     }
 
+    /// Images per backend call.
+    pub fn batch_size(&self) -> usize {
+        self.batch_size
+    }
+
     /// The gradient graph's metadata, or the error that explains why there is none.
     pub fn grad_meta(&self) -> Result<&GradMeta> {
         self.grad_graph().map(|g| &g.meta)
