@@ -68,6 +68,35 @@ pub struct DistillArgs {
     maps_from: Option<PathBuf>,
 }
 
+impl DistillArgs {
+    /// The typed options, checked; `classes` is the teacher's class count (for `--classes`).
+    fn config(&self, classes: usize) -> anyhow::Result<DistillConfig> {
+        let cfg = DistillConfig {
+            method: self.method,
+            ipc: self.ipc,
+            factor: self.factor,
+            candidates: self.candidates,
+            shapley: self.shapley.config(),
+            crops: self.shapley.crop_rule(),
+            score: self.score,
+            only_recognised: self.only_recognised,
+            seed: self.seed,
+            skip_bad: self.skip_bad,
+            classes: match &self.classes {
+                Some(spec) => Some(super::parse_list(
+                    spec,
+                    classes,
+                    "--classes",
+                    "the teacher's classes",
+                )?),
+                None => None,
+            },
+        };
+        cfg.check()?;
+        Ok(cfg)
+    }
+}
+
 pub fn run(args: DistillArgs) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     // The options' own limits first: a typo should not wait for a teacher to load.
@@ -86,28 +115,7 @@ pub fn run(args: DistillArgs) -> anyhow::Result<()> {
     };
     let data_path = paths::shipped_or(&args.data, paths::DEFAULT_TRAIN_DATA);
     let mut source = data::open_for(&data_path, &teacher.meta.class_names)?;
-    let cfg = DistillConfig {
-        method: args.method,
-        ipc: args.ipc,
-        factor: args.factor,
-        candidates: args.candidates,
-        shapley: args.shapley.config(),
-        crops: args.shapley.crop_rule(),
-        score: args.score,
-        only_recognised: args.only_recognised,
-        seed: args.seed,
-        skip_bad: args.skip_bad,
-        classes: match &args.classes {
-            Some(spec) => Some(super::parse_list(
-                spec,
-                teacher.num_classes(),
-                "--classes",
-                "the teacher's classes",
-            )?),
-            None => None,
-        },
-    };
-    cfg.check()?;
+    let cfg = args.config(teacher.num_classes())?;
     let labels_by = label_teacher.as_ref().unwrap_or(&teacher);
     let png = args
         .png
