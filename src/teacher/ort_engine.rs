@@ -66,8 +66,11 @@ impl OrtEngine {
         library: Option<&Path>,
     ) -> Result<Self> {
         let env = environment(library)?;
+        // One thread count for the whole process, rayon's: RAYON_NUM_THREADS where set (what a
+        // Slurm task sets from SLURM_CPUS_PER_TASK), else the CPUs the process may use. ORT's
+        // own default ignores the variable and oversubscribes tasks Slurm does not bind.
         // Builder errors carry the builder itself, which is not Send: keep only the message.
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let threads = rayon::current_num_threads();
         let builder = Session::builder(env)
             .map_err(err)?
             .with_intra_threads(threads)
