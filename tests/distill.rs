@@ -270,9 +270,7 @@ fn shards_of_classes_merge_into_the_full_run() {
     let dir = tempfile::tempdir().unwrap();
     let write = |cfg: &DistillConfig, name: &str| {
         let path = dir.path().join(name);
-        run(&t, cfg)
-            .write(&path, &t, &provenance(&t))
-            .unwrap();
+        run(&t, cfg).write(&path, &t, &provenance(&t)).unwrap();
         path
     };
     let shard = |classes: Vec<usize>, seed| DistillConfig {
@@ -484,9 +482,7 @@ fn a_distilled_file_holds_exactly_the_schemas_datasets_and_merge_keeps_them_all(
             ..cfg.clone()
         };
         let path = dir.path().join(name);
-        run(&t, &cfg)
-            .write(&path, &t, &provenance(&t))
-            .unwrap();
+        run(&t, &cfg).write(&path, &t, &provenance(&t)).unwrap();
         path
     };
     let (a, b) = (
