@@ -255,6 +255,10 @@ def main(argv=None):
     ap.add_argument("--std", nargs="+")
     ap.add_argument("--pixels", choices=sorted(PIXELS),
                     help="instead of mean/std: unit (0..1), raw255 (0..255), symmetric (-1..1)")
+    ap.add_argument("--resize-shorter", type=int, metavar="S",
+                    help="images of other sizes: shorter side to S, then the centred H x W "
+                         "(torchvision's Resize(S) + CenterCrop; e.g. 256 for 224-px ImageNet "
+                         "teachers). Default: the whole image resized to H x W")
     ap.add_argument("--class-names", required=True, metavar="FILE|a,b,c")
     ap.add_argument("--out", required=True, metavar="DIR/NAME.onnx")
     ap.add_argument("--images", help="verification images: idx3 gzip or .npy uint8")
@@ -279,6 +283,9 @@ def main(argv=None):
         assert len(shape) == 3 and min(shape) > 0
     except (ValueError, AssertionError):
         ap.error(f"--input-shape {args.input_shape!r}: expected C,H,W")
+    if args.resize_shorter is not None and args.resize_shorter < max(shape[1:]):
+        ap.error(f"--resize-shorter {args.resize_shorter} is smaller than the {shape[1]}x{shape[2]} "
+                 f"centre crop; it must be at least {max(shape[1:])}")
     try:
         kwargs = json.loads(args.kwargs)
         assert isinstance(kwargs, dict)
@@ -314,7 +321,9 @@ def main(argv=None):
             verify_x=vx, verify_y=vy, checkpoint_epoch=args.epoch, epochs_total=args.epochs_total,
             dataset=args.dataset, test_top1=args.test_top1,
             extra={"source": args.module, "source_kwargs": args.kwargs,
-                   "weights": os.path.basename(args.weights) if args.weights else "constructor"},
+                   "weights": os.path.basename(args.weights) if args.weights else "constructor",
+                   **({"resize": metadata.shorter_side(args.resize_shorter)}
+                      if args.resize_shorter else {})},
             log=lambda m: print(m, flush=True))
     except (CommandError, exporter.UnsupportedModelError, exporter.VerificationError) as e:
         print(f"[{name}] REFUSED: {e}", file=sys.stderr)

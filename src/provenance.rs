@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use crate::data::preprocess::InputSpec;
 use crate::data::Source;
 use crate::error::Result;
 use crate::teacher::Teacher;
@@ -29,6 +30,10 @@ pub struct Provenance {
     /// For an image folder, the `(folder, class)` pairs that gave its labels.
     #[serde(default)]
     pub class_folders: Option<Vec<(String, usize)>>,
+    /// How each image became the teacher's input (shape, resize, normalisation), from the
+    /// teacher's metadata; absent in files written before it was recorded.
+    #[serde(default)]
+    pub input: Option<InputSpec>,
 }
 
 impl Provenance {
@@ -43,6 +48,7 @@ impl Provenance {
             data: source.info().path.clone(),
             data_sha256: crate::data::fingerprint(source)?,
             class_folders: source.info().class_map.clone(),
+            input: Some(teacher.meta.input.clone()),
         })
     }
 
@@ -87,6 +93,7 @@ mod tests {
             data: "d.idx".into(),
             data_sha256: "ab".into(),
             class_folders: Some(vec![("Bag".into(), 8)]),
+            input: None,
         }
     }
 

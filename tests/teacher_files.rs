@@ -408,3 +408,44 @@ fn external_data_inside_the_model_folder_runs_on_both_backends() {
         assert!(rel < 1e-4, "{}: gradient norms differ by {rel}", t.backend);
     }
 }
+
+#[test]
+fn a_declared_shorter_side_resize_is_read_and_checked_against_the_crop() {
+    use infoutil::data::preprocess::Resize;
+    let dir = tempfile::tempdir().unwrap();
+    let (mut f, mut g) = pair(dir.path());
+    let resize = r#"{"kind": "shorter_side", "size": 32}"#;
+    set_meta(&mut f, "resize", resize);
+    set_meta(&mut g, "resize", resize);
+    write(dir.path(), "t.grad.onnx", &g);
+    let path = write(dir.path(), "t.onnx", &f);
+    let t = Teacher::load(&path, &options(BackendChoice::Tract)).unwrap();
+    assert_eq!(t.meta.input.resize, Resize::ShorterSide { size: 32 });
+
+    set_meta(&mut f, "resize", r#"{"kind": "shorter_side", "size": 20}"#);
+    let msg = load_err(&write(dir.path(), "t.onnx", &f));
+    assert!(
+        msg.contains("t.onnx") && msg.contains("to 20") && msg.contains("at least 28"),
+        "{msg}"
+    );
+    set_meta(&mut f, "resize", r#"{"kind": "squash"}"#);
+    let msg = load_err(&write(dir.path(), "t.onnx", &f));
+    assert!(
+        msg.contains("infoutil.resize") && msg.contains("squash"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn forward_and_gradient_graph_must_agree_on_the_resize() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut f, _) = pair(dir.path());
+    set_meta(&mut f, "resize", r#"{"kind": "shorter_side", "size": 32}"#);
+    let msg = load_err(&write(dir.path(), "t.onnx", &f));
+    assert!(
+        msg.contains("t.grad.onnx")
+            && msg.contains("does not belong to its forward graph")
+            && msg.contains("ShorterSide { size: 32 }"),
+        "{msg}"
+    );
+}

@@ -5,8 +5,10 @@ Every value is a string; structured values are JSON. Keys (prefix "infoutil."):
   ({"kind": "mean_std", "mean": [...], "std": [...]} or {"kind": "baked"}; pixels are first scaled
   to [0, 1]), class_names, framework, checkpoint_epoch, epochs_total, weights_sha256,
   dataset, test_top1, layout ("NCHW" | "NHWC", how the graph takes [C, H, W]), input_name (the
-  image input's name; a grad file's inputs are [input_name, "y"]), and in the grad file only:
-  param_names, last_layer_params.
+  image input's name; a grad file's inputs are [input_name, "y"]), resize (optional, how images
+  of other sizes become [H, W]: {"kind": "stretch"}, the default, a bilinear resize of the whole
+  image, or {"kind": "shorter_side", "size": S}, torchvision's Resize(S) + CenterCrop((H, W)),
+  S >= max(H, W)), and in the grad file only: param_names, last_layer_params.
 """
 import hashlib
 import json
@@ -37,6 +39,11 @@ def mean_std(mean, std):
 
 
 BAKED = {"kind": "baked"}
+
+
+def shorter_side(size):
+    """The `resize` value of torchvision's ImageNet recipe: Resize(size), then the centre crop."""
+    return {"kind": "shorter_side", "size": int(size)}
 
 
 def build(role, *, input_shape, normalization, class_names, framework, weights_hash,

@@ -81,7 +81,8 @@ def base_args(root, weights, out):
 
 def test_pair_verifies(root, model, ctor):
     out_dir = os.path.join(root, "out")
-    rc, text = run(base_args(root, os.path.join(root, "ckpt.pth"), os.path.join(out_dir, "tiny.onnx")),
+    args = base_args(root, os.path.join(root, "ckpt.pth"), os.path.join(out_dir, "tiny.onnx"))
+    rc, text = run(args + ["--resize-shorter", "14"],
                    cwd=tempfile.gettempdir())   # not the module's folder: --path finds it
     assert rc == 0, text
     assert sorted(os.listdir(out_dir)) == ["tiny.export.json", "tiny.grad.onnx", "tiny.onnx"], os.listdir(out_dir)
@@ -94,6 +95,8 @@ def test_pair_verifies(root, model, ctor):
     assert json.loads(mf["infoutil.input_shape"]) == [3, 12, 12]
     assert json.loads(mf["infoutil.normalization"]) == metadata.mean_std([0.5] * 3, [0.5] * 3)
     assert json.loads(mf["infoutil.class_names"]) == CLASSES
+    assert json.loads(mf["infoutil.resize"]) == json.loads(mg["infoutil.resize"]) == {
+        "kind": "shorter_side", "size": 14}
     assert mf["infoutil.source"] == "mynets.tiny:TinyNet"
     assert mf["infoutil.weights_sha256"] == mg["infoutil.weights_sha256"]
     names = json.loads(mg["infoutil.param_names"])
@@ -127,6 +130,12 @@ def test_wrong_state_dict_is_refused(root, model):
     return text[text.index("REFUSED"):].strip()
 
 
+def test_resize_smaller_than_the_crop_is_refused(root):
+    args = base_args(root, os.path.join(root, "ckpt.pth"), os.path.join(root, "y", "t.onnx"))
+    rc, text = run(args + ["--resize-shorter", "10"], cwd=root)
+    assert rc == 2 and "--resize-shorter 10 is smaller than the 12x12 centre crop" in text, text
+
+
 def test_class_names_must_fit(root):
     args = base_args(root, os.path.join(root, "ckpt.pth"), os.path.join(root, "x", "t.onnx"))
     args[args.index("--class-names") + 1] = "a,b,c"
@@ -144,5 +153,6 @@ if __name__ == "__main__":
               f"the checkpoint's model {err:.3g}")
         print("wrong state_dict refused:\n ", test_wrong_state_dict_is_refused(root, model).replace("\n", "\n  "))
         test_class_names_must_fit(root)
+        test_resize_smaller_than_the_crop_is_refused(root)
         print("class names that do not fit refused")
     print("ok")

@@ -1,12 +1,16 @@
 //! The one documented conversion from stored pixels to a teacher's input.
 //!
 //! `u8` pixels `p` in CHW order become `((p / 255) - mean[c]) / std[c]`, after a bilinear resize
-//! to the teacher's `H × W` when the sizes differ. Teachers whose graph normalises internally
+//! to the teacher's `H × W` when the sizes differ: of the whole image ([`Resize::Stretch`], the
+//! default), or torchvision's ImageNet recipe, the shorter side to a size and the centred `H × W`
+//! ([`Resize::ShorterSide`]). Teachers whose graph normalises internally
 //! declare `Normalization::Baked` and get `p / 255`. The channel count must match: converting
 //! grey to colour (or back) silently would change what the teacher sees, so it is an error.
 
 use ndarray::{Array3, ArrayView3, ArrayViewMut3};
 use serde::{Deserialize, Serialize};
+
+use crate::informativeness::PixelBox;
 
 /// How a teacher expects its input normalised (stored in the model's metadata).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -18,16 +22,113 @@ pub enum Normalization {
     Baked,
 }
 
-/// A teacher's input: `[C, H, W]` and its normalisation.
+/// How an image of another size becomes the teacher's `H × W` (stored in the model's metadata).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Resize {
+    /// The whole image, bilinearly resized to `H × W` (the aspect ratio is not kept).
+    #[default]
+    Stretch,
+    /// torchvision's `Resize(size)` then `CenterCrop((H, W))`: the shorter side scaled to `size`
+    /// (the longer to `⌊size · long / short⌋`), then the centred `H × W` of that.
+    ShorterSide { size: usize },
+}
+
+/// A teacher's input: `[C, H, W]`, how other sizes are brought to it, and its normalisation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct InputSpec {
     pub channels: usize,
     pub height: usize,
     pub width: usize,
+    #[serde(default)]
+    pub resize: Resize,
     pub normalization: Normalization,
 }
 
+/// Where the teacher's pixels sit on one source axis: the source of length `s` is resized to
+/// `r` and the teacher sees `offset..offset + out` of that, so its pixel `i` samples the source
+/// at `(i + offset + 0.5) · s / r − 0.5` (half-pixel centres).
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Axis1 {
+    s: usize,
+    r: usize,
+    offset: usize,
+}
+
+impl Axis1 {
+    /// A teacher-input edge `e` (`0..=out`) in source pixels, rounded.
+    fn edge(&self, e: usize) -> usize {
+        (((e + self.offset) * self.s) as f64 / self.r as f64).round() as usize
+    }
+}
+
+/// Python's `int(round(x / 2))` for the centre crop's offset (ties to even), as torchvision.
+fn half_to_even(excess: usize) -> usize {
+    let half = excess / 2;
+    if excess % 2 == 1 && half % 2 == 1 {
+        half + 1
+    } else {
+        half
+    }
+}
+
 impl InputSpec {
+    /// The two axes (rows, columns) of a `h × w` source as the teacher sees it.
+    fn axes(&self, h: usize, w: usize) -> [Axis1; 2] {
+        match self.resize {
+            Resize::Stretch => [
+                Axis1 {
+                    s: h,
+                    r: self.height,
+                    offset: 0,
+                },
+                Axis1 {
+                    s: w,
+                    r: self.width,
+                    offset: 0,
+                },
+            ],
+            Resize::ShorterSide { size } => {
+                let short = h.min(w).max(1);
+                let long = |l: usize| if l == short { size } else { size * l / short };
+                let (rh, rw) = if h <= w {
+                    (size, long(w))
+                } else {
+                    (long(h), size)
+                };
+                let crop = |r: usize, out: usize| half_to_even(r.saturating_sub(out));
+                [
+                    Axis1 {
+                        s: h,
+                        r: rh,
+                        offset: crop(rh, self.height),
+                    },
+                    Axis1 {
+                        s: w,
+                        r: rw,
+                        offset: crop(rw, self.width),
+                    },
+                ]
+            }
+        }
+    }
+
+    /// A box in the teacher's input (`H × W` pixels) as the box of a `source` (`h, w`) image
+    /// that the teacher saw there: through the resize and the centre crop.
+    pub fn box_to_source(&self, b: PixelBox, source: (usize, usize)) -> PixelBox {
+        let [ay, ax] = self.axes(source.0, source.1);
+        let (y0, x0) = (
+            ay.edge(b.y0).min(source.0 - 1),
+            ax.edge(b.x0).min(source.1 - 1),
+        );
+        PixelBox {
+            y0,
+            x0,
+            y1: ay.edge(b.y1).clamp(y0 + 1, source.0),
+            x1: ax.edge(b.x1).clamp(x0 + 1, source.1),
+        }
+    }
+
     /// Per-channel `(scale, shift)` so that `x = p * scale + shift` does the whole conversion.
     fn affine(&self) -> Vec<(f32, f32)> {
         (0..self.channels)
@@ -68,23 +169,27 @@ impl InputSpec {
     pub fn pixels_into(&self, pixels: ArrayView3<f32>, mut out: ArrayViewMut3<f32>) {
         debug_assert_eq!(out.dim(), (self.channels, self.height, self.width));
         let same_size = pixels.dim() == out.dim();
+        let (_, h, w) = pixels.dim();
+        let [ay, ax] = self.axes(h, w);
         for (ch, (scale, shift)) in self.affine().into_iter().enumerate() {
             let src = pixels.index_axis(ndarray::Axis(0), ch);
             let mut dst = out.index_axis_mut(ndarray::Axis(0), ch);
             if same_size {
                 dst.assign(&src);
             } else {
-                resize_bilinear(src, dst.view_mut());
+                sample_bilinear(src, dst.view_mut(), [ay, ax]);
             }
             dst.mapv_inplace(|v| v * scale + shift);
         }
     }
 
-    /// The same input at another size (e.g. a tile of a stitched image).
+    /// The same input at another size, the whole source stretched to it (a tile of a stitched
+    /// image is a crop already cut from its source).
     pub fn with_size(&self, height: usize, width: usize) -> InputSpec {
         InputSpec {
             height,
             width,
+            resize: Resize::Stretch,
             ..self.clone()
         }
     }
@@ -99,20 +204,30 @@ impl InputSpec {
 
 /// Bilinear resize with half-pixel centres and edge clamping, the convention of PyTorch's
 /// `interpolate(mode="bilinear", align_corners=False, antialias=False)`.
-pub fn resize_bilinear(src: ndarray::ArrayView2<f32>, mut dst: ndarray::ArrayViewMut2<f32>) {
-    let (sh, sw) = src.dim();
+pub fn resize_bilinear(src: ndarray::ArrayView2<f32>, dst: ndarray::ArrayViewMut2<f32>) {
+    let ((sh, sw), (dh, dw)) = (src.dim(), dst.dim());
+    let axis = |s, r| Axis1 { s, r, offset: 0 };
+    sample_bilinear(src, dst, [axis(sh, dh), axis(sw, dw)]);
+}
+
+/// `dst` sampled bilinearly from `src` where `axes` place it (a resize, or a crop of one).
+fn sample_bilinear(
+    src: ndarray::ArrayView2<f32>,
+    mut dst: ndarray::ArrayViewMut2<f32>,
+    axes: [Axis1; 2],
+) {
     let (dh, dw) = dst.dim();
-    let taps = |d: usize, s: usize| -> Vec<(usize, usize, f32)> {
+    let taps = |d: usize, a: Axis1| -> Vec<(usize, usize, f32)> {
         (0..d)
             .map(|i| {
-                let x = ((i as f32 + 0.5) * s as f32 / d as f32 - 0.5).max(0.0);
-                let i0 = (x.floor() as usize).min(s - 1);
-                let i1 = (i0 + 1).min(s - 1);
+                let x = (((i + a.offset) as f32 + 0.5) * a.s as f32 / a.r as f32 - 0.5).max(0.0);
+                let i0 = (x.floor() as usize).min(a.s - 1);
+                let i1 = (i0 + 1).min(a.s - 1);
                 (i0, i1, x - i0 as f32)
             })
             .collect()
     };
-    let (ty, tx) = (taps(dh, sh), taps(dw, sw));
+    let (ty, tx) = (taps(dh, axes[0]), taps(dw, axes[1]));
     for (y, &(y0, y1, fy)) in ty.iter().enumerate() {
         for (x, &(x0, x1, fx)) in tx.iter().enumerate() {
             let top = src[[y0, x0]] * (1.0 - fx) + src[[y0, x1]] * fx;
@@ -132,6 +247,7 @@ mod tests {
             channels: c,
             height: h,
             width: w,
+            resize: Resize::Stretch,
             normalization: Normalization::MeanStd {
                 mean: vec![0.5; c],
                 std: vec![0.25; c],
@@ -178,5 +294,63 @@ mod tests {
         // centre of output pixel 0 sits at source 0.5: mean of rows/cols 0 and 1.
         assert_eq!(dst[[0, 0]], 2.5);
         assert_eq!(dst[[1, 1]], 12.5);
+    }
+
+    /// `(p · 37) mod 256` over an `h × w` image, `p` the pixel's row-major position.
+    fn ramp(h: usize, w: usize) -> Array3<f32> {
+        Array3::from_shape_fn((1, h, w), |(_, y, x)| ((y * w + x) * 37 % 256) as f32)
+    }
+
+    #[test]
+    fn shorter_side_and_centre_crop_match_torchvision() {
+        // torchvision 0.29: F.center_crop(F.resize(img, 4, antialias=False), [3, 3]) of ramp().
+        let want = [
+            (
+                (7, 10),
+                [
+                    135.25, 113.25, 107.25, 78.75, 136.75, 194.75, 54.25, 112.25, 170.25,
+                ],
+            ),
+            (
+                (10, 7),
+                [
+                    21.375, 86.125, 150.875, 27.375, 92.125, 156.875, 33.375, 98.125, 162.875,
+                ],
+            ),
+        ];
+        let shorter = InputSpec {
+            resize: Resize::ShorterSide { size: 4 },
+            normalization: Normalization::Baked,
+            ..spec(1, 3, 3)
+        };
+        for ((h, w), values) in want {
+            let mut out = Array3::zeros((1, 3, 3));
+            shorter.pixels_into(ramp(h, w).view(), out.view_mut());
+            for (got, want) in out.iter().zip(values) {
+                assert!(
+                    (got * 255.0 - want).abs() < 1e-3,
+                    "{h}×{w}: {got} vs {want}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_box_maps_back_through_the_resize_and_the_crop() {
+        // 7×10 → shorter side 4: 4×5 (rows ×4/7, columns ×1/2), centre 3×3 at row 0 (round(0.5)
+        // is 0), column 1. The whole crop is source rows 0..5.25 and columns 2..8.
+        let shorter = InputSpec {
+            resize: Resize::ShorterSide { size: 4 },
+            ..spec(1, 3, 3)
+        };
+        let b = |y0, x0, y1, x1| PixelBox { y0, x0, y1, x1 };
+        assert_eq!(shorter.box_to_source(b(0, 0, 3, 3), (7, 10)), b(0, 2, 5, 8));
+        assert_eq!(shorter.box_to_source(b(1, 1, 2, 2), (7, 10)), b(2, 4, 4, 6));
+        // Stretch: the old proportional rescale.
+        let stretch = spec(1, 28, 28);
+        assert_eq!(
+            stretch.box_to_source(b(0, 7, 14, 21), (56, 112)),
+            b(0, 28, 28, 84)
+        );
     }
 }

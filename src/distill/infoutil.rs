@@ -53,7 +53,7 @@ impl Proposal for InfoUtil {
                 let (_, h, w) = raw.dim();
                 crops::choose(map, &grid, &cfg.crops, rng)
                     .into_iter()
-                    .map(|b| b.rescale((spec.height, spec.width), (h, w)))
+                    .map(|b| spec.box_to_source(b, (h, w)))
                     .collect()
             })
             .collect();

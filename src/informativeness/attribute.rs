@@ -229,7 +229,7 @@ pub fn attribute_records(
                 let (_, h, w) = r.image.dim();
                 super::crops::choose(m, &grid, rule, &mut rng)
                     .into_iter()
-                    .map(|b| b.rescale((spec.height, spec.width), (h, w)))
+                    .map(|b| spec.box_to_source(b, (h, w)))
                     .collect()
             })
             .collect();

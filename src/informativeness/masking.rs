@@ -161,6 +161,7 @@ mod tests {
             channels: 1,
             height: 2,
             width: 2,
+            resize: Default::default(),
             normalization: Normalization::MeanStd {
                 mean: vec![0.5],
                 std: vec![0.5],

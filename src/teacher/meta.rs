@@ -8,7 +8,7 @@ use ndarray::ArrayView4;
 use serde::Serialize;
 
 use super::onnx_file::OnnxFile;
-use crate::data::preprocess::{InputSpec, Normalization};
+use crate::data::preprocess::{InputSpec, Normalization, Resize};
 use crate::error::{Error, Result};
 
 pub const SCHEMA: &str = "1";
@@ -181,6 +181,22 @@ impl TeacherMeta {
                 ));
             }
         }
+        let resize = match p.opt("resize") {
+            None => Resize::Stretch,
+            Some(_) => p.json("resize")?,
+        };
+        if let Resize::ShorterSide { size } = resize {
+            if size < height.max(width) {
+                return Err(Error::teacher(
+                    &file.path,
+                    format!(
+                        "metadata 'infoutil.resize' scales the shorter side to {size}, smaller \
+                         than the {height}×{width} centre crop; the size must be at least {}",
+                        height.max(width)
+                    ),
+                ));
+            }
+        }
         let declared_name = p.opt("input_name");
         let input_name = declared_name.unwrap_or(DEFAULT_INPUT_NAME).to_string();
         if input_name.is_empty() {
@@ -208,6 +224,7 @@ impl TeacherMeta {
                 channels,
                 height,
                 width,
+                resize,
                 normalization,
             },
             input_name,
