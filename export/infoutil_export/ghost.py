@@ -17,10 +17,25 @@ converted from ONNX (Keras, JAX), whose parameters are initializers read by MatM
   elementwise     add, sub, mul, div, where, expand, ... with the parameter broadcast over the
                   batch: the op is re-run with a per-sample copy of the parameter and autograd
                   gives its per-sample gradient (small tensors: biases, scales, tokens)
+  embedding,      row lookups out[n, t] = W[idx[n, t]] with per-sample indices (F.embedding,
+  W[idx]          torch.embedding; W[idx] / W[:, idx], which is what onnx2torch makes of an ONNX
+                  Gather on an initializer): |dW_n|^2 = sum_{t,t'} [idx_t = idx_t'] <g_t, g_t'>,
+                  a Gram form with an equality mask, exact with repeated tokens (or the one-hot
+                  product when the table has no more rows than the sample has tokens);
+                  padding_idx's row gets no gradient; scale_grad_by_freq divides each token by
+                  its index's count in the sample (PyTorch's backward of that sample alone);
+                  max_norm is refused before the call runs (it renormalises the weight in place)
+  prelu           torch.prelu (= F.prelu, nn.PReLU), one weight or one per channel (dim 1):
+                  dW_n[c] = sum over channel c of g_n * min(a_n, 0)
 
 Parameter-free operations (activations, padding, pooling, attention's softmax, residual adds...)
 need nothing: autograd differentiates them. A pure rearrangement of a parameter (view, transpose,
-basic slicing) keeps its identity. Anything else that reads a parameter is refused by name.
+basic slicing, and a lookup with constant indices that are all different, e.g. position ids held
+in a buffer) keeps its identity. Anything else that reads a parameter is refused by name.
+
+While the gradient graph is traced, F.adaptive_avg_pool2d to 1 x 1 runs as the mean over H, W
+(SUBSTITUTE): ATen restrides a channels-last input's pooled result in place (as_strided_), whose
+backward, an as_strided_scatter, has no ONNX translation (ConvNeXt's blocks end in a permute).
 """
 import torch
 import torch.nn.functional as F
@@ -221,6 +236,181 @@ def rule_group_norm(use, g):
     return _affine_grads(use, g, xhat, list(range(2, a.dim())), ((2,), ("weight",)), ((3,), ("bias",)))
 
 
+def _token_sq(idx, G, vocab, padding_idx=None, scale_grad_by_freq=False, max_materialised=1 << 20):
+    """|dW_n|^2 for a row lookup out[n, t] = W[idx[n, t]] (embedding, ONNX Gather): idx [N, T]
+    integer, G [N, T, D] the output gradient rows, vocab = W's row count. dW_n[v] = sum of G_n[t]
+    over the tokens t with idx = v, so |dW_n|^2 = sum_{t,t'} [idx_t = idx_t'] <G_t, G_t'>: the
+    Gram form with an equality mask (exact with repeated tokens; Equal and MatMul, no Scatter),
+    or the one-hot product form when the vocabulary is no larger than the sequence. A padding
+    row gets no gradient (its tokens are masked out); scale_grad_by_freq divides each token's row
+    by its index's count in the sample (what PyTorch's backward gives the sample alone)."""
+    if scale_grad_by_freq or vocab > idx.shape[1] or vocab * G.shape[2] > max_materialised:
+        mask = (idx[:, :, None] == idx[:, None, :]).to(G.dtype)          # [N, T, T]
+    else:
+        mask = None
+    if scale_grad_by_freq:
+        G = G / mask.sum(2, keepdim=True)
+    if padding_idx is not None:
+        G = G * (idx != padding_idx).to(G.dtype)[:, :, None]
+    if mask is None:   # one-hot [N, V, T] @ G: the per-sample gradient itself, V x D per sample
+        onehot = (torch.arange(vocab, device=idx.device)[None, :, None] == idx[:, None, :]).to(G.dtype)
+        return torch.matmul(onehot, G).pow(2).sum((1, 2))
+    return (mask * torch.matmul(G, G.transpose(1, 2))).sum((1, 2))
+
+
+def _lookup_sq(use, idx, g, vocab, trailing, padding_idx=None, scale_grad_by_freq=False):
+    """A row lookup whose output is idx.shape + trailing (the looked-up rows' own dims): the batch
+    must be a dim of idx; returns the ("sq", [N]) value."""
+    dims = [i for i, d in enumerate(idx.shape) if _is_batch(d, use.n)]
+    if len(dims) != 1:
+        return None
+    b = dims[0]
+    idx, g = idx.movedim(b, 0), g.movedim(b, 0)
+    N = idx.shape[0]
+    return ("sq", _token_sq(idx.reshape(N, -1), g.reshape(N, idx[0].numel(), trailing), vocab,
+                           padding_idx, scale_grad_by_freq))
+
+
+def _lookup(func, args, kwargs, params, n):
+    """How a call that looks rows of a parameter up (F.embedding, torch.embedding, W[...]) is
+    handled, decided when it runs: "basic" (W[...] with ints and slices only: a rearrangement),
+    "distinct" (indices that are constants without the batch, all different: the result's rows
+    are the parameter's, a rearrangement too, e.g. position ids), "rule" (per-sample indices: the
+    closed form), or why it is refused."""
+    (pos, _), = params if len(params) == 1 else [((), None)]
+    if func is T.__getitem__:
+        if pos != (0,):
+            return "a parameter used as an index"
+        adv = _advanced_index(args[1])
+        if adv is None:
+            return "basic"
+        if adv == "other":
+            return ("advanced indexing other than one integer index tensor after full slices "
+                    "(W[idx], W[:, idx])")
+        axis, idx = adv
+        size, pad = args[0].shape[axis], None
+    else:
+        torch_order = func is torch.embedding
+        if pos not in (((0,), ("weight",)) if torch_order else ((1,), ("weight",))):
+            return "a parameter in a position other than the weight"
+        if not torch_order and _arg(args, kwargs, 3, "max_norm") is not None:
+            return ("max_norm: F.embedding renormalises the looked-up rows of the weight in "
+                    "place at every call, so each call computes with a different weight; export "
+                    "with max_norm=None (after a forward pass has applied it, if it should)")
+        idx = _arg(args, kwargs, 1 if torch_order else 0, "indices" if torch_order else "input")
+        W = _get(args, kwargs, pos)
+        size, pad = W.shape[0], _padding_idx(func, args, kwargs, W)
+    if sum(_is_batch(d, n) for d in idx.shape) == 1:
+        return "rule"
+    values = _constant_values(idx)
+    if values is not None:
+        values = [v % size for v in values]
+        if len(set(values)) == len(values) and pad not in values:
+            return "distinct"
+        return ("constant indices without the batch that repeat a row or hold the padding row "
+                "(their rows' per-sample gradients would need a scatter)")
+    return ("indices that neither have a single batch dimension nor are constants (position ids "
+            "computed in the forward: keep them in a buffer, or expand them to [N, T]; or the "
+            "batch merged with the tokens)")
+
+
+def _constant_values(idx):
+    """The values of an index tensor that is a real constant (a buffer, a converted graph's
+    initializer) even while make_fx traces; None for one computed in the forward."""
+    from torch._subclasses.fake_tensor import is_fake
+    from torch.utils._python_dispatch import _disable_current_modes
+    if is_fake(idx) or not all(isinstance(d, int) for d in idx.shape):
+        return None
+    try:
+        with _disable_current_modes():
+            return [int(v) for v in idx.reshape(-1).tolist()]
+    except Exception:   # a tracer's tensor after all
+        return None
+
+
+def _padding_idx(func, args, kwargs, W):
+    """The row that gets no gradient, as a non-negative index, or None."""
+    if func is torch.embedding:
+        pad = _arg(args, kwargs, 2, "padding_idx", -1)
+        return None if pad is None or pad < 0 else pad
+    pad = _arg(args, kwargs, 2, "padding_idx")
+    return W.shape[0] + pad if pad is not None and pad < 0 else pad
+
+
+def rule_embedding(use, g):
+    """F.embedding(idx, W, padding_idx, max_norm, norm_type, scale_grad_by_freq, sparse), also
+    torch.embedding(W, idx, padding_idx, scale_grad_by_freq, sparse): idx [N, T...] integer with
+    the batch as one of its dims (max_norm is refused when the call runs, see _lookup)."""
+    torch_order = use.func is torch.embedding
+    (pos, key), = use.params
+    args, kw = use.args, use.kwargs
+    idx = _arg(args, kw, 1 if torch_order else 0, "indices" if torch_order else "input")
+    W = _get(args, kw, pos)
+    freq = _arg(args, kw, 3 if torch_order else 5, "scale_grad_by_freq", False)
+    value = _lookup_sq(use, idx.detach(), g, W.shape[0], W[0].numel(),
+                       _padding_idx(use.func, args, kw, W), freq)
+    return {key: value} if value is not None else use.refuse("indices without a single batch dimension")
+
+
+def _advanced_index(index):
+    """For W[index]: None when the index is basic (ints, slices, None, Ellipsis: a rearrangement);
+    else (axis, idx) for the one form with a rule, full slices then one integer tensor (plain
+    W[idx], and onnx2torch's Gather, `W[:, ..., :, idx]`), or "other"."""
+    items = index if isinstance(index, tuple) else (index,)
+    adv = [i for i, v in enumerate(items)
+           if isinstance(v, (torch.Tensor, list)) or (isinstance(v, bool))]
+    if not adv:
+        return None
+    a = adv[0]
+    idx = items[a]
+    full = lambda v: isinstance(v, slice) and v == slice(None)  # noqa: E731
+    if len(adv) > 1 or not all(full(v) for v in items[:a]) or \
+            not all(full(v) or v is Ellipsis for v in items[a + 1:]):
+        return "other"
+    if isinstance(idx, list):
+        idx = torch.tensor(idx)
+    if not isinstance(idx, torch.Tensor) or idx.dtype in (torch.bool, torch.uint8) or \
+            idx.is_floating_point():
+        return "other"
+    return a, idx
+
+
+def rule_take(use, g):
+    """W[idx] / W[:, idx] (advanced indexing with one integer tensor, e.g. onnx2torch's ONNX
+    Gather on an initializer) with per-sample indices: a row lookup along that axis."""
+    W, index = use.args[0], use.args[1]
+    axis, idx = _advanced_index(index)
+    # out = W.shape[:axis] + idx.shape + W.shape[axis+1:]: bring idx's dims to the front
+    k = idx.dim()
+    g = g.movedim(tuple(range(axis, axis + k)), tuple(range(k)))
+    value = _lookup_sq(use, idx.detach() % W.shape[axis], g, W.shape[axis], W.numel() // W.shape[axis])
+    if value is None:
+        return use.refuse("indices without a single batch dimension")
+    (_, key), = use.params
+    return {key: value}
+
+
+def rule_prelu(use, g):
+    """torch.prelu(a, W) = max(a, 0) + W * min(a, 0), W with 1 element or one per channel
+    (dim 1): dW_n[c] = sum of g_n * min(a_n, 0) over channel c (over everything when W has one)."""
+    (pos, key), = use.params
+    if pos not in ((1,), ("weight",)):
+        return use.refuse("a parameter in a position other than the weight")
+    a = _arg(use.args, use.kwargs, 0, "input").detach()
+    W = _get(use.args, use.kwargs, pos)
+    if a.dim() == 0 or not _is_batch(a.shape[0], use.n):
+        return use.refuse("an input that does not have the batch as its first dimension")
+    gx = g * torch.clamp(a, max=0)
+    N = a.shape[0]
+    if W.numel() == 1:
+        d = gx.reshape(N, -1).sum(1)
+    elif a.dim() >= 2 and W.numel() == a.shape[1]:
+        d = gx.sum(tuple(range(2, a.dim()))) if a.dim() > 2 else gx
+    else:
+        return use.refuse(f"a weight of {W.numel()} elements for an input of shape {list(a.shape)}")
+    return {key: ("grad", d.reshape(N, *W.shape))}
+
+
 def rule_elementwise(use, g):
     """An op that broadcasts the parameter over the batch: re-run it with a per-sample copy
     [N, ...] of the parameter; autograd's own broadcast reduction gives the per-sample gradient."""
@@ -253,13 +443,16 @@ RULES = {F.linear: rule_linear, torch.matmul: rule_matmul, T.matmul: rule_matmul
          T.__matmul__: rule_matmul, torch.mm: rule_matmul, T.mm: rule_matmul,
          F.conv1d: rule_conv, F.conv2d: rule_conv, torch.conv1d: rule_conv, torch.conv2d: rule_conv,
          F.batch_norm: rule_batch_norm, F.layer_norm: rule_layer_norm,
-         F.group_norm: rule_group_norm}
+         F.group_norm: rule_group_norm, F.embedding: rule_embedding, torch.embedding: rule_embedding,
+         T.__getitem__: rule_take, torch.prelu: rule_prelu, T.prelu: rule_prelu}
+# row lookups of a parameter: decided at the call (see _lookup)
+LOOKUPS = {F.embedding, torch.embedding, T.__getitem__}
 RULES.update({f: rule_elementwise for f in ELEMENTWISE})
 # pure rearrangements of a parameter: the result stands for the same parameter, norm unchanged
 REARRANGE = {T.view, T.reshape, torch.reshape, T.transpose, torch.transpose, T.permute,
              torch.permute, T.t, torch.t, T.flatten, torch.flatten, T.unflatten, T.squeeze,
              torch.squeeze, T.unsqueeze, torch.unsqueeze, T.contiguous, T.clone, torch.clone,
-             T.float, T.to, T.type_as, T.__getitem__, T.T.__get__, T.mT.__get__, T.movedim,
+             T.float, T.to, T.type_as, T.T.__get__, T.mT.__get__, T.movedim,
              torch.movedim, T.view_as, T.reshape_as}
 # `x += b` rebinds x to what the call returns, so the recorded copy is what flows on
 OUT_OF_PLACE = {T.__iadd__: T.add, T.__isub__: T.sub}
@@ -300,7 +493,7 @@ def _name(func):
     owner = getattr(func, "__objclass__", None) or getattr(func, "__self__", None)
     mod = getattr(func, "__module__", None) or ""
     base = getattr(func, "__name__", None) or getattr(func, "__qualname__", None) or repr(func)
-    if owner is torch.Tensor or (owner is None and not mod):
+    if owner in (torch.Tensor, torch._C.TensorBase) or (owner is None and not mod):
         return f"Tensor.{base}"
     return f"{mod}.{base}" if mod and not mod.startswith("torch._C") else f"torch.{base}"
 
@@ -335,10 +528,17 @@ class Recorder(TorchFunctionMode):
                   if id(t) in self.names]
         params += [((k,) + pos, self.names[id(t)]) for k, v in kwargs.items()
                    for pos, t in _tensors(v) if id(t) in self.names]
-        out = func(*args, **kwargs)
-        if not params or not isinstance(out, torch.Tensor):
+        lookup = _lookup(func, args, kwargs, params, self.n) if params and func in LOOKUPS else None
+        if lookup not in (None, "basic", "distinct", "rule"):
+            Use(func, args, kwargs, params, None, self.n, self.problems).refuse(lookup)
+            lookup = "refused"
+        if lookup == "refused" and func is F.embedding:   # the plain lookup: tracing goes on,
+            args, kwargs = args[:3], {**kwargs, "max_norm": None}   # the weight stays as it is
+        out = SUBSTITUTE.get(func, func)(*args, **kwargs)
+        if not params or not isinstance(out, torch.Tensor) or lookup == "refused":
             return out
-        if func in REARRANGE and len(params) == 1 and params[0][0] == (0,):
+        if (func in REARRANGE and len(params) == 1 and params[0][0] == (0,)) or \
+                lookup in ("basic", "distinct"):
             self.names[id(out)] = params[0][1]
             self.keep.append(out)
             return out
@@ -354,6 +554,21 @@ class Recorder(TorchFunctionMode):
         use.out = out.clone() if out.requires_grad else out.detach().requires_grad_(True)
         self.uses.append(use)
         return use.out
+
+
+def _global_avg_pool2d(input, output_size):
+    """F.adaptive_avg_pool2d to a 1 x 1 output as the mean over H, W, the same values. ATen takes
+    that route itself, but then restrides a channels-last input's result in place (as_strided_),
+    and the backward of that is an as_strided_scatter, which no ONNX translation exists for
+    (ConvNeXt: its blocks end in a permute from NHWC, so the pooled tensor is channels-last)."""
+    size = output_size if isinstance(output_size, (tuple, list)) else (output_size, output_size)
+    if len(size) == 2 and all(v == 1 for v in size):
+        return input.mean((-1, -2), keepdim=True)   # ATen's own reduction, dims in its order
+    return F.adaptive_avg_pool2d(input, output_size)
+
+
+# parameter-free functions run in an equivalent form while the gradient graph is traced
+SUBSTITUTE = {F.adaptive_avg_pool2d: _global_avg_pool2d}
 
 
 def _in_place(func):
@@ -439,7 +654,9 @@ WEIGHT_RULES = (rule_linear, rule_matmul, rule_conv)
 def coverage_problems(rec, param_names):
     """Parameters never seen, and weight matrices read more than once (shared layers)."""
     seen = {k for u in rec.uses for _, k in u.params}
-    seen |= {k for p in rec.problems for k in param_names if f"parameter {k} " in p}
+    # refused reads count as seen ("parameter a, b is read by ..." names every key of the call)
+    seen |= {k for p in rec.problems if p.startswith("parameter ") and " is read by " in p
+             for k in p[len("parameter "):p.index(" is read by ")].split(", ")}
     problems = [f"parameter {k} is never read by a torch function during forward (unused, or "
                 "read through torch.ops / a C++ extension, which the exporter cannot see)"
                 for k in param_names if k not in seen]
@@ -467,9 +684,10 @@ def refusal(problems):
     return ("cannot export a gradient graph:\n  " + lines +
             "\nper-sample rules exist for parameters read by: linear, matmul (2-D weight), "
             "conv1d/conv2d (any groups, stride, padding, dilation), batch_norm (running "
-            "statistics), layer_norm, group_norm, and elementwise ops that broadcast the "
+            "statistics), layer_norm, group_norm, embedding and W[idx] (per-sample indices, "
+            "padding_idx, scale_grad_by_freq), prelu, and elementwise ops that broadcast the "
             "parameter over the batch (add, sub, mul, div, where, expand); parameter-free "
-            "layers of any kind need no rule. See export/README.md, 'Any architecture'.")
+            "layers of any kind need no rule. See export/README.md, 'Exporting any PyTorch network'.")
 
 
 def check(model, input_shape):
