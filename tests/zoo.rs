@@ -76,6 +76,8 @@ fn the_zoo_has_keras_jax_depthwise_and_attention_members() {
         "flax-cnn",
         "mobilenetv3-small",
         "efficientnet-b0",
+        "vit-tiny",
+        "convnext",
     ] {
         assert!(
             names.iter().any(|n| n.starts_with(want)),
@@ -162,7 +164,7 @@ fn teacher_eval_runs_keras_and_jax_teachers() {
 #[test]
 fn distill_runs_on_keras_jax_depthwise_and_attention_teachers() {
     let dir = tempfile::tempdir().unwrap();
-    for name in ["keras-cnn", "flax-cnn", "mobilenetv3-small", "vit-tiny"] {
+    for name in ["keras-cnn", "flax-cnn", "mobilenetv3-small", "vit-tiny", "convnext"] {
         let teacher = repo(&format!("models/zoo/{name}.onnx"));
         let out = dir.path().join(format!("{name}.h5"));
         let t = infoutil(&[
