@@ -164,7 +164,13 @@ fn teacher_eval_runs_keras_and_jax_teachers() {
 #[test]
 fn distill_runs_on_keras_jax_depthwise_and_attention_teachers() {
     let dir = tempfile::tempdir().unwrap();
-    for name in ["keras-cnn", "flax-cnn", "mobilenetv3-small", "vit-tiny", "convnext"] {
+    for name in [
+        "keras-cnn",
+        "flax-cnn",
+        "mobilenetv3-small",
+        "vit-tiny",
+        "convnext",
+    ] {
         let teacher = repo(&format!("models/zoo/{name}.onnx"));
         let out = dir.path().join(format!("{name}.h5"));
         let t = infoutil(&[
