@@ -229,6 +229,34 @@ def static_reshapes(tm, shape):
     return replaced
 
 
+def static_squeezes(tm):
+    """Replace every onnx2torch Squeeze whose axes come from a constant (opset 13 takes them as an
+    input; tf2onnx writes GlobalAveragePooling2D's Squeeze so) with the static-axes form: the
+    dynamic one loops over the axes tensor's values, which stops symbolic tracing with a
+    data-dependent guard. Unsqueeze is already converted static by onnx2torch when it can be."""
+    from onnx2torch.node_converters.squeeze import OnnxSqueezeDynamicAxes, OnnxSqueezeStaticAxes
+    replaced = 0
+    for node in tm.graph.nodes:
+        if node.op != "call_module" or not isinstance(tm.get_submodule(node.target), OnnxSqueezeDynamicAxes):
+            continue
+        axes = node.args[1] if len(node.args) > 1 else node.kwargs.get("axes")
+        if axes is None:
+            continue
+        if not (isinstance(axes, torch.fx.Node) and axes.op == "get_attr"):
+            raise exporter.UnsupportedModelError(
+                f"Squeeze '{node.target}' takes its axes from a computed tensor; the per-sample "
+                "gradient graph needs them constant")
+        value = tm.get_parameter(axes.target) if axes.target in dict(tm.named_parameters()) \
+            else tm.get_buffer(axes.target)
+        tm.add_submodule(node.target, OnnxSqueezeStaticAxes(axes=[int(a) for a in value.flatten()]))
+        node.args, node.kwargs = (node.args[0],), {}
+        replaced += 1
+    if replaced:
+        tm.graph.eliminate_dead_code()
+        tm.recompile()
+    return replaced
+
+
 def initializers_to_parameters(tm):
     """Every float ONNX initializer the graph still computes with becomes a parameter (onnx2torch
     keeps those outside Conv/Gemm/BatchNormalization as buffers). Constant nodes (clip bounds,
@@ -348,6 +376,7 @@ def torch_module(src_path, input_shape, layout, log=print):
     import onnx2torch
     tm = onnx2torch.convert(prepare_onnx(onnx.load(src_path), log=log)).eval()
     static_reshapes(tm, exporter.graph_shape(input_shape, layout))
+    static_squeezes(tm)
     return initializers_to_parameters(tm)
 
 
