@@ -168,9 +168,12 @@ impl InputSpec {
     /// (`[C, H, W]`): bilinear resize when the sizes differ, then the normalisation.
     pub fn pixels_into(&self, pixels: ArrayView3<f32>, mut out: ArrayViewMut3<f32>) {
         debug_assert_eq!(out.dim(), (self.channels, self.height, self.width));
-        let same_size = pixels.dim() == out.dim();
         let (_, h, w) = pixels.dim();
         let [ay, ax] = self.axes(h, w);
+        // Only a source the teacher sees whole and unscaled is copied: with ShorterSide, a source
+        // already H × W is still resized to the size and cropped, as torchvision does.
+        let same_size =
+            [ay, ax].iter().all(|a| a.offset == 0 && a.s == a.r) && pixels.dim() == out.dim();
         for (ch, (scale, shift)) in self.affine().into_iter().enumerate() {
             let src = pixels.index_axis(ndarray::Axis(0), ch);
             let mut dst = out.index_axis_mut(ndarray::Axis(0), ch);
@@ -323,6 +326,13 @@ mod tests {
             normalization: Normalization::Baked,
             ..spec(1, 3, 3)
         };
+        // A source of the teacher's own size is resized and cropped too, not copied.
+        let want = want.into_iter().chain([(
+            (3, 3),
+            [
+                0.0, 23.125, 50.875, 69.375, 92.5, 120.25, 152.625, 115.75, 107.5,
+            ],
+        )]);
         for ((h, w), values) in want {
             let mut out = Array3::zeros((1, 3, 3));
             shorter.pixels_into(ramp(h, w).view(), out.view_mut());
@@ -346,8 +356,12 @@ mod tests {
         let b = |y0, x0, y1, x1| PixelBox { y0, x0, y1, x1 };
         assert_eq!(shorter.box_to_source(b(0, 0, 3, 3), (7, 10)), b(0, 2, 5, 8));
         assert_eq!(shorter.box_to_source(b(1, 1, 2, 2), (7, 10)), b(2, 4, 4, 6));
-        // Stretch: the old proportional rescale.
+        // Stretch: the proportional rescale.
         let stretch = spec(1, 28, 28);
+        assert_eq!(
+            stretch.box_to_source(b(7, 14, 21, 28), (56, 112)),
+            b(14, 56, 42, 112)
+        );
         assert_eq!(
             stretch.box_to_source(b(0, 7, 14, 21), (56, 112)),
             b(0, 28, 28, 84)

@@ -19,18 +19,6 @@ impl PixelBox {
     pub fn width(&self) -> usize {
         self.x1 - self.x0
     }
-
-    /// The same region in an image of another size (`from` → `to`, each `(h, w)`), rounded to
-    /// whole pixels. Used to report crops in source pixels when the teacher's input is resized.
-    pub fn rescale(&self, from: (usize, usize), to: (usize, usize)) -> PixelBox {
-        let r = |v: usize, a: usize, b: usize| ((v * b) as f64 / a as f64).round() as usize;
-        PixelBox {
-            y0: r(self.y0, from.0, to.0),
-            x0: r(self.x0, from.1, to.1),
-            y1: r(self.y1, from.0, to.0).max(r(self.y0, from.0, to.0) + 1),
-            x1: r(self.x1, from.1, to.1).max(r(self.x0, from.1, to.1) + 1),
-        }
-    }
 }
 
 /// `g × g` patches over an `h × w` image. Patch edges are `⌊i·h/g⌋`, so sizes differ by at most
@@ -115,24 +103,5 @@ mod tests {
     fn too_fine_a_grid_is_refused() {
         assert!(Grid::new(5, 4, 28).is_err());
         assert!(Grid::new(0, 4, 4).is_err());
-    }
-
-    #[test]
-    fn rescaling_maps_teacher_pixels_to_source_pixels() {
-        let b = PixelBox {
-            y0: 7,
-            x0: 14,
-            y1: 21,
-            x1: 28,
-        };
-        assert_eq!(
-            b.rescale((28, 28), (56, 112)),
-            PixelBox {
-                y0: 14,
-                x0: 56,
-                y1: 42,
-                x1: 112
-            }
-        );
     }
 }
