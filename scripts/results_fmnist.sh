@@ -24,25 +24,10 @@
 # include it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-source scripts/setup.sh
 seeds=${1:-0 1 2}
 ipcs=${2:-1 10 50}
 jobs=${3:-2}
-py=${PYTHON:-python}
-fm=/usr/share/datasets/fashion-mnist
-data=$fm/train-images-idx3-ubyte.gz
-dir=out/results
-# InfoUtil's options as tuned on a validation split carved from the training set (docs/tuning.md).
-TUNED="--only-recognised --factor 2 --crop-span 3"
-# $INFOUTIL: a fixed binary (e.g. a copy) for long runs next to development; else built here.
-bin=${INFOUTIL:-target/release/infoutil}
-[ -n "${INFOUTIL:-}" ] || cargo build --release --quiet
-mkdir -p "$dir"
-
-distil_opts="--budget 128"
-test_images=$fm/t10k-images-idx3-ubyte.gz
-test_labels=$fm/t10k-labels-idx1-ubyte.gz
-source scripts/students.sh
+source scripts/results_env.sh
 
 # Seed by seed, so that a stopped run leaves whole seeds behind.
 for s in $seeds; do

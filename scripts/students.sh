@@ -1,5 +1,6 @@
-# Sourced by scripts/results_fmnist.sh and scripts/tune_fmnist.sh: distil files and train students
-# on them, each step skipped when its output exists, so a stopped run resumes.
+# Sourced by scripts/results_env.sh, scripts/tune_fmnist.sh and scripts/sweep_fmnist.sh: distil
+# files and train students on them, each step skipped when its output exists, so a stopped run
+# resumes.
 # Expects: $dir (outputs), $data (the idx file to distil), $distil_opts (options every run shares),
 # $test_images / $test_labels (what students are scored on), $bin (infoutil), $py (python with
 # examples/requirements-student.txt), $jobs (students at a time, one thread each).

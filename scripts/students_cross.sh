@@ -12,22 +12,10 @@
 # skipped when its output exists, so a stopped run resumes. Needs what results_fmnist.sh needs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-source scripts/setup.sh
 seeds=${1:-0 1 2}
 students=${2:-vit mixer}
 jobs=${3:-1}
-py=${PYTHON:-python}
-fm=/usr/share/datasets/fashion-mnist
-data=$fm/train-images-idx3-ubyte.gz
-dir=out/results
-TUNED="--only-recognised --factor 2 --crop-span 3"
-bin=${INFOUTIL:-target/release/infoutil}
-[ -n "${INFOUTIL:-}" ] || cargo build --release --quiet
-mkdir -p "$dir"
-distil_opts="--budget 128"
-test_images=$fm/t10k-images-idx3-ubyte.gz
-test_labels=$fm/t10k-labels-idx1-ubyte.gz
-source scripts/students.sh
+source scripts/results_env.sh
 
 for s in $seeds; do
   distil "infoutil-ipc10-s$s" --ipc 10 --seed "$s"
