@@ -271,6 +271,9 @@ def main(argv=None):
     ap.add_argument("--epochs-total", type=int)
     ap.add_argument("--test-top1", type=float)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--cam", nargs="?", const=True, default=False, metavar="LAYER",
+                    help="also write NAME.cam.onnx, the Grad-CAM graph, at LAYER (a module name) "
+                         "or by the default rule (see export_cam.py)")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
 
@@ -324,8 +327,9 @@ def main(argv=None):
                    "weights": os.path.basename(args.weights) if args.weights else "constructor",
                    **({"resize": metadata.shorter_side(args.resize_shorter)}
                       if args.resize_shorter else {})},
-            log=lambda m: print(m, flush=True))
-    except (CommandError, exporter.UnsupportedModelError, exporter.VerificationError) as e:
+            cam=args.cam, log=lambda m: print(m, flush=True))
+    except (CommandError, exporter.UnsupportedModelError, exporter.VerificationError,
+            exporter.CamLayerError) as e:
         print(f"[{name}] REFUSED: {e}", file=sys.stderr)
         return 1
     report.update(module=args.module, kwargs=kwargs, weights=args.weights, verification_inputs=how,
@@ -334,7 +338,9 @@ def main(argv=None):
         json.dump(report, f, indent=1)
     files = report["files"]
     print(f"[{name}] wrote {files['forward']['path']} ({files['forward']['bytes'] / 1e6:.2f} MB) and "
-          f"{files['grad']['path']} ({files['grad']['bytes'] / 1e6:.2f} MB) in {report['export_seconds']} s")
+          f"{files['grad']['path']} ({files['grad']['bytes'] / 1e6:.2f} MB)"
+          + (f" and {files['cam']['path']} ({files['cam']['bytes'] / 1e6:.2f} MB)" if "cam" in files else "")
+          + f" in {report['export_seconds']} s")
     return 0
 
 

@@ -53,6 +53,9 @@ def main():
     ap.add_argument("--verify-n", type=int, default=128, help="test images used for verification")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--cam", nargs="?", const=True, default=False, metavar="LAYER",
+                    help="also write NAME.cam.onnx, the Grad-CAM graph (default layer: relu3; "
+                         "see export_cam.py, which adds it to an existing teacher)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -72,8 +75,8 @@ def main():
             model, args.out_dir, args.name, input_shape=(1, 28, 28), class_names=FMNIST_CLASSES,
             normalization=mean_std([FMNIST_MEAN], [FMNIST_STD]), verify_x=x[idx], verify_y=y[idx],
             checkpoint_epoch=args.epoch, epochs_total=args.epochs_total, dataset="fashion-mnist",
-            test_top1=top1)
-    except (exporter.UnsupportedModelError, exporter.VerificationError) as e:
+            test_top1=top1, cam=args.cam)
+    except (exporter.UnsupportedModelError, exporter.VerificationError, exporter.CamLayerError) as e:
         print(f"[{args.name}] REFUSED: {e}", file=sys.stderr)
         return 1
     shutil.copyfile(args.checkpoint, os.path.join(args.out_dir, args.name + ".pt"))

@@ -1,14 +1,17 @@
 """The metadata contract between the exported ONNX files and the Rust loader (schema "1").
 
 Every value is a string; structured values are JSON. Keys (prefix "infoutil."):
-  schema, role ("forward" | "grad"), input_shape ([C, H, W]), normalization
+  schema, role ("forward" | "grad" | "cam"), input_shape ([C, H, W]), normalization
   ({"kind": "mean_std", "mean": [...], "std": [...]} or {"kind": "baked"}; pixels are first scaled
   to [0, 1]), class_names, framework, checkpoint_epoch, epochs_total, weights_sha256,
   dataset, test_top1, layout ("NCHW" | "NHWC", how the graph takes [C, H, W]), input_name (the
   image input's name; a grad file's inputs are [input_name, "y"]), resize (optional, how images
   of other sizes become [H, W]: {"kind": "stretch"}, the default, a bilinear resize of the whole
   image, or {"kind": "shorter_side", "size": S}, torchvision's Resize(S) + CenterCrop((H, W)),
-  S >= max(H, W)), and in the grad file only: param_names, last_layer_params.
+  S >= max(H, W)), in the grad file only: param_names, last_layer_params, and in the cam file
+  (NAME.cam.onnx, the Grad-CAM graph: inputs [input_name, "y"], outputs activations and
+  gradients [N, K, h, w]) only: cam_layer, the name of the module whose output it explains (in
+  the PyTorch model's named_modules()). All three files carry the same weights_sha256.
 """
 import hashlib
 import json
@@ -48,8 +51,9 @@ def shorter_side(size):
 
 def build(role, *, input_shape, normalization, class_names, framework, weights_hash,
           checkpoint_epoch=None, epochs_total=None, dataset=None, test_top1=None,
-          layout="NCHW", input_name="x", param_names=None, last_layer_params=None, extra=None):
-    if role not in ("forward", "grad"):
+          layout="NCHW", input_name="x", param_names=None, last_layer_params=None,
+          cam_layer=None, extra=None):
+    if role not in ("forward", "grad", "cam"):
         raise ValueError(role)
     if normalization.get("kind") not in ("mean_std", "baked"):
         raise ValueError(f"normalization kind must be mean_std or baked: {normalization}")
@@ -72,6 +76,12 @@ def build(role, *, input_shape, normalization, class_names, framework, weights_h
             raise ValueError("grad metadata needs param_names and last_layer_params")
         meta["param_names"] = json.dumps(list(param_names))
         meta["last_layer_params"] = json.dumps([int(i) for i in last_layer_params])
+    if role == "cam":
+        if not cam_layer or not isinstance(cam_layer, str):
+            raise ValueError("cam metadata needs cam_layer, the module's name")
+        meta["cam_layer"] = cam_layer
+    elif cam_layer is not None:
+        raise ValueError(f"cam_layer belongs to the cam file, not to a {role} file")
     for k, v in (extra or {}).items():
         meta[k] = v if isinstance(v, str) else json.dumps(v)
     return {PREFIX + k: v for k, v in meta.items()}

@@ -10,6 +10,9 @@ Relative error everywhere float32 can hold the value: |got - ref| / max(ref, TIN
 TINY_FLOOR = 1e-41 is the smallest magnitude float32 stores to 1e-4 (subnormals are spaced
 1.4e-45). Squared norms are judged relative to the sample's total squared norm, with the same
 floor.
+
+The Grad-CAM graph (check_cam) is held to a per-sample float64 autograd loop: activations and
+gradients each relative to the largest |value| of that output for that sample.
 """
 import numpy as np
 import onnxruntime as ort
@@ -110,4 +113,73 @@ def check_grad(onnx_path, model, x, y, input_name="x", batch_sizes=(1, 3)):
         "n_ref_below_float32": int((ref < 1.4e-45).sum()),   # float32's smallest subnormal
         "ref_norm_min": float(ref.min()), "ref_norm_median": float(np.median(ref)),
         "ref_norm_max": float(ref.max()),
+    }
+
+
+def reference_cam(model, x, y, layer, dtype=torch.float64):
+    """(A, dlogit_y/dA) [N, K, h, w] in `dtype`, one sample at a time: the model in `dtype`, a
+    forward hook keeping the module's output at its last call (the rest of the network gets a
+    copy, so that an in-place op after the module, `out += identity`, leaves A as the module
+    returned it), torch.autograd.grad of the sample's logit y."""
+    m = _copy_as(model, dtype)
+    target = dict(m.named_modules())[layer]
+    store = {}
+
+    def hook(mod, inp, out):
+        store["a"] = out
+        return out.clone()
+
+    handle = target.register_forward_hook(hook)
+    acts, grads = [], []
+    try:
+        for i in range(len(x)):
+            xi = x[i:i + 1].to(dtype).requires_grad_(True)
+            with torch.enable_grad():
+                logits = m(xi)
+                g, = torch.autograd.grad(logits[0, int(y[i])], store["a"])
+            acts.append(store["a"].detach()[0])
+            grads.append(g[0])
+    finally:
+        handle.remove()
+    return torch.stack(acts).double().numpy(), torch.stack(grads).double().numpy()
+
+
+def _per_sample_rel(got, ref):
+    """max over samples of max |got - ref| / max |ref| (that sample's largest value)."""
+    n = len(ref)
+    diff = np.abs(got.astype(np.float64) - ref).reshape(n, -1).max(1)
+    scale = np.abs(ref).reshape(n, -1).max(1)
+    return float((diff / np.maximum(scale, TINY_FLOOR)).max()), scale
+
+
+def check_cam(onnx_path, model, x, y, layer, input_name="x"):
+    """ONNX Runtime's activations and gradients against the float64 per-sample reference, and
+    the big batch against each sample run alone. x in the graph's own layout."""
+    sess = ort_session(onnx_path)
+    names = [o.name for o in sess.get_outputs()]
+    if names != ["activations", "gradients"]:
+        return {"error": f"outputs are {names}, not ['activations', 'gradients']"}
+    ref_a, ref_g = reference_cam(model, x, y, layer)
+    a, g = sess.run(None, {input_name: x.numpy(), "y": y.numpy()})
+    if a.shape != ref_a.shape or g.shape != ref_g.shape or a.dtype != np.float32 or g.dtype != np.float32:
+        return {"error": f"outputs {a.dtype}{list(a.shape)} / {g.dtype}{list(g.shape)}, reference "
+                         f"float32{list(ref_a.shape)}"}
+    act_err, act_scale = _per_sample_rel(a, ref_a)
+    grad_err, grad_scale = _per_sample_rel(g, ref_g)
+    batch_err = 0.0
+    for i in range(len(x)):
+        ai, gi = sess.run(None, {input_name: x[i:i + 1].numpy(), "y": y[i:i + 1].numpy()})
+        batch_err = max(batch_err,
+                        float(np.abs(ai - a[i:i + 1]).max() / max(act_scale[i], TINY_FLOOR)),
+                        float(np.abs(gi - g[i:i + 1]).max() / max(grad_scale[i], TINY_FLOOR)))
+    # what float32 itself gives: the same loop in PyTorch float32
+    a32, g32 = reference_cam(model, x, y, layer, dtype=torch.float32)
+    return {
+        "n": len(x), "shape": list(a.shape[1:]),
+        "act_max_rel_err": act_err, "grad_max_rel_err": grad_err,
+        "batch_max_rel_diff": batch_err,
+        "torch_float32_act_max_rel_err": _per_sample_rel(a32, ref_a)[0],
+        "torch_float32_grad_max_rel_err": _per_sample_rel(g32, ref_g)[0],
+        "ref_act_max": float(act_scale.max()),
+        "ref_grad_max_min": [float(grad_scale.min()), float(grad_scale.max())],
     }
