@@ -201,10 +201,9 @@ def test_convnet3_against_split_reference(d):
 
 def test_reused_relu_against_replace_reference(d):
     """TinyResNet: the default layer is layer2 (the last block's output, after the reused ReLU's
-    second call); also layer2.0.relu (by its last call), layer2.0.bn2 (whose output the block
-    then changes in place: the graph must still report bn2's own output and its gradient) and
-    layer1 (whose gradient runs back through the strided block, so it depends on the image;
-    from layer2 and bn2 on it is the classifier row spread by the pooling, masked by a ReLU)."""
+    second call), and layer2.0.bn2 (whose output the block then changes in place: the graph
+    must still report bn2's own output and its gradient). An image-dependent gradient is
+    test_convnet3_against_split_reference's relu2; two layers here keep the test short in CI."""
     torch.manual_seed(0)
     net = randomise_bn(TinyResNet())
     gen = torch.Generator().manual_seed(2)
@@ -212,7 +211,7 @@ def test_reused_relu_against_replace_reference(d):
     y = torch.randint(0, 5, (8,), generator=gen)
     assert cam.find_layer(exporter.prepare_model(net), (3, 16, 16)) == ("layer2", [16, 8, 8])
     out = {}
-    for layer in ("layer2", "layer2.0.relu", "layer2.0.bn2", "layer1"):
+    for layer in ("layer2", "layer2.0.bn2"):
         path = os.path.join(d, f"res-{layer}.cam.onnx")
         exporter.export_cam(net, path, input_shape=(3, 16, 16),
                             meta_common=common_meta((3, 16, 16), "abcde"), verify_x=x,
@@ -227,9 +226,6 @@ def test_reused_relu_against_replace_reference(d):
     a_bn2, _ = run_graph(os.path.join(d, "res-layer2.0.bn2.cam.onnx"), x, y)
     a_out, _ = run_graph(os.path.join(d, "res-layer2.cam.onnx"), x, y)
     assert np.abs(a_bn2 - a_out).max() > 0.1
-    _, g1 = run_graph(os.path.join(d, "res-layer1.cam.onnx"), x, y)
-    same_class = [(i, j) for i in range(8) for j in range(i) if y[i] == y[j]]
-    assert all(np.abs(g1[i] - g1[j]).max() > 1e-3 * np.abs(g1).max() for i, j in same_class)
     return out
 
 
@@ -335,17 +331,12 @@ def test_command(d):
         code, text = run([fwd, "--layer", layer, "--out", out])
         assert code == 1 and "REFUSED" in text and repr(layer) in text and needle in text, text
         refusals[layer] = text.strip().splitlines()[-1]
-    # (d) the weights of another network: the shipped early teacher's checkpoint for the
-    # converged teacher's forward file, and the small teacher's file with a perturbed checkpoint
-    code, text = run([os.path.join(ROOT, "models", "fmnist-convnet3.onnx"), "--checkpoint",
-                      os.path.join(ROOT, "models", "fmnist-convnet3-early.pt"), "--out", out])
-    assert code == 1 and "are not the network of" in text and "weights_sha256" in text, text
-    refusals["early checkpoint for the converged teacher"] = text.strip().splitlines()[-1]
+    # (d) the weights of another network: the small teacher's file with a perturbed checkpoint
     sd = torch.load(os.path.join(d, "tiny.pt"), weights_only=True)
     sd["conv2.weight"][0, 0, 0, 0] += 1e-3
     torch.save(sd, os.path.join(d, "perturbed.pt"))
     code, text = run([fwd, "--checkpoint", os.path.join(d, "perturbed.pt"), "--out", out])
-    assert code == 1 and "are not the network of" in text, text
+    assert code == 1 and "are not the network of" in text and "weights_sha256" in text, text
     refusals["one weight changed by 1e-3"] = text.strip().splitlines()[-1]
     assert os.listdir(out_dir) == [], os.listdir(out_dir)
     return report, refusals
