@@ -7,7 +7,7 @@ use common::*;
 use infoutil::data::{self, Selection};
 use infoutil::distill::{distill, DistillConfig, Distilled, MapsFor, Method, Reuse, SavedMaps};
 use infoutil::informativeness::attribute::ShapleyConfig;
-use infoutil::informativeness::CropRule;
+use infoutil::informativeness::{Attribution, CropRule};
 use infoutil::progress::Silent;
 use infoutil::provenance::Provenance;
 use infoutil::shapley::Estimator;
@@ -30,6 +30,7 @@ fn config(method: Method, factor: usize, seed: u64) -> DistillConfig {
         // RDED keeps one crop per candidate, so it needs IPC·factor² candidates; fewer keep the
         // tests quick on tract.
         candidates: if method == Method::Rded { 8 } else { 6 },
+        attribution: Attribution::Shapley,
         shapley: ShapleyConfig {
             budget: 48,
             estimator: Estimator::LeverageShap,
@@ -363,6 +364,7 @@ fn saved_shapley_maps_are_used_and_checked() {
     }
     let want = MapsFor {
         teacher: &t,
+        attribution: cfg.attribution,
         shapley: &cfg.shapley,
         seed: cfg.seed,
         data_sha256: &sha,
@@ -416,6 +418,14 @@ fn saved_shapley_maps_are_used_and_checked() {
         ..want
     });
     assert!(e.contains("other data") && e.contains("by content"), "{e}");
+    let e = refused(&MapsFor {
+        attribution: Attribution::GradCam,
+        ..want
+    });
+    assert!(
+        e.contains("has shapley maps") && e.contains("gradcam"),
+        "{e}"
+    );
 }
 
 /// How many distilled images of each class the teacher assigns to that class (factor 1, and the

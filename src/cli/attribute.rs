@@ -1,7 +1,7 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use infoutil::informativeness::attribute::attribute_records;
+use infoutil::informativeness::attribute::{attribute_records, MapOptions};
 use infoutil::informativeness::Attributions;
 use infoutil::provenance::Provenance;
 use infoutil::render::HeatmapFolder;
@@ -57,14 +57,18 @@ pub fn run(args: AttributeArgs) -> anyhow::Result<()> {
         None => None,
     };
     let mean = data::stats::mean_pixel(source.as_mut(), teacher.meta.input.channels, 1000)?;
-    let mut found = Attributions::new(&cfg, &rule, args.seed, &mean);
+    let maps = MapOptions {
+        attribution: args.shapley.attribution,
+        shapley: &cfg,
+        mean_pixel: &mean,
+    };
+    let mut found = Attributions::new(&maps, &rule, args.seed);
     let report = attribute_records(
         &teacher,
         source.as_mut(),
         indices,
-        &cfg,
+        &maps,
         &rule,
-        &mean,
         args.seed,
         args.skip_bad,
         &Bars::default(),

@@ -5,6 +5,7 @@ use infoutil::distill::{
     default_checkpoint_dir, distill, label_teacher_for, Checkpoint, DistillConfig, Distilled,
     MapsFor, Method, Reuse, SavedMaps,
 };
+use infoutil::informativeness::Attribution;
 use infoutil::paths;
 use infoutil::provenance::Provenance;
 use infoutil::utility::Score;
@@ -62,8 +63,9 @@ pub struct DistillArgs {
     /// Contact sheet of the distilled images (default: OUT with .png).
     #[arg(long)]
     png: Option<PathBuf>,
-    /// Reuse the Shapley maps of an earlier InfoUtil run (same teacher, data, Shapley options and
-    /// seed; any IPC, score, noise or label teacher): ablations then skip the costly stage.
+    /// Reuse the informativeness maps of an earlier InfoUtil run (same teacher, data,
+    /// attribution, Shapley options and seed; any IPC, score, noise or label teacher): ablations
+    /// then skip the costly stage.
     #[arg(long, value_name = "FILE.h5")]
     maps_from: Option<PathBuf>,
 }
@@ -76,6 +78,7 @@ impl DistillArgs {
             ipc: self.ipc,
             factor: self.factor,
             candidates: self.candidates,
+            attribution: self.shapley.attribution,
             shapley: self.shapley.config(),
             crops: self.shapley.crop_rule(),
             score: self.score,
@@ -116,6 +119,9 @@ pub fn run(args: DistillArgs) -> anyhow::Result<()> {
     let data_path = paths::shipped_or(&args.data, paths::DEFAULT_TRAIN_DATA);
     let mut source = data::open_for(&data_path, &teacher.meta.class_names)?;
     let cfg = args.config(teacher.num_classes())?;
+    if cfg.attribution == Attribution::GradCam {
+        teacher.cam_layer()?; // before any image is read
+    }
     let labels_by = label_teacher.as_ref().unwrap_or(&teacher);
     let png = args
         .png
@@ -139,6 +145,7 @@ pub fn run(args: DistillArgs) -> anyhow::Result<()> {
             path,
             &MapsFor {
                 teacher: &teacher,
+                attribution: cfg.attribution,
                 shapley: &cfg.shapley,
                 seed: cfg.seed,
                 data_sha256: &run.data_sha256,

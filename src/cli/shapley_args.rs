@@ -1,12 +1,16 @@
-//! Options shared by `attribute` and `distill`: how Shapley maps and crops are computed.
+//! Options shared by `attribute` and `distill`: how informativeness maps and crops are computed.
 
 use clap::Args;
 use infoutil::informativeness::attribute::ShapleyConfig;
-use infoutil::informativeness::{Baseline, CropRule, Value};
+use infoutil::informativeness::{Attribution, Baseline, CropRule, Value};
 use infoutil::shapley::Estimator;
 
 #[derive(Args, Debug, Clone)]
 pub struct ShapleyArgs {
+    /// What ranks an image's patches: Shapley values, or Grad-CAM (needs the teacher's
+    /// NAME.cam.onnx; only --grid of the Shapley options applies).
+    #[arg(long, value_enum, default_value = "shapley")]
+    pub attribution: Attribution,
     /// Patches per side: g×g players per image.
     #[arg(long, default_value_t = ShapleyConfig::default().grid)]
     pub grid: usize,

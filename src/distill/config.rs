@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::informativeness::attribute::ShapleyConfig;
-use crate::informativeness::CropRule;
+use crate::informativeness::{Attribution, CropRule};
 use crate::utility::Score;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -27,6 +27,10 @@ pub struct DistillConfig {
     pub factor: usize,
     /// Real candidate images drawn per class (InfoUtil, RDED).
     pub candidates: usize,
+    /// What ranks a candidate's patches (InfoUtil); files written before Grad-CAM existed
+    /// record none and mean Shapley.
+    #[serde(default)]
+    pub attribution: Attribution,
     pub shapley: ShapleyConfig,
     pub crops: CropRule,
     pub score: Score,
@@ -62,6 +66,9 @@ impl DistillConfig {
             return fail(
                 "--only-recognised filters InfoUtil's crops: use it with --method infoutil",
             );
+        }
+        if self.attribution != Attribution::Shapley && self.method != Method::Infoutil {
+            return fail("--attribution chooses InfoUtil's crops: use it with --method infoutil");
         }
         if self.candidates == 0 {
             return fail("--candidates must be at least 1");

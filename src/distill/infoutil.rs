@@ -13,8 +13,8 @@ use super::crops::{collect, count, ClassLog, Crop, CropBatch, UTILITY};
 use super::method::{Proposal, Work};
 use super::run::Run;
 use crate::error::{Error, Result};
-use crate::informativeness::attribute::{shapley_maps, STAGE as ATTRIBUTION};
-use crate::informativeness::{crops, Baseline, Grid, PixelBox};
+use crate::informativeness::attribute::{informative_maps, MapOptions, STAGE as ATTRIBUTION};
+use crate::informativeness::{crops, Attribution, Baseline, Grid, PixelBox};
 
 pub(super) struct InfoUtil;
 
@@ -31,7 +31,7 @@ impl Proposal for InfoUtil {
     }
 
     fn needs_mean_pixel(&self, cfg: &DistillConfig) -> bool {
-        cfg.shapley.baseline == Baseline::Mean
+        cfg.attribution == Attribution::Shapley && cfg.shapley.baseline == Baseline::Mean
     }
 
     fn crops(
@@ -72,8 +72,8 @@ impl Proposal for InfoUtil {
     }
 }
 
-/// The Shapley maps `[n, g, g]` of class `c`'s candidates: saved ones where given, the others
-/// computed with the class's plan.
+/// The informativeness maps `[n, g, g]` of class `c`'s candidates: saved ones where given, the
+/// others computed (Shapley maps with the class's plan).
 fn maps(run: &Run, cands: &Candidates, c: usize) -> Result<Array3<f64>> {
     let g = run.cfg.shapley.grid;
     let mut maps = Array3::zeros((cands.len(), g, g));
@@ -91,12 +91,16 @@ fn maps(run: &Run, cands: &Candidates, c: usize) -> Result<Array3<f64>> {
     }
     let x = cands.x.select(Axis(0), &missing);
     let seed = run.cfg.seed ^ (c as u64).wrapping_mul(0xD1B5_4A32_D192_ED03);
-    let (fresh, _) = shapley_maps(
+    let opts = MapOptions {
+        attribution: run.cfg.attribution,
+        shapley: &run.cfg.shapley,
+        mean_pixel: &run.mean_pixel,
+    };
+    let fresh = informative_maps(
         run.teacher,
         x.view(),
         &vec![c; missing.len()],
-        &run.cfg.shapley,
-        &run.mean_pixel,
+        &opts,
         seed,
         run.progress,
     )

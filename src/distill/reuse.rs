@@ -15,6 +15,7 @@ use super::merge;
 use super::output::Section;
 use crate::error::{Error, Result};
 use crate::informativeness::attribute::ShapleyConfig;
+use crate::informativeness::Attribution;
 use crate::provenance::Recorded;
 use crate::store::{self, schema::attr, schema::distilled};
 use crate::teacher::Teacher;
@@ -29,6 +30,7 @@ pub struct SavedMaps {
 /// What a saved map must have been made with to equal the one this run would compute.
 pub struct MapsFor<'a> {
     pub teacher: &'a Teacher,
+    pub attribution: Attribution,
     pub shapley: &'a ShapleyConfig,
     pub seed: u64,
     /// The dataset's [`crate::data::fingerprint`].
@@ -50,6 +52,13 @@ impl SavedMaps {
         let recorded: Recorded<Section> = serde_json::from_value(shard.config.clone())
             .map_err(|e| Error::store(path, format!("config cannot be read: {e}")))?;
         let d = &recorded.section.distill;
+        if d.attribution != want.attribution {
+            return fail(format!(
+                "has {} maps, but this run asks for --attribution {}",
+                d.attribution.name(),
+                want.attribution.name()
+            ));
+        }
         if serde_json::json!(d.shapley) != serde_json::json!(want.shapley) || d.seed != want.seed {
             return fail(format!(
                 "has maps made with other Shapley options or seed (it has {} and seed {}); \

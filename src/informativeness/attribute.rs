@@ -163,6 +163,47 @@ pub fn shapley_maps(
     Ok((maps, diagnostics))
 }
 
+/// What decides an image's informativeness map besides the image, its label and the seed.
+#[derive(Debug, Clone, Copy)]
+pub struct MapOptions<'a> {
+    pub attribution: super::Attribution,
+    /// The Shapley options; with Grad-CAM only the grid applies.
+    pub shapley: &'a ShapleyConfig,
+    /// The dataset's mean pixel (the mean baseline).
+    pub mean_pixel: &'a [f32],
+}
+
+/// Informativeness maps `[n, g, g]` of `images` (teacher input space) for their `labels`: Shapley
+/// values (one coalition plan drawn from `seed` for all of them) or Grad-CAM, as `opts` says.
+pub fn informative_maps(
+    teacher: &Teacher,
+    images: ArrayView4<f32>,
+    labels: &[usize],
+    opts: &MapOptions,
+    seed: u64,
+    progress: &dyn Progress,
+) -> Result<Array3<f64>> {
+    opts.shapley.check()?;
+    match opts.attribution {
+        super::Attribution::Shapley => {
+            let shapley = opts.shapley;
+            shapley_maps(
+                teacher,
+                images,
+                labels,
+                shapley,
+                opts.mean_pixel,
+                seed,
+                progress,
+            )
+            .map(|(maps, _)| maps)
+        }
+        super::Attribution::GradCam => {
+            super::gradcam::gradcam_maps(teacher, images, labels, opts.shapley.grid, progress)
+        }
+    }
+}
+
 fn baselines(
     images: ArrayView4<f32>,
     kind: Baseline,
@@ -177,9 +218,9 @@ fn baselines(
     out
 }
 
-/// Shapley maps and crops of chosen dataset records, streamed in chunks: `sink` receives each
-/// chunk's records (as stored), maps `[n, g, g]` and crop boxes (source pixels), so memory does
-/// not grow with the number of records.
+/// Informativeness maps and crops of chosen dataset records, streamed in chunks: `sink` receives
+/// each chunk's records (as stored), maps `[n, g, g]` and crop boxes (source pixels), so memory
+/// does not grow with the number of records.
 pub struct Attributed<'a> {
     pub records: &'a [crate::data::Record],
     pub maps: &'a Array3<f64>,
@@ -191,9 +232,8 @@ pub fn attribute_records(
     teacher: &Teacher,
     source: &mut dyn crate::data::Source,
     indices: Vec<usize>,
-    cfg: &ShapleyConfig,
+    opts: &MapOptions,
     rule: &super::CropRule,
-    mean_pixel: &[f32],
     seed: u64,
     skip_bad: bool,
     progress: &dyn Progress,
@@ -203,9 +243,12 @@ pub fn attribute_records(
     let spec = teacher.meta.input.clone();
     let path = source.info().path.clone();
     source.match_classes(&teacher.meta.class_names)?;
-    cfg.check()?;
-    rule.check(cfg.grid)?;
-    let grid = Grid::new(cfg.grid, spec.height, spec.width).map_err(Error::Config)?;
+    opts.shapley.check()?;
+    rule.check(opts.shapley.grid)?;
+    if opts.attribution == super::Attribution::GradCam {
+        teacher.cam_layer()?; // before any image is read
+    }
+    let grid = Grid::new(opts.shapley.grid, spec.height, spec.width).map_err(Error::Config)?;
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let mut pending: Vec<crate::data::Record> = Vec::new();
     let mut skipped = crate::data::VisitReport::default();
@@ -220,7 +263,7 @@ pub fn attribute_records(
                 .map_err(|m| Error::data(&path, Some(r.index), m))?;
         }
         let labels: Vec<usize> = pending.iter().map(|r| r.label).collect();
-        let (maps, _) = shapley_maps(teacher, x.view(), &labels, cfg, mean_pixel, seed, progress)
+        let maps = informative_maps(teacher, x.view(), &labels, opts, seed, progress)
             .map_err(|e| e.locate(STAGE, |i| pending.get(i).map(|r| r.index)))?;
         let crops: Vec<Vec<super::PixelBox>> = maps
             .outer_iter()

@@ -1,12 +1,13 @@
-//! The attribution file (`infoutil attribute --out`, kind `attribution`): each image's Shapley
-//! map, its crops and the record it came from, gathered chunk by chunk as images are explained.
+//! The attribution file (`infoutil attribute --out`, kind `attribution`): each image's
+//! informativeness map (Shapley or Grad-CAM), its crops and the record it came from, gathered
+//! chunk by chunk as images are explained.
 
 use std::path::{Path, PathBuf};
 
 use ndarray::{Array1, Array3};
 
-use super::attribute::{Attributed, ShapleyConfig};
-use super::CropRule;
+use super::attribute::{Attributed, MapOptions, ShapleyConfig};
+use super::{Attribution, CropRule};
 use crate::error::{Error, Result};
 use crate::provenance::Provenance;
 use crate::store::{self, schema::attribution, schema::kind};
@@ -23,6 +24,7 @@ pub struct Attributions {
 /// What the maps were made with: the file's `config` section beside the run's context.
 #[derive(serde::Serialize)]
 struct Options {
+    attribution: Attribution,
     shapley: ShapleyConfig,
     crops: CropRule,
     seed: u64,
@@ -30,15 +32,15 @@ struct Options {
 }
 
 impl Attributions {
-    /// For maps made with `shapley`, crops chosen by `crops`, `seed` and the dataset's mean
-    /// pixel (the mean baseline).
-    pub fn new(shapley: &ShapleyConfig, crops: &CropRule, seed: u64, mean_pixel: &[f32]) -> Self {
+    /// For maps made as `maps` says, crops chosen by `crops`, and `seed`.
+    pub fn new(maps: &MapOptions, crops: &CropRule, seed: u64) -> Self {
         Attributions {
             options: Options {
-                shapley: shapley.clone(),
+                attribution: maps.attribution,
+                shapley: maps.shapley.clone(),
                 crops: *crops,
                 seed,
-                mean_pixel: mean_pixel.to_vec(),
+                mean_pixel: maps.mean_pixel.to_vec(),
             },
             maps: Vec::new(),
             source_index: Vec::new(),
@@ -83,6 +85,7 @@ impl Attributions {
         let w = store::Writer::create(path, &header)?;
         let spelled = |v: serde_json::Value| v.as_str().map_or(v.to_string(), str::to_string);
         let values = [
+            self.options.attribution.name().to_string(),
             shapley.grid.to_string(),
             shapley.budget.to_string(),
             spelled(serde_json::json!(shapley.estimator)),

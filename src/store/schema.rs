@@ -74,14 +74,15 @@ pub mod eval {
 }
 
 /// `kind = attribution`: datasets in the group `/attribution`, whose attributes
-/// [`ATTRIBUTES`](attribution::ATTRIBUTES) repeat the Shapley options.
+/// [`ATTRIBUTES`](attribution::ATTRIBUTES) repeat the attribution and its options.
 pub mod attribution {
     use super::{field, Field};
     pub const GROUP: &str = "/attribution";
     pub const SHAPLEY: Field = field(
         "/attribution/shapley",
         "N,G,G",
-        "Shapley value of each patch (row-major grid)",
+        "informativeness of each patch (row-major grid): its Shapley value, or its mean Grad-CAM \
+         value where the group's attribute attribution is gradcam",
     );
     pub const SOURCE_INDEX: Field = field(
         "/attribution/source_index",
@@ -99,7 +100,15 @@ pub mod attribution {
         "crops (y0, x0, y1, x1) in source pixels; the last is noise-free",
     );
     /// Attributes of [`GROUP`].
-    pub const ATTRIBUTES: [&str; 6] = ["grid", "budget", "estimator", "baseline", "value", "seed"];
+    pub const ATTRIBUTES: [&str; 7] = [
+        "attribution",
+        "grid",
+        "budget",
+        "estimator",
+        "baseline",
+        "value",
+        "seed",
+    ];
 }
 
 /// `kind = distilled`.
@@ -157,7 +166,8 @@ pub mod distilled {
     pub const CANDIDATE_SHAPLEY: Field = field(
         "/candidates/shapley",
         "N,G,G",
-        "Shapley value of each patch (row-major grid)",
+        "informativeness of each patch (row-major grid): its Shapley value, or its mean Grad-CAM \
+         value where config.distill.attribution is gradcam",
     );
 
     /// Every dataset of a distilled file. Each holds one row (or block of rows) per class in

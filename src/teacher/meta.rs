@@ -166,7 +166,7 @@ fn props<'a>(file: &'a OnnxFile, role: &str) -> Result<Props<'a>> {
 }
 
 impl TeacherMeta {
-    /// Parse the metadata of a forward or gradient graph (`role` = "forward" | "grad").
+    /// Parse the metadata of a teacher's graph (`role` = "forward" | "grad" | "cam").
     pub fn from_file(file: &OnnxFile, role: &str) -> Result<Self> {
         let p = props(file, role)?;
         let [channels, height, width]: [usize; 3] = p.json("input_shape")?;
@@ -251,7 +251,9 @@ impl TeacherMeta {
     fn check_graph_shapes(&self, file: &OnnxFile, role: &str, name_declared: bool) -> Result<()> {
         let inputs = file.input_names();
         let name = self.input_name.as_str();
-        let want_inputs: Vec<&str> = if role == "grad" {
+        // The graphs that explain a class (gradient, Grad-CAM) also take its labels.
+        let labelled = role != "forward";
+        let want_inputs: Vec<&str> = if labelled {
             vec![name, "y"]
         } else {
             vec![name]
@@ -262,7 +264,7 @@ impl TeacherMeta {
             } else {
                 format!("no infoutil.input_name, so the default {DEFAULT_INPUT_NAME:?}")
             };
-            let what = if role == "grad" {
+            let what = if labelled {
                 "the image input, then the labels \"y\""
             } else {
                 "the image input"
@@ -409,6 +411,36 @@ impl GradMeta {
                 format!(
                     "last_layer_params names column {bad}, but there are {} parameter tensors",
                     meta.param_names.len()
+                ),
+            ));
+        }
+        Ok(meta)
+    }
+}
+
+/// What a Grad-CAM graph declares beyond the shared keys: the layer it opens.
+#[derive(Debug, Clone)]
+pub struct CamMeta {
+    /// The layer whose activations and gradients the graph returns (`infoutil.cam_layer`).
+    pub layer: String,
+}
+
+impl CamMeta {
+    /// The outputs a Grad-CAM graph returns, in this order.
+    pub const OUTPUTS: [&'static str; 2] = ["activations", "gradients"];
+
+    pub fn from_file(file: &OnnxFile) -> Result<Self> {
+        let p = props(file, "cam")?;
+        let meta = CamMeta {
+            layer: p.req("cam_layer")?.to_string(),
+        };
+        let outputs = file.output_names();
+        if outputs != Self::OUTPUTS {
+            return Err(Error::teacher(
+                &file.path,
+                format!(
+                    "a Grad-CAM graph has outputs {:?}, found {outputs:?}",
+                    Self::OUTPUTS
                 ),
             ));
         }

@@ -2,6 +2,7 @@
 //! norms), both ONNX with the metadata contract of export/README.md, run by tract or ONNX
 //! Runtime. Nothing above this module knows which backend runs.
 
+mod cam;
 pub mod engine;
 pub mod meta;
 pub mod onnx_file;
@@ -9,11 +10,13 @@ mod ort_engine;
 mod tract_engine;
 
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use ndarray::{concatenate, s, Array1, Array2, ArrayD, ArrayView1, ArrayView4, Axis, Ix1, Ix2};
 
+pub use cam::{cam_path, CamParts};
 pub use engine::{BackendChoice, Device, Engine};
-pub use meta::{GradMeta, Layout, TeacherMeta};
+pub use meta::{CamMeta, GradMeta, Layout, TeacherMeta};
 use onnx_file::OnnxFile;
 
 use crate::error::{Error, Result};
@@ -66,6 +69,9 @@ pub struct Teacher {
     forward: Box<dyn Engine>,
     /// The gradient graph, or why there is none (worded to follow "teacher PATH: ").
     grad: std::result::Result<GradGraph, String>,
+    /// The Grad-CAM graph, loaded on first use (most runs never need it), or why it cannot be.
+    cam: OnceLock<std::result::Result<cam::CamGraph, String>>,
+    loader: Loader,
     batch_size: usize,
 }
 
@@ -75,9 +81,56 @@ pub fn grad_path(forward: &Path) -> PathBuf {
     forward.with_file_name(format!("{stem}.grad.onnx"))
 }
 
+#[derive(Debug, Clone, Copy)]
 enum Resolved {
     Tract,
     Ort,
+}
+
+/// How this teacher's graphs become engines: the resolved backend and the shared image input.
+struct Loader {
+    backend: Resolved,
+    device: Device,
+    ort_library: Option<PathBuf>,
+    /// The image input's dimensions after the batch axis, in the graph's layout (every graph of
+    /// a teacher shares it, checked by `check_pair`); its name is per file.
+    dims: [usize; 3],
+}
+
+impl Loader {
+    /// An engine for `file`, whose inputs are the image `input` and, for the graphs that
+    /// explain a class (gradient, Grad-CAM), the labels `y`.
+    fn engine(&self, file: &OnnxFile, input: &str, labels: bool) -> Result<Box<dyn Engine>> {
+        let inputs: Vec<&str> = if labels {
+            vec![input, "y"]
+        } else {
+            vec![input]
+        };
+        Ok(match self.backend {
+            Resolved::Tract => Box::new(tract_engine::TractEngine::load(file, &inputs, self.dims)?),
+            Resolved::Ort => Box::new(ort_engine::OrtEngine::load(
+                file,
+                &inputs,
+                self.device,
+                self.ort_library.as_deref(),
+            )?),
+        })
+    }
+
+    /// A graph of `role` that must belong to the forward graph `forward`: its file, metadata
+    /// and engine.
+    fn sibling(
+        &self,
+        path: &Path,
+        role: &str,
+        forward: &TeacherMeta,
+    ) -> Result<(OnnxFile, Box<dyn Engine>)> {
+        let file = OnnxFile::read(path)?;
+        let meta = TeacherMeta::from_file(&file, role)?;
+        forward.check_pair(&meta, path)?;
+        let engine = self.engine(&file, &meta.input_name, true)?;
+        Ok((file, engine))
+    }
 }
 
 fn resolve_backend(opts: &TeacherOptions) -> Result<(Resolved, Option<String>)> {
@@ -123,38 +176,21 @@ impl Teacher {
             ));
         }
         let (backend, backend_note) = resolve_backend(opts)?;
-        // The graphs' image input: its dimensions after the batch axis, in the graph's layout
-        // (both files share it, checked by check_pair); its name is per file.
-        let dims = meta
-            .layout
-            .dims([meta.input.channels, meta.input.height, meta.input.width]);
-        let load_engine = |f: &OnnxFile, input: &str, labels: bool| -> Result<Box<dyn Engine>> {
-            let inputs: Vec<&str> = if labels {
-                vec![input, "y"]
-            } else {
-                vec![input]
-            };
-            Ok(match backend {
-                Resolved::Tract => Box::new(tract_engine::TractEngine::load(f, &inputs, dims)?),
-                Resolved::Ort => Box::new(ort_engine::OrtEngine::load(
-                    f,
-                    &inputs,
-                    opts.device,
-                    opts.ort_library.as_deref(),
-                )?),
-            })
+        let loader = Loader {
+            backend,
+            device: opts.device,
+            ort_library: opts.ort_library.clone(),
+            dims: meta
+                .layout
+                .dims([meta.input.channels, meta.input.height, meta.input.width]),
         };
-        let forward = load_engine(&file, &meta.input_name, false)?;
+        let forward = loader.engine(&file, &meta.input_name, false)?;
         let gpath = grad_path(path);
         let grad = if gpath.exists() {
-            let gfile = OnnxFile::read(&gpath)?;
-            let gteacher = TeacherMeta::from_file(&gfile, "grad")?;
-            meta.check_pair(&gteacher, &gpath)?;
-            let gmeta = GradMeta::from_file(&gfile)?;
-            let engine = load_engine(&gfile, &gteacher.input_name, true)?;
+            let (gfile, engine) = loader.sibling(&gpath, "grad", &meta)?;
             Ok(GradGraph {
+                meta: GradMeta::from_file(&gfile)?,
                 file: gfile,
-                meta: gmeta,
                 engine,
             })
         } else {
@@ -176,6 +212,8 @@ impl Teacher {
             backend_note,
             forward,
             grad,
+            cam: OnceLock::new(),
+            loader,
             batch_size: opts.batch_size,
         })
     }
@@ -239,13 +277,7 @@ impl Teacher {
     /// Per-sample gradient norms of the cross-entropy with labels `y`, over all parameters.
     pub fn grad_norms(&self, x: ArrayView4<f32>, y: &[usize]) -> Result<GradNorms> {
         let graph = self.grad_graph()?;
-        let k = self.num_classes();
-        if let Some(&bad) = y.iter().find(|&&c| c >= k) {
-            return Err(Error::Config(format!(
-                "label {bad} is out of range for a teacher with {k} classes"
-            )));
-        }
-        let y: Array1<i64> = y.iter().map(|&c| c as i64).collect();
+        let y = self.label_array(y)?;
         let names = graph.file.output_names();
         let pick = |name: &str| {
             names
@@ -270,6 +302,17 @@ impl Teacher {
         self.check_finite(norms.axis_chunks_iter(Axis(0), 1), "gradient norm")?;
         self.check_finite(sqnorms.rows(), "squared gradient norm")?;
         Ok(GradNorms { norms, sqnorms })
+    }
+
+    /// Class labels as a graph's `y` input, each checked against the class count.
+    fn label_array(&self, y: &[usize]) -> Result<Array1<i64>> {
+        let k = self.num_classes();
+        if let Some(&bad) = y.iter().find(|&&c| c >= k) {
+            return Err(Error::Config(format!(
+                "label {bad} is out of range for a teacher with {k} classes"
+            )));
+        }
+        Ok(y.iter().map(|&c| c as i64).collect())
     }
 
     /// Run `engine` over `x` (`[N, C, H, W]`) in batches of the configured size, converting
