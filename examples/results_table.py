@@ -31,7 +31,7 @@ from pathlib import Path
 
 RESULT_KIND = "infoutil-student-result"
 ROW_ORDER = ["whole-training-set", "random", "rded", "infoutil", "infoutil-no-noise", "infoutil-loss",
-             "infoutil-last-layer", "infoutil-tuned"]
+             "infoutil-last-layer", "infoutil-tuned", "infoutil-gradcam"]
 STD_IPCS = [1, 10, 50]
 ESTIMATOR_NAMES = {"Exact": "exact", "LeverageShap": "leverage", "Permutation": "permutation"}
 
