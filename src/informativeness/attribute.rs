@@ -1,12 +1,12 @@
 //! Shapley maps of real images through the teacher: every image is a game over its patches; the
 //! coalitions of a whole chunk of images go to the backend as one large batch of masked images.
 
-use ndarray::{s, Array1, Array2, Array3, Array4, ArrayView4, Axis};
-use rayon::prelude::*;
+use ndarray::{s, Array2, Array3, Array4, ArrayView4, Axis};
 use serde::{Deserialize, Serialize};
 
+use super::game_graph::GameGraph;
 use super::grid::Grid;
-use super::masking::{baseline_image, masked_into, values, Baseline, Value};
+use super::masking::{baseline_image, Baseline, Value};
 use crate::error::{Error, Result};
 use crate::progress::Progress;
 use crate::shapley::{Coalition, Diagnostics, Estimator, GameSet, MAX_BUDGET, MAX_PLAYERS};
@@ -63,15 +63,17 @@ impl ShapleyConfig {
     }
 }
 
-/// Bytes of masked images held at once: bounds peak memory whatever the number of images, while
-/// keeping backend calls large.
+/// Bytes of masked images one chunk of games stands for: bounds the images, baselines and values
+/// held at once whatever the number of images (the masked images themselves exist only inside
+/// the game graph's runs, a batch at a time).
 const MASKED_BYTES: usize = 64 << 20;
 
 /// The progress stage of Shapley attribution, counted in images explained.
 pub const STAGE: &str = "attribution";
 
 /// The games of a set of images of one teacher: image i's value of coalition S is the teacher's
-/// output for `labels[i]` on image i with the patches outside S replaced by its baseline.
+/// output for `labels[i]` on image i with the patches outside S replaced by its baseline
+/// (computed by the game graph, src/informativeness/game_graph.rs).
 struct ImageGames<'a> {
     teacher: &'a Teacher,
     images: ArrayView4<'a, f32>,
@@ -79,6 +81,8 @@ struct ImageGames<'a> {
     labels: &'a [usize],
     grid: Grid,
     value: Value,
+    /// The game as one graph around the teacher: masking, forward and value where it runs.
+    graph: GameGraph,
 }
 
 impl GameSet for ImageGames<'_> {
@@ -91,33 +95,29 @@ impl GameSet for ImageGames<'_> {
     }
 
     fn values(&self, coalitions: &[Coalition]) -> Result<Array2<f64>> {
-        let (n, c, h, w) = self.images.dim();
-        let m = coalitions.len();
-        // All masked images of all games in one batch, so the backend sees large calls.
-        let mut masked = Array4::<f32>::zeros((n * m, c, h, w));
-        masked
-            .axis_chunks_iter_mut(Axis(0), m)
-            .into_par_iter()
-            .enumerate()
-            .for_each(|(i, mut block)| {
-                let image = self.images.index_axis(Axis(0), i);
-                let base = self.baselines.index_axis(Axis(0), i);
-                for (k, &s) in coalitions.iter().enumerate() {
-                    masked_into(image, base, &self.grid, s, block.index_axis_mut(Axis(0), k));
-                }
-            });
-        // A bad masked image is reported as its image: row i·m + k is image i, coalition k.
-        let logits = self
-            .teacher
-            .logits(masked.view())
-            .map_err(|e| e.map_row(|row| row / m))?;
-        let mut out = Array2::zeros((n, m));
-        for (i, &label) in self.labels.iter().enumerate() {
-            let rows = logits.slice(s![i * m..(i + 1) * m, ..]);
-            out.row_mut(i)
-                .assign(&Array1::from(values(rows, label, self.value)));
+        let v = self
+            .graph
+            .values(self.images, self.baselines.view(), coalitions, self.labels)?;
+        self.finite(v)
+    }
+}
+
+impl ImageGames<'_> {
+    /// The game graph's values, or the first non-finite one as an error naming its image.
+    fn finite(&self, values: Array2<f64>) -> Result<Array2<f64>> {
+        for (row, v) in values.rows().into_iter().enumerate() {
+            if let Some(&bad) = v.iter().find(|v| !v.is_finite()) {
+                return Err(Error::NonFinite {
+                    teacher: self.teacher.path.clone(),
+                    output: self.value.output_name(),
+                    value: bad as f32,
+                    row,
+                    record: None,
+                    stage: None,
+                });
+            }
         }
-        Ok(out)
+        Ok(values)
     }
 }
 
@@ -151,6 +151,7 @@ pub fn shapley_maps(
             labels: &labels[start..end],
             grid,
             value: cfg.value,
+            graph: GameGraph::load(teacher, &grid, cfg.value)?,
         };
         let estimates = plan.run_set(&games).map_err(|e| e.map_row(|i| start + i))?;
         for (k, est) in estimates.into_iter().enumerate() {

@@ -32,6 +32,15 @@ pub enum Value {
 }
 
 impl Value {
+    /// The teacher output a coalition value is, in words (for errors).
+    pub fn output_name(self) -> &'static str {
+        match self {
+            Value::Logit => "logit",
+            Value::Prob => "probability",
+            Value::Logprob => "log-probability",
+        }
+    }
+
     /// The value of one row of logits for class `c`, in f64 for the solver.
     pub fn of(self, logits: ndarray::ArrayView1<f32>, c: usize) -> f64 {
         let max = logits.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b)) as f64;

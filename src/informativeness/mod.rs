@@ -5,6 +5,7 @@
 
 pub mod attribute;
 pub mod crops;
+pub mod game_graph;
 pub mod gradcam;
 pub mod grid;
 pub mod masking;

@@ -1,6 +1,6 @@
 //! The seam between the method and the inference library: run one ONNX graph on a batch.
 
-use ndarray::{ArrayD, ArrayView1, ArrayView4};
+use ndarray::{ArrayD, ArrayView1, ArrayView4, ArrayViewD};
 use serde::Serialize;
 
 use crate::error::Result;
@@ -33,4 +33,21 @@ pub trait Engine: Send + Sync {
     /// contiguous copy its backend needs. Each engine spreads a batch over the machine's cores
     /// itself.
     fn run(&self, x: ArrayView4<f32>, y: Option<ArrayView1<i64>>) -> Result<Vec<ArrayD<f32>>>;
+
+    /// Run a graph built around the teacher's (e.g. the Shapley game) once on `feeds`, one per
+    /// graph input in the graph's order, exactly as given: no batching, which is the caller's.
+    fn run_feeds(&self, feeds: &[Feed]) -> Result<Vec<ArrayD<f32>>>;
+}
+
+/// One input of a [`Engine::run_feeds`] call.
+pub enum Feed<'a> {
+    F32(ArrayViewD<'a, f32>),
+    I64(ArrayViewD<'a, i64>),
+}
+
+/// The shape a derived graph's input will have, for backends that plan for concrete shapes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InputShape {
+    pub int64: bool,
+    pub dims: Vec<usize>,
 }

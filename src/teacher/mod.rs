@@ -9,13 +9,14 @@ pub mod onnx_file;
 mod ort_engine;
 mod tract_engine;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use ndarray::{concatenate, s, Array1, Array2, ArrayD, ArrayView1, ArrayView4, Axis, Ix1, Ix2};
 
 pub use cam::{cam_path, CamParts};
-pub use engine::{BackendChoice, Device, Engine};
+pub use engine::{BackendChoice, Device, Engine, Feed, InputShape};
 pub use meta::{CamMeta, GradMeta, Layout, TeacherMeta};
 use onnx_file::OnnxFile;
 
@@ -72,6 +73,9 @@ pub struct Teacher {
     /// The Grad-CAM graph, loaded on first use (most runs never need it), or why it cannot be.
     cam: OnceLock<std::result::Result<cam::CamGraph, String>>,
     loader: Loader,
+    /// Engines of graphs built around the forward graph, by what built them (see
+    /// [`Teacher::derived_engine`]).
+    derived: Mutex<HashMap<String, Arc<dyn Engine>>>,
     batch_size: usize,
 }
 
@@ -111,6 +115,25 @@ impl Loader {
             Resolved::Ort => Box::new(ort_engine::OrtEngine::load(
                 file,
                 &inputs,
+                self.device,
+                self.ort_library.as_deref(),
+            )?),
+        })
+    }
+
+    /// An engine for a graph built in memory around one of the teacher's: by name on ONNX
+    /// Runtime, planned for exactly `shapes` on tract.
+    fn derived(
+        &self,
+        file: &OnnxFile,
+        inputs: &[&str],
+        shapes: &[InputShape],
+    ) -> Result<Box<dyn Engine>> {
+        Ok(match self.backend {
+            Resolved::Tract => Box::new(tract_engine::TractEngine::load_derived(file, shapes)?),
+            Resolved::Ort => Box::new(ort_engine::OrtEngine::load(
+                file,
+                inputs,
                 self.device,
                 self.ort_library.as_deref(),
             )?),
@@ -214,12 +237,56 @@ impl Teacher {
             grad,
             cam: OnceLock::new(),
             loader,
+            derived: Mutex::default(),
             batch_size: opts.batch_size,
         })
     }
 
     pub fn num_classes(&self) -> usize {
         self.meta.num_classes()
+    }
+
+    /// Whether tract runs this teacher (its engines want concrete shapes and one core a run).
+    pub fn on_tract(&self) -> bool {
+        matches!(self.loader.backend, Resolved::Tract)
+    }
+
+    /// The forward graph's file, read again (a teacher keeps only its engines); refused if the
+    /// file changed since the teacher was loaded.
+    fn forward_file(&self) -> Result<OnnxFile> {
+        let file = OnnxFile::read(&self.path)?;
+        if file.file_sha256 != self.file_sha256 {
+            return Err(Error::teacher(
+                &self.path,
+                "the file changed after the teacher was loaded",
+            ));
+        }
+        Ok(file)
+    }
+
+    /// The engine of a graph built around the forward graph by `build` (from the forward
+    /// graph's model: the new model, its input names, and the input shapes tract plans for),
+    /// built once per `key` and kept while the teacher lives.
+    pub fn derived_engine(
+        &self,
+        key: &str,
+        build: impl FnOnce(
+            &tract_onnx::pb::ModelProto,
+        ) -> Result<(tract_onnx::pb::ModelProto, Vec<InputShape>)>,
+        inputs: &[&str],
+    ) -> Result<Arc<dyn Engine>> {
+        let mut cache = self.derived.lock().expect("a previous build panicked");
+        if let Some(engine) = cache.get(key) {
+            return Ok(engine.clone());
+        }
+        let file = self.forward_file()?;
+        let (proto, shapes) = build(&file.proto)?;
+        let engine: Arc<dyn Engine> = self
+            .loader
+            .derived(&file.derived(proto), inputs, &shapes)?
+            .into();
+        cache.insert(key.to_string(), engine.clone());
+        Ok(engine)
     }
 
     /// Images per backend call.

@@ -20,8 +20,11 @@ const EXTERNAL: i32 = 1;
 pub struct OnnxFile {
     pub path: PathBuf,
     pub proto: ModelProto,
-    /// SHA-256 of the file's bytes.
+    /// SHA-256 of the file's bytes (of the file it was derived from, for a derived graph).
     pub file_sha256: String,
+    /// A graph built in memory from the file at `path` (e.g. the Shapley game around a forward
+    /// graph), not the file itself: backends must load `proto`, not `path`.
+    in_memory: bool,
 }
 
 impl OnnxFile {
@@ -41,9 +44,20 @@ impl OnnxFile {
             path: path.to_path_buf(),
             proto,
             file_sha256: hex(&Sha256::digest(&bytes)),
+            in_memory: false,
         };
         file.check_external_data()?;
         Ok(file)
+    }
+
+    /// A graph built from this one (same folder, so external data still resolves).
+    pub fn derived(&self, proto: ModelProto) -> OnnxFile {
+        OnnxFile {
+            path: self.path.clone(),
+            proto,
+            file_sha256: self.file_sha256.clone(),
+            in_memory: true,
+        }
     }
 
     pub fn graph(&self) -> &GraphProto {
@@ -192,13 +206,16 @@ impl OnnxFile {
 
 impl OnnxFile {
     /// The model re-encoded with every external tensor read into the file, or `None` when it
-    /// has none. ONNX Runtime needs this: it resolves shape tensors (e.g. a Reshape's target)
+    /// has none and the file itself can be loaded (a derived graph is always encoded). ONNX
+    /// Runtime needs this: it resolves shape tensors (e.g. a Reshape's target)
     /// before it loads external data, and fails on valid models that keep them outside.
     pub fn inlined(&self) -> Result<Option<Vec<u8>>> {
         let mut tensors = Vec::new();
         collect_tensors(self.graph(), &mut tensors);
         if !tensors.iter().any(|t| t.data_location == Some(EXTERNAL)) {
-            return Ok(None);
+            return Ok(self
+                .in_memory
+                .then(|| prost::Message::encode_to_vec(&self.proto)));
         }
         let mut proto = self.proto.clone();
         let mut failure = None;

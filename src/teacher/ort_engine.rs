@@ -9,7 +9,7 @@ use ort::environment::Environment;
 use ort::session::Session;
 use ort::value::TensorRef;
 
-use super::engine::{Device, Engine};
+use super::engine::{Device, Engine, Feed};
 use super::onnx_file::OnnxFile;
 use crate::error::{Error, Result};
 
@@ -134,6 +134,43 @@ fn register_device(
 }
 
 impl Engine for OrtEngine {
+    fn run_feeds(&self, feeds: &[Feed]) -> Result<Vec<ArrayD<f32>>> {
+        if feeds.len() != self.input_names.len() {
+            return Err(err(format!(
+                "{} inputs given to a graph of {}",
+                feeds.len(),
+                self.input_names.len()
+            )));
+        }
+        let owned: Vec<_> = feeds
+            .iter()
+            .map(|f| match f {
+                Feed::F32(a) => (Some(a.as_standard_layout()), None),
+                Feed::I64(a) => (None, Some(a.as_standard_layout())),
+            })
+            .collect();
+        let mut inputs: Vec<(std::borrow::Cow<str>, ort::session::SessionInputValue)> = Vec::new();
+        for (name, (f, i)) in self.input_names.iter().zip(&owned) {
+            let value: ort::session::SessionInputValue = match (f, i) {
+                (Some(a), _) => TensorRef::from_array_view(a.view()).map_err(err)?.into(),
+                (_, Some(a)) => TensorRef::from_array_view(a.view()).map_err(err)?.into(),
+                _ => unreachable!("each feed is one of the two"),
+            };
+            inputs.push((name.as_str().into(), value));
+        }
+        let mut session = self.session.lock().expect("a previous run panicked");
+        let outputs = session.run(inputs).map_err(err)?;
+        self.output_names
+            .iter()
+            .map(|name| {
+                let view = outputs[name.as_str()]
+                    .try_extract_array::<f32>()
+                    .map_err(err)?;
+                Ok(view.to_owned())
+            })
+            .collect()
+    }
+
     fn run(&self, x: ArrayView4<f32>, y: Option<ArrayView1<i64>>) -> Result<Vec<ArrayD<f32>>> {
         // A copy only for a permuted (NHWC) view; an NCHW batch is already contiguous.
         let x = x.as_standard_layout();

@@ -11,6 +11,8 @@
 use std::sync::Arc;
 
 use ndarray::{concatenate, s, Array1, Array4, ArrayD, ArrayView1, ArrayView4, Axis};
+
+use super::engine::{Feed, InputShape};
 use rayon::prelude::*;
 use tract_onnx::prelude::*;
 
@@ -72,6 +74,41 @@ impl TractEngine {
         })
     }
 
+    /// A plan for a graph built around the teacher's, for inputs of exactly `shapes` (the
+    /// caller feeds only those: concrete shapes are tract's fast path).
+    pub fn load_derived(file: &OnnxFile, shapes: &[InputShape]) -> Result<Self> {
+        let onnx = tract_onnx::onnx()
+            .with_ignore_value_info(true)
+            .with_ignore_output_shapes(true);
+        let parsed = onnx.parse(&file.proto, file.dir().to_str()).map_err(|e| {
+            Error::teacher(
+                &file.path,
+                format!("tract cannot read a graph built from it: {e:#}"),
+            )
+        })?;
+        let mut model = parsed.model;
+        let plan = (|| -> TractResult<_> {
+            for (i, s) in shapes.iter().enumerate() {
+                let fact = match s.int64 {
+                    true => i64::fact(&s.dims),
+                    false => f32::fact(&s.dims),
+                };
+                model.set_input_fact(i, fact.into())?;
+            }
+            model.into_optimized()?.into_runnable()
+        })()
+        .map_err(|e| {
+            Error::teacher(
+                &file.path,
+                format!("tract cannot plan a graph built from it: {e:#}"),
+            )
+        })?;
+        Ok(TractEngine {
+            plan,
+            fixed_batch: None,
+        })
+    }
+
     /// Run one micro-batch of at most `MICRO_BATCH` images, padding it to a fixed plan's size.
     fn run_micro(
         &self,
@@ -122,6 +159,21 @@ fn plan(
 }
 
 impl Engine for TractEngine {
+    fn run_feeds(&self, feeds: &[Feed]) -> Result<Vec<ArrayD<f32>>> {
+        let inputs: TVec<TValue> = feeds
+            .iter()
+            .map(|f| match f {
+                Feed::F32(a) => Tensor::from(a.to_owned()).into_tvalue(),
+                Feed::I64(a) => Tensor::from(a.to_owned()).into_tvalue(),
+            })
+            .collect();
+        let outputs = self.plan.run(inputs).map_err(err)?;
+        outputs
+            .iter()
+            .map(|o| Ok(o.to_plain_array_view::<f32>().map_err(err)?.to_owned()))
+            .collect()
+    }
+
     fn run(&self, x: ArrayView4<f32>, y: Option<ArrayView1<i64>>) -> Result<Vec<ArrayD<f32>>> {
         let n = x.len_of(Axis(0));
         let starts: Vec<usize> = (0..n).step_by(MICRO_BATCH).collect();
