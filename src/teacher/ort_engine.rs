@@ -172,30 +172,10 @@ impl Engine for OrtEngine {
     }
 
     fn run(&self, x: ArrayView4<f32>, y: Option<ArrayView1<i64>>) -> Result<Vec<ArrayD<f32>>> {
-        // A copy only for a permuted (NHWC) view; an NCHW batch is already contiguous.
-        let x = x.as_standard_layout();
-        let mut session = self.session.lock().expect("a previous run panicked");
-        let x = TensorRef::from_array_view(x.view()).map_err(err)?;
-        // Inputs by name: the image input under its declared name, then the labels.
-        let y = y.as_ref().map(|y| y.as_standard_layout());
-        let mut inputs = ort::inputs![self.input_names[0].as_str() => x];
-        if let Some(y) = &y {
-            let name = self
-                .input_names
-                .get(1)
-                .ok_or_else(|| err("labels given to a forward graph"))?;
-            let y = TensorRef::from_array_view(y.view()).map_err(err)?;
-            inputs.push((name.as_str().into(), y.into()));
-        }
-        let outputs = session.run(inputs).map_err(err)?;
-        self.output_names
-            .iter()
-            .map(|name| {
-                let view = outputs[name.as_str()]
-                    .try_extract_array::<f32>()
-                    .map_err(err)?;
-                Ok(view.to_owned())
-            })
-            .collect()
+        // The image input under its declared name, then the labels (a permuted NHWC view is
+        // copied to standard layout there; an NCHW batch already is).
+        let mut feeds = vec![Feed::F32(x.into_dyn())];
+        feeds.extend(y.map(|y| Feed::I64(y.into_dyn())));
+        self.run_feeds(&feeds)
     }
 }
