@@ -72,9 +72,9 @@ pub struct TeacherArgs {
     /// cuda needs ONNX Runtime with its CUDA provider; it never falls back to the CPU.
     #[arg(long, value_enum, default_value = "cpu")]
     pub device: Device,
-    /// Images per backend call.
-    #[arg(long, default_value_t = 256)]
-    pub batch_size: usize,
+    /// Images per backend call [default: 64 on the CPU, 256 with --device cuda].
+    #[arg(long)]
+    pub batch_size: Option<usize>,
     /// ONNX Runtime library (default: $ORT_DYLIB_PATH).
     #[arg(long)]
     pub ort_lib: Option<PathBuf>,
@@ -100,7 +100,9 @@ impl TeacherArgs {
         let opts = TeacherOptions {
             backend: self.backend,
             device: self.device,
-            batch_size: self.batch_size,
+            batch_size: self
+                .batch_size
+                .unwrap_or_else(|| self.device.default_batch_size()),
             ort_library: self.ort_lib.clone(),
         };
         let teacher = Teacher::load(path, &opts)?;

@@ -25,6 +25,18 @@ pub enum Device {
     Cuda,
 }
 
+impl Device {
+    /// Images per backend call unless asked otherwise. On the CPU 64 was faster than 256 and
+    /// needed a quarter of the memory in every stage measured (docs/benchmarks.md); on CUDA,
+    /// where larger batches usually keep the device busy, 256 is kept until measured.
+    pub fn default_batch_size(self) -> usize {
+        match self {
+            Device::Cpu => 64,
+            Device::Cuda => 256,
+        }
+    }
+}
+
 /// One loaded graph, ready to run batches of any size.
 pub trait Engine: Send + Sync {
     /// Run the graph on `x` (and `y` for gradient graphs); outputs in the graph's output order.

@@ -38,7 +38,7 @@ impl Default for TeacherOptions {
         TeacherOptions {
             backend: BackendChoice::Auto,
             device: Device::Cpu,
-            batch_size: 256,
+            batch_size: Device::Cpu.default_batch_size(),
             ort_library: None,
         }
     }
