@@ -16,9 +16,10 @@ if ! pkg-config --exists hdf5 2>/dev/null; then
 fi
 
 # Python side: ONNX Runtime (its shared library serves the Rust `ort` backend), h5py for the
-# reader example. A failure here leaves the tract backend working; ORT tests then say SKIP.
-if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c "import onnxruntime, h5py, numpy" 2>/dev/null; then
-  say "creating .venv with onnxruntime, h5py, numpy (PyPI)"
+# reader example, Pillow for examples/imagenet_tree.py. A failure here leaves the tract backend
+# working; ORT tests then say SKIP.
+if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c "import onnxruntime, h5py, numpy, PIL" 2>/dev/null; then
+  say "creating .venv with onnxruntime, h5py, numpy, pillow (PyPI)"
   python3 -m venv .venv
   .venv/bin/pip install -q --disable-pip-version-check -r scripts/requirements.txt \
     || say "pip install failed: continuing without ONNX Runtime"
