@@ -7,6 +7,11 @@
 //!
 //!     cargo bench --bench attribution            # tract
 //!     ORT_DYLIB_PATH=… cargo bench --bench attribution   # + ONNX Runtime
+//!
+//! Another teacher (e.g. a 224-px one): INFOUTIL_BENCH_TEACHER=PATH, with
+//! INFOUTIL_BENCH_IMAGES (default 16), INFOUTIL_BENCH_BUDGET (256) and INFOUTIL_BENCH_BACKENDS
+//! ("tract,ort"). Its images are seeded random inputs of the teacher's shape (throughput does not
+//! depend on their content); the shipped teacher gets real test images.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use infoutil::data;
@@ -45,11 +50,24 @@ fn host_values(t: &Teacher, x: &Array4<f32>, grid: &Grid, c: &[u32], y: &[usize]
     out
 }
 
-const IMAGES: usize = 16;
-const BUDGET: usize = 256;
+/// A setting from the environment, else its default.
+fn setting<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .map(|v| {
+            v.parse()
+                .unwrap_or_else(|_| panic!("{name}={v} does not parse"))
+        })
+        .unwrap_or(default)
+}
+
+fn teacher_path() -> Option<std::path::PathBuf> {
+    std::env::var_os("INFOUTIL_BENCH_TEACHER").map(Into::into)
+}
 
 fn load(backend: BackendChoice) -> Option<Teacher> {
-    let path = infoutil::paths::shipped(infoutil::paths::DEFAULT_TEACHER);
+    let shipped = infoutil::paths::shipped(infoutil::paths::DEFAULT_TEACHER);
+    let path = teacher_path().unwrap_or(shipped);
     let opts = TeacherOptions {
         backend,
         ..TeacherOptions::default()
@@ -59,38 +77,56 @@ fn load(backend: BackendChoice) -> Option<Teacher> {
         .ok()
 }
 
-fn images(t: &Teacher) -> (Array4<f32>, Vec<usize>) {
+fn images(t: &Teacher, n: usize) -> (Array4<f32>, Vec<usize>) {
+    if teacher_path().is_some() {
+        let i = &t.meta.input;
+        // A fixed pseudo-random pattern in [-2, 2) (Knuth's multiplicative hash of the index).
+        let shape = (n, i.channels, i.height, i.width);
+        let mut k = 0u64;
+        let x = Array4::from_shape_simple_fn(shape, || {
+            k += 1;
+            (k.wrapping_mul(2_654_435_761) % 4096) as f32 / 1024.0 - 2.0
+        });
+        return (x, vec![0; n]);
+    }
     let path = infoutil::paths::shipped(infoutil::paths::DEFAULT_TEST_DATA);
     let mut source = data::open(&path).expect("embedded data");
     data::read_converted(
         source.as_mut(),
-        (0..IMAGES).map(|i| i * 50).collect(),
+        (0..n).map(|i| i * 50).collect(),
         &t.meta.input,
     )
     .expect("reads")
 }
 
 fn bench(c: &mut Criterion) {
+    let images_n: usize = setting("INFOUTIL_BENCH_IMAGES", 16);
+    let budget: usize = setting("INFOUTIL_BENCH_BUDGET", 256);
+    let backends: String = setting("INFOUTIL_BENCH_BACKENDS", "tract,ort".to_string());
     let cfg = ShapleyConfig {
-        budget: BUDGET,
+        budget,
         ..ShapleyConfig::default()
     };
     // Coalitions actually evaluated per image (an estimator may use fewer than the budget).
     let m = cfg
         .estimator
-        .plan(16, BUDGET, 0)
+        .plan(16, budget, 0)
         .expect("plan")
         .coalitions()
         .len();
     let mut g = c.benchmark_group("stage1");
     g.sample_size(10)
-        .throughput(Throughput::Elements((IMAGES * m) as u64));
+        .throughput(Throughput::Elements((images_n * m) as u64));
     for (name, backend) in [("tract", BackendChoice::Tract), ("ort", BackendChoice::Ort)] {
+        if !backends.split(',').any(|b| b == name) {
+            continue;
+        }
         let Some(t) = load(backend) else { continue };
-        let (x, y) = images(&t);
+        let (x, y) = images(&t, images_n);
+        let (_, ch, h, w) = x.dim();
         // The same number of masked images as attribution evaluates, as one batch of inputs.
-        let masked = Array4::from_shape_fn((IMAGES * m, 1, 28, 28), |(i, c, h, w)| {
-            x[[i % IMAGES, c, h, w]]
+        let masked = Array4::from_shape_fn((images_n * m, ch, h, w), |(i, c, yy, xx)| {
+            x[[i % images_n, c, yy, xx]]
         });
         g.bench_function(format!("raw_inference/{name}"), |b| {
             b.iter(|| t.logits(masked.view()).unwrap())
@@ -98,8 +134,8 @@ fn bench(c: &mut Criterion) {
         g.bench_function(format!("shapley_maps/{name}"), |b| {
             b.iter(|| shapley_maps(&t, x.view(), &y, &cfg, &[0.0], 0, &Silent).unwrap())
         });
-        let grid = Grid::new(4, 28, 28).unwrap();
-        let plan = cfg.estimator.plan(16, BUDGET, 0).unwrap();
+        let grid = Grid::new(4, h, w).unwrap();
+        let plan = cfg.estimator.plan(16, budget, 0).unwrap();
         let coalitions = plan.coalitions().to_vec();
         let zeros = Array4::<f32>::zeros(x.raw_dim());
         let game = GameGraph::load(&t, &grid, Value::Logit).unwrap();
