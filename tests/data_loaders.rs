@@ -474,6 +474,38 @@ fn image_folder_reads_png_and_jpeg_grey_and_colour() {
 }
 
 #[test]
+fn image_folder_delivers_records_in_order_across_decoding_chunks() {
+    // More images than one parallel decoding chunk (64), each recognisable by its size, with a
+    // bad one in the second chunk: records arrive in index order, the bad one skipped or named.
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    std::fs::create_dir_all(root.join("a")).unwrap();
+    std::fs::create_dir_all(root.join("b")).unwrap();
+    let n = 150;
+    for i in 0..n {
+        let class = if i < 90 { "a" } else { "b" };
+        let path = root.join(format!("{class}/{i:03}.png"));
+        if i == 100 {
+            write(&path, b"not a png");
+        } else {
+            rgb_pattern(1 + i as u32 % 13, 1 + i as u32 / 13).save(path).unwrap();
+        }
+    }
+    let mut src = open(root).unwrap();
+    let (recs, report) = visit_all(src.as_mut(), Selection::All, true).unwrap();
+    let want: Vec<usize> = (0..n).filter(|&i| i != 100).collect();
+    assert_eq!(recs.iter().map(|r| r.index).collect::<Vec<_>>(), want);
+    for r in &recs {
+        let (_, h, w) = r.image.dim();
+        assert_eq!((w, h), (1 + r.index % 13, 1 + r.index / 13), "record {}", r.index);
+        assert_eq!(r.label, usize::from(r.index >= 90));
+    }
+    assert_eq!((report.delivered, report.skipped), (n - 1, 1));
+    let msg = err_text(visit_all(src.as_mut(), Selection::All, false));
+    assert!(msg.contains("100.png, record 100"), "{msg}");
+}
+
+#[test]
 fn image_folder_corrupt_image_is_a_record_error_naming_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();

@@ -147,6 +147,9 @@ pub fn match_folders(
     Ok(found)
 }
 
+/// Images decoded at once (in parallel) before they are handed on in order.
+const DECODE_CHUNK: usize = 64;
+
 fn folder_help() -> &'static str {
     "expected root/<class>/<image>.png|jpg|jpeg, an idx folder with train-images-idx3-ubyte[.gz], \
      or a CIFAR folder with data_batch_*.bin or train.bin"
@@ -182,15 +185,31 @@ impl Source for FolderSource {
         skip_bad: bool,
         f: &mut dyn FnMut(Record) -> Result<()>,
     ) -> Result<VisitReport> {
+        use rayon::prelude::*;
         let mut report = VisitReport::default();
-        for index in selected_indices(selection, self.info.len, &self.info.path)? {
-            let (path, label) = &self.files[index];
-            let record = decode(path, index).map(|image| Record {
-                index,
-                label: *label,
-                image,
-            });
-            deliver(record, skip_bad, &mut report, f)?;
+        let mut indices = selected_indices(selection, self.info.len, &self.info.path)?;
+        let files = &self.files;
+        // Decoded on all cores a chunk at a time, delivered in order: memory stays one chunk
+        // of images whatever the dataset's size.
+        loop {
+            let chunk: Vec<usize> = indices.by_ref().take(DECODE_CHUNK).collect();
+            if chunk.is_empty() {
+                break;
+            }
+            let records: Vec<Result<Record>> = chunk
+                .par_iter()
+                .map(|&index| {
+                    let (path, label) = &files[index];
+                    decode(path, index).map(|image| Record {
+                        index,
+                        label: *label,
+                        image,
+                    })
+                })
+                .collect();
+            for record in records {
+                deliver(record, skip_bad, &mut report, f)?;
+            }
         }
         Ok(report)
     }
