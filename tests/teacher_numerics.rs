@@ -156,6 +156,48 @@ fn batch_size_does_not_change_results() {
         .all(|(p, q)| (p - q).abs() <= 1e-5 * q.abs().max(1e-3)));
 }
 
+/// Several ONNX Runtime sessions running batches at once (`--ort-sessions`) give the numbers
+/// one session gives, in the same order.
+#[test]
+fn concurrent_ort_sessions_do_not_change_results() {
+    let test = "concurrent_ort_sessions_do_not_change_results";
+    let Some(one) = ort(TEACHER, test) else {
+        return;
+    };
+    let opts = infoutil::teacher::TeacherOptions {
+        ort_sessions: 3,
+        batch_size: 8,
+        ..options(infoutil::teacher::BackendChoice::Ort)
+    };
+    let three = Teacher::load(&repo(TEACHER), &opts).unwrap();
+    assert_eq!(three.concurrent_runs(), 3);
+    let (x, labels) = mini_test(&one, 64);
+    let d = (&one.logits(x.view()).unwrap() - &three.logits(x.view()).unwrap()).mapv(f32::abs);
+    assert!(
+        d.iter().all(|&v| v <= 1e-5),
+        "max {}",
+        d.fold(0.0f32, |a, &b| a.max(b))
+    );
+    let (a, b) = (
+        one.grad_norms(x.view(), &labels).unwrap(),
+        three.grad_norms(x.view(), &labels).unwrap(),
+    );
+    assert!(a
+        .norms
+        .iter()
+        .zip(&b.norms)
+        .all(|(p, q)| (p - q).abs() <= 1e-5 * q.abs().max(1e-3)));
+    let bad = infoutil::teacher::TeacherOptions {
+        ort_sessions: 0,
+        ..opts
+    };
+    let e = Teacher::load(&repo(TEACHER), &bad)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("--ort-sessions 0"), "{e}");
+}
+
 /// The full-norm output is the square root of the per-tensor sum, and the last-layer columns
 /// named in the metadata exist: what the last-layer ablation will rely on.
 #[test]

@@ -78,6 +78,9 @@ pub struct TeacherArgs {
     /// ONNX Runtime library (default: $ORT_DYLIB_PATH).
     #[arg(long)]
     pub ort_lib: Option<PathBuf>,
+    /// ONNX Runtime sessions per graph running batches at once, sharing the CPU threads.
+    #[arg(long, default_value_t = 1)]
+    pub ort_sessions: usize,
 }
 
 /// The files a run reads: the teacher's graphs and the dataset's files.
@@ -104,6 +107,7 @@ impl TeacherArgs {
                 .batch_size
                 .unwrap_or_else(|| self.device.default_batch_size()),
             ort_library: self.ort_lib.clone(),
+            ort_sessions: self.ort_sessions,
         };
         let teacher = Teacher::load(path, &opts)?;
         if let Some(note) = &teacher.backend_note {

@@ -189,6 +189,8 @@ pub struct GameGraph {
     tract_coalitions: Option<usize>,
     /// Otherwise, at most this many masked images per run (the teacher's batch size).
     batch: usize,
+    /// Whether runs go at once (tract, or ONNX Runtime with several sessions).
+    concurrent: bool,
 }
 
 impl GameGraph {
@@ -222,6 +224,7 @@ impl GameGraph {
             players: grid.players(),
             tract_coalitions: tract,
             batch: teacher.batch_size().max(1),
+            concurrent: tract.is_some() || teacher.concurrent_runs() > 1,
         })
     }
 
@@ -266,10 +269,11 @@ impl GameGraph {
                 labels.slice(s![i..i1]),
             )
         };
-        // tract runs on one core a run, so runs go to all cores; ONNX Runtime threads each run.
-        let parts = match self.tract_coalitions {
-            Some(_) => jobs.par_iter().map(run).collect::<Result<Vec<_>>>()?,
-            None => jobs.iter().map(run).collect::<Result<Vec<_>>>()?,
+        // tract runs on one core a run, so runs go to all cores; ONNX Runtime threads each run,
+        // and runs go at once only with several sessions.
+        let parts = match self.concurrent {
+            true => jobs.par_iter().map(run).collect::<Result<Vec<_>>>()?,
+            false => jobs.iter().map(run).collect::<Result<Vec<_>>>()?,
         };
         let mut out = Array2::zeros((n, m));
         for (&(i, k), part) in jobs.iter().zip(parts) {

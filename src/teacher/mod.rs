@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use ndarray::{concatenate, s, Array1, Array2, ArrayD, ArrayView1, ArrayView4, Axis, Ix1, Ix2};
+use rayon::prelude::*;
 
 pub use cam::{cam_path, CamParts};
 pub use engine::{BackendChoice, Device, Engine, Feed, InputShape};
@@ -31,6 +32,8 @@ pub struct TeacherOptions {
     pub batch_size: usize,
     /// ONNX Runtime library; default `ORT_DYLIB_PATH`.
     pub ort_library: Option<PathBuf>,
+    /// ONNX Runtime sessions per graph that run batches at once, sharing the threads.
+    pub ort_sessions: usize,
 }
 
 impl Default for TeacherOptions {
@@ -40,6 +43,7 @@ impl Default for TeacherOptions {
             device: Device::Cpu,
             batch_size: Device::Cpu.default_batch_size(),
             ort_library: None,
+            ort_sessions: 1,
         }
     }
 }
@@ -96,6 +100,7 @@ struct Loader {
     backend: Resolved,
     device: Device,
     ort_library: Option<PathBuf>,
+    ort_sessions: usize,
     /// The image input's dimensions after the batch axis, in the graph's layout (every graph of
     /// a teacher shares it, checked by `check_pair`); its name is per file.
     dims: [usize; 3],
@@ -117,6 +122,7 @@ impl Loader {
                 &inputs,
                 self.device,
                 self.ort_library.as_deref(),
+                self.ort_sessions,
             )?),
         })
     }
@@ -136,6 +142,7 @@ impl Loader {
                 inputs,
                 self.device,
                 self.ort_library.as_deref(),
+                self.ort_sessions,
             )?),
         })
     }
@@ -185,6 +192,12 @@ impl Teacher {
         if opts.batch_size == 0 {
             return Err(Error::Config("the batch size must be at least 1".into()));
         }
+        if opts.ort_sessions == 0 || opts.ort_sessions > 64 {
+            return Err(Error::Config(format!(
+                "--ort-sessions {}: between 1 and 64",
+                opts.ort_sessions
+            )));
+        }
         let file = OnnxFile::read(path)?;
         let meta = TeacherMeta::from_file(&file, "forward")?;
         let actual = file.weights_sha256()?;
@@ -203,6 +216,7 @@ impl Teacher {
             backend,
             device: opts.device,
             ort_library: opts.ort_library.clone(),
+            ort_sessions: opts.ort_sessions.max(1),
             dims: meta
                 .layout
                 .dims([meta.input.channels, meta.input.height, meta.input.width]),
@@ -244,6 +258,15 @@ impl Teacher {
 
     pub fn num_classes(&self) -> usize {
         self.meta.num_classes()
+    }
+
+    /// How many runs of one graph may go at once: ONNX Runtime's `--ort-sessions`; tract
+    /// spreads each run over the cores itself.
+    pub fn concurrent_runs(&self) -> usize {
+        match self.loader.backend {
+            Resolved::Tract => 1,
+            Resolved::Ort => self.loader.ort_sessions,
+        }
     }
 
     /// Whether tract runs this teacher (its engines want concrete shapes and one core a run).
@@ -400,7 +423,10 @@ impl Teacher {
             let yb = y.as_ref().map(|y| y.slice(s![start..end]));
             convert(engine.run(x.slice(s![start..end, .., .., ..]), yb)?)
         };
-        starts.iter().map(run).collect()
+        match self.concurrent_runs() {
+            1 => starts.iter().map(run).collect(),
+            _ => starts.par_iter().map(run).collect(),
+        }
     }
 }
 

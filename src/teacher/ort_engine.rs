@@ -50,52 +50,75 @@ pub fn environment(library: Option<&Path>) -> Result<&'static Environment> {
 }
 
 pub struct OrtEngine {
-    session: Mutex<Session>,
+    /// Sessions that may run at once (`--ort-sessions`), each behind its own lock: ONNX
+    /// Runtime's run takes the session mutably.
+    sessions: Vec<Mutex<Session>>,
     /// The image input's name, then "y" for gradient graphs: inputs are fed by name.
     input_names: Vec<String>,
     output_names: Vec<String>,
 }
 
 impl OrtEngine {
-    /// A session for `file`, whose inputs are `inputs` (the image input's declared name, then
-    /// "y" for gradient graphs), by name.
+    /// `sessions` sessions for `file`, whose inputs are `inputs` (the image input's declared
+    /// name, then "y" for gradient graphs), by name.
     pub fn load(
         file: &OnnxFile,
         inputs: &[&str],
         device: Device,
         library: Option<&Path>,
+        sessions: usize,
     ) -> Result<Self> {
-        let env = environment(library)?;
-        // One thread count for the whole process, rayon's: RAYON_NUM_THREADS where set (what a
-        // Slurm task sets from SLURM_CPUS_PER_TASK), else the CPUs the process may use. ORT's
-        // own default ignores the variable and oversubscribes tasks Slurm does not bind.
-        // Builder errors carry the builder itself, which is not Send: keep only the message.
-        let threads = rayon::current_num_threads();
-        let builder = Session::builder(env)
-            .map_err(err)?
-            .with_intra_threads(threads)
-            .map_err(|e| err(e.to_string()))?;
-        let mut builder = register_device(builder, device)?;
-        let session = match file.inlined()? {
-            Some(bytes) => builder.commit_from_memory(&bytes),
-            None => builder.commit_from_file(&file.path),
-        }
-        .map_err(|e| Error::teacher(&file.path, format!("ONNX Runtime cannot load it: {e}")))?;
-        let found: Vec<&str> = session.inputs().iter().map(|o| o.name()).collect();
-        if found != inputs {
-            return Err(Error::teacher(
-                &file.path,
-                format!(
-                    "ONNX Runtime sees the inputs {found:?}, but the metadata declares {inputs:?}"
-                ),
-            ));
-        }
+        let sessions = (0..sessions.max(1))
+            .map(|_| session(file, inputs, device, library, sessions.max(1)).map(Mutex::new))
+            .collect::<Result<_>>()?;
         Ok(OrtEngine {
-            session: Mutex::new(session),
+            sessions,
             input_names: inputs.iter().map(|s| s.to_string()).collect(),
             output_names: file.output_names(),
         })
     }
+
+    /// A free session, else the first (whose lock then waits).
+    fn session(&self) -> std::sync::MutexGuard<'_, Session> {
+        self.sessions
+            .iter()
+            .find_map(|s| s.try_lock().ok())
+            .unwrap_or_else(|| self.sessions[0].lock().expect("a previous run panicked"))
+    }
+}
+
+/// One session of `file`, sharing the process's threads with `of - 1` others.
+fn session(
+    file: &OnnxFile,
+    inputs: &[&str],
+    device: Device,
+    library: Option<&Path>,
+    of: usize,
+) -> Result<Session> {
+    let env = environment(library)?;
+    // One thread count for the whole process, rayon's: RAYON_NUM_THREADS where set (what a
+    // Slurm task sets from SLURM_CPUS_PER_TASK), else the CPUs the process may use. ORT's
+    // own default ignores the variable and oversubscribes tasks Slurm does not bind.
+    // Builder errors carry the builder itself, which is not Send: keep only the message.
+    let threads = (rayon::current_num_threads() / of).max(1);
+    let builder = Session::builder(env)
+        .map_err(err)?
+        .with_intra_threads(threads)
+        .map_err(|e| err(e.to_string()))?;
+    let mut builder = register_device(builder, device)?;
+    let session = match file.inlined()? {
+        Some(bytes) => builder.commit_from_memory(&bytes),
+        None => builder.commit_from_file(&file.path),
+    }
+    .map_err(|e| Error::teacher(&file.path, format!("ONNX Runtime cannot load it: {e}")))?;
+    let found: Vec<&str> = session.inputs().iter().map(|o| o.name()).collect();
+    if found != inputs {
+        return Err(Error::teacher(
+            &file.path,
+            format!("ONNX Runtime sees the inputs {found:?}, but the metadata declares {inputs:?}"),
+        ));
+    }
+    Ok(session)
 }
 
 #[cfg(feature = "cuda")]
@@ -158,7 +181,7 @@ impl Engine for OrtEngine {
             };
             inputs.push((name.as_str().into(), value));
         }
-        let mut session = self.session.lock().expect("a previous run panicked");
+        let mut session = self.session();
         let outputs = session.run(inputs).map_err(err)?;
         self.output_names
             .iter()
