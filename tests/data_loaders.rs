@@ -488,7 +488,9 @@ fn image_folder_delivers_records_in_order_across_decoding_chunks() {
         if i == 100 {
             write(&path, b"not a png");
         } else {
-            rgb_pattern(1 + i as u32 % 13, 1 + i as u32 / 13).save(path).unwrap();
+            rgb_pattern(1 + i as u32 % 13, 1 + i as u32 / 13)
+                .save(path)
+                .unwrap();
         }
     }
     let mut src = open(root).unwrap();
@@ -497,7 +499,12 @@ fn image_folder_delivers_records_in_order_across_decoding_chunks() {
     assert_eq!(recs.iter().map(|r| r.index).collect::<Vec<_>>(), want);
     for r in &recs {
         let (_, h, w) = r.image.dim();
-        assert_eq!((w, h), (1 + r.index % 13, 1 + r.index / 13), "record {}", r.index);
+        assert_eq!(
+            (w, h),
+            (1 + r.index % 13, 1 + r.index / 13),
+            "record {}",
+            r.index
+        );
         assert_eq!(r.label, usize::from(r.index >= 90));
     }
     assert_eq!((report.delivered, report.skipped), (n - 1, 1));
