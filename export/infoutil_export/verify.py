@@ -84,8 +84,12 @@ def check_forward(onnx_path, model, x, input_name="x", batch_sizes=(1, 3)):
     return {"forward_max_abs_err": err, "logit_scale": float(np.abs(ref).max()), "n": len(x)}
 
 
-def check_grad(onnx_path, model, x, y, input_name="x", batch_sizes=(1, 3)):
-    """Errors of the grad graph's norms [N] and sqnorms [N, P] against the float64 reference."""
+def check_grad(onnx_path, model, x, y, input_name="x", batch_sizes=(1, 3), tol=None):
+    """Errors of the grad graph's norms [N] and sqnorms [N, P] against the float64 reference.
+    With tol: the samples over it (or NaN) are checked again against float64 replaying the
+    graph's own float32 branch decisions (branches.own_branch_check), whose entries are added
+    (only then); "verified" is True when no sample is over tol, or every one over it flipped a
+    decision and is within tol of its own-branch reference."""
     sess = ort_session(onnx_path)
     ref_sq, delta = reference_grad_sqnorms(model, x, y)
     ref = np.sqrt(ref_sq.sum(1))
@@ -104,7 +108,7 @@ def check_grad(onnx_path, model, x, y, input_name="x", batch_sizes=(1, 3)):
     sq32, _ = reference_grad_sqnorms(model, x, y, dtype=torch.float32,
                                      loss_fn=lambda z, t: F.cross_entropy(z, t))
     f32 = np.abs(np.sqrt(sq32.sum(1)) - ref) / scale
-    return {
+    report = {
         "torch_func_float32_max_rel_err": float(f32.max()),
         "n": len(x),
         "norm_max_rel_err": float(rel.max()),
@@ -114,6 +118,14 @@ def check_grad(onnx_path, model, x, y, input_name="x", batch_sizes=(1, 3)):
         "ref_norm_min": float(ref.min()), "ref_norm_median": float(np.median(ref)),
         "ref_norm_max": float(ref.max()),
     }
+    if tol is not None:
+        over = ~((rel <= tol) & (sq_rel.max(1, initial=0.0) <= tol))   # NaN counts as over
+        if over.any():
+            from . import branches
+            report.update(branches.own_branch_check(onnx_path, model, x, y, input_name,
+                                                    np.flatnonzero(over), norms, sqnorms, tol))
+        report["verified"] = bool(not over.any() or report["n_unexplained"] == 0)
+    return report
 
 
 def reference_cam(model, x, y, layer, dtype=torch.float64):
