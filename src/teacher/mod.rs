@@ -117,14 +117,19 @@ impl Loader {
         };
         Ok(match self.backend {
             Resolved::Tract => Box::new(tract_engine::TractEngine::load(file, &inputs, self.dims)?),
-            Resolved::Ort => Box::new(ort_engine::OrtEngine::load(
-                file,
-                &inputs,
-                self.device,
-                self.ort_library.as_deref(),
-                self.ort_sessions,
-            )?),
+            Resolved::Ort => self.ort(file, &inputs)?,
         })
+    }
+
+    /// ONNX Runtime sessions for `file`, fed by input name.
+    fn ort(&self, file: &OnnxFile, inputs: &[&str]) -> Result<Box<dyn Engine>> {
+        Ok(Box::new(ort_engine::OrtEngine::load(
+            file,
+            inputs,
+            self.device,
+            self.ort_library.as_deref(),
+            self.ort_sessions,
+        )?))
     }
 
     /// An engine for a graph built in memory around one of the teacher's: by name on ONNX
@@ -137,13 +142,7 @@ impl Loader {
     ) -> Result<Box<dyn Engine>> {
         Ok(match self.backend {
             Resolved::Tract => Box::new(tract_engine::TractEngine::load_derived(file, shapes)?),
-            Resolved::Ort => Box::new(ort_engine::OrtEngine::load(
-                file,
-                inputs,
-                self.device,
-                self.ort_library.as_deref(),
-                self.ort_sessions,
-            )?),
+            Resolved::Ort => self.ort(file, inputs)?,
         })
     }
 

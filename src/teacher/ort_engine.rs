@@ -156,6 +156,12 @@ fn register_device(
     }
 }
 
+/// A [`Feed`] in standard layout.
+enum Contiguous<'a> {
+    F32(ndarray::CowArray<'a, f32, ndarray::IxDyn>),
+    I64(ndarray::CowArray<'a, i64, ndarray::IxDyn>),
+}
+
 impl Engine for OrtEngine {
     fn run_feeds(&self, feeds: &[Feed]) -> Result<Vec<ArrayD<f32>>> {
         if feeds.len() != self.input_names.len() {
@@ -165,19 +171,20 @@ impl Engine for OrtEngine {
                 self.input_names.len()
             )));
         }
+        // Contiguous copies only where a feed is a strided view (a permuted NHWC batch); they
+        // must outlive the tensor references ONNX Runtime reads.
         let owned: Vec<_> = feeds
             .iter()
             .map(|f| match f {
-                Feed::F32(a) => (Some(a.as_standard_layout()), None),
-                Feed::I64(a) => (None, Some(a.as_standard_layout())),
+                Feed::F32(a) => Contiguous::F32(a.as_standard_layout()),
+                Feed::I64(a) => Contiguous::I64(a.as_standard_layout()),
             })
             .collect();
         let mut inputs: Vec<(std::borrow::Cow<str>, ort::session::SessionInputValue)> = Vec::new();
-        for (name, (f, i)) in self.input_names.iter().zip(&owned) {
-            let value: ort::session::SessionInputValue = match (f, i) {
-                (Some(a), _) => TensorRef::from_array_view(a.view()).map_err(err)?.into(),
-                (_, Some(a)) => TensorRef::from_array_view(a.view()).map_err(err)?.into(),
-                _ => unreachable!("each feed is one of the two"),
+        for (name, feed) in self.input_names.iter().zip(&owned) {
+            let value: ort::session::SessionInputValue = match feed {
+                Contiguous::F32(a) => TensorRef::from_array_view(a.view()).map_err(err)?.into(),
+                Contiguous::I64(a) => TensorRef::from_array_view(a.view()).map_err(err)?.into(),
             };
             inputs.push((name.as_str().into(), value));
         }

@@ -11,12 +11,10 @@
 use std::sync::Arc;
 
 use ndarray::{concatenate, s, Array1, Array4, ArrayD, ArrayView1, ArrayView4, Axis};
-
-use super::engine::{Feed, InputShape};
 use rayon::prelude::*;
 use tract_onnx::prelude::*;
 
-use super::engine::Engine;
+use super::engine::{Engine, Feed, InputShape};
 use super::onnx_file::OnnxFile;
 use crate::error::{Error, Result};
 
@@ -39,14 +37,7 @@ impl TractEngine {
     /// graphs, the labels `y` `[N]` (int64). tract binds inputs by position, so the graph's
     /// input order must be exactly `inputs`.
     pub fn load(file: &OnnxFile, inputs: &[&str], dims: [usize; 3]) -> Result<Self> {
-        let onnx = tract_onnx::onnx()
-            .with_ignore_value_info(true)
-            .with_ignore_output_shapes(true);
-        let dir = file.dir().to_str();
-        let parsed = onnx
-            .parse(&file.proto, dir)
-            .map_err(|e| Error::teacher(&file.path, format!("tract cannot read it: {e:#}")))?;
-        let model = parsed.model;
+        let model = parse(file, "it")?;
         let found: Vec<&str> = model
             .input_outlets()
             .map_err(err)?
@@ -77,16 +68,7 @@ impl TractEngine {
     /// A plan for a graph built around the teacher's, for inputs of exactly `shapes` (the
     /// caller feeds only those: concrete shapes are tract's fast path).
     pub fn load_derived(file: &OnnxFile, shapes: &[InputShape]) -> Result<Self> {
-        let onnx = tract_onnx::onnx()
-            .with_ignore_value_info(true)
-            .with_ignore_output_shapes(true);
-        let parsed = onnx.parse(&file.proto, file.dir().to_str()).map_err(|e| {
-            Error::teacher(
-                &file.path,
-                format!("tract cannot read a graph built from it: {e:#}"),
-            )
-        })?;
-        let mut model = parsed.model;
+        let mut model = parse(file, "a graph built from it")?;
         let plan = (|| -> TractResult<_> {
             for (i, s) in shapes.iter().enumerate() {
                 let fact = match s.int64 {
@@ -135,6 +117,17 @@ impl TractEngine {
             })
             .collect()
     }
+}
+
+/// `file`'s graph as tract reads it (its own shape annotations ignored: the plan sets them);
+/// `what` names the graph in the error.
+fn parse(file: &OnnxFile, what: &str) -> Result<InferenceModel> {
+    let onnx = tract_onnx::onnx()
+        .with_ignore_value_info(true)
+        .with_ignore_output_shapes(true);
+    onnx.parse(&file.proto, file.dir().to_str())
+        .map(|parsed| parsed.model)
+        .map_err(|e| Error::teacher(&file.path, format!("tract cannot read {what}: {e:#}")))
 }
 
 /// An optimised plan with a batch of `batch` images, or a symbolic batch `N` for `None`.
