@@ -72,7 +72,7 @@ pub fn build(
     // Masking: each pixel reads its patch's column of the coalition matrix.
     let patch_of_pixel: Vec<i64> = (0..h)
         .flat_map(|y| (0..w).map(move |x| (y, x)))
-        .map(|(y, x)| patch_of(grid, y, x) as i64)
+        .map(|(y, x)| grid.patch_of(y, x) as i64)
         .collect();
     let pixels = b.ints("patch_of_pixel", &[(h * w) as i64], patch_of_pixel);
     let keep = b.node("Gather", &[INPUTS[2], &pixels], &[int_attr("axis", 1)]);
@@ -168,17 +168,6 @@ pub fn build(
     graph.input.splice(0..0, declared);
     graph.output = vec![value_info(OUTPUT, DataType::Float, &[Dim::N, Dim::M])];
     Ok(model)
-}
-
-/// The patch of pixel (y, x): the inverse of [`Grid::patch`]'s edges ⌊i·side/g⌋.
-fn patch_of(grid: &Grid, y: usize, x: usize) -> usize {
-    let row = (0..grid.g)
-        .rposition(|i| i * grid.height / grid.g <= y)
-        .expect("row 0 starts at 0");
-    let col = (0..grid.g)
-        .rposition(|i| i * grid.width / grid.g <= x)
-        .expect("col 0 starts at 0");
-    row * grid.g + col
 }
 
 /// A teacher's game graph, loaded: evaluates coalitions of many images in one call.
@@ -427,25 +416,5 @@ impl Builder {
             .iter()
             .position(|n| n.output[0] == tensor)
             .expect("built here")
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn every_pixel_belongs_to_the_patch_whose_box_holds_it() {
-        for (g, h, w) in [(4, 28, 28), (4, 30, 29), (3, 32, 32), (1, 5, 7)] {
-            let grid = Grid::new(g, h, w).unwrap();
-            for p in 0..grid.players() {
-                let b = grid.patch(p);
-                for y in b.y0..b.y1 {
-                    for x in b.x0..b.x1 {
-                        assert_eq!(patch_of(&grid, y, x), p, "g={g} {h}×{w} ({y}, {x})");
-                    }
-                }
-            }
-        }
     }
 }

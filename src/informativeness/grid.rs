@@ -62,6 +62,14 @@ impl Grid {
     pub fn patch(&self, p: usize) -> PixelBox {
         self.block(p / self.g, p % self.g, 1)
     }
+
+    /// The patch holding pixel (`y`, `x`): the inverse of [`patch`](Self::patch).
+    pub fn patch_of(&self, y: usize, x: usize) -> usize {
+        let index = |pos: usize, side: usize| (0..self.g).rposition(|i| self.edge(i, side) <= pos);
+        let row = index(y, self.height).expect("row 0 starts at 0");
+        let col = index(x, self.width).expect("column 0 starts at 0");
+        row * self.g + col
+    }
 }
 
 #[cfg(test)]
@@ -82,6 +90,21 @@ mod tests {
                 }
             }
             assert!(covered.iter().all(|&c| c == 1), "g={g} {h}×{w}");
+        }
+    }
+
+    #[test]
+    fn every_pixel_belongs_to_the_patch_whose_box_holds_it() {
+        for (g, h, w) in [(4, 28, 28), (4, 30, 29), (3, 32, 32), (1, 5, 7)] {
+            let grid = Grid::new(g, h, w).unwrap();
+            for p in 0..grid.players() {
+                let b = grid.patch(p);
+                for y in b.y0..b.y1 {
+                    for x in b.x0..b.x1 {
+                        assert_eq!(grid.patch_of(y, x), p, "g={g} {h}×{w} ({y}, {x})");
+                    }
+                }
+            }
         }
     }
 
