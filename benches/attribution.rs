@@ -13,14 +13,16 @@
 //! ("tract,ort"). Its images are seeded random inputs of the teacher's shape (throughput does not
 //! depend on their content); the shipped teacher gets real test images.
 
+mod common;
+
+use common::{backends, images, load, setting};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use infoutil::data;
 use infoutil::informativeness::attribute::{shapley_maps, ShapleyConfig};
 use infoutil::informativeness::game_graph::GameGraph;
 use infoutil::informativeness::masking::{masked_into, values};
 use infoutil::informativeness::{Grid, Value};
 use infoutil::progress::Silent;
-use infoutil::teacher::{BackendChoice, Teacher, TeacherOptions};
+use infoutil::teacher::Teacher;
 use ndarray::{s, Array1, Array2, Array3, Array4, Axis};
 use rayon::prelude::*;
 
@@ -50,59 +52,9 @@ fn host_values(t: &Teacher, x: &Array4<f32>, grid: &Grid, c: &[u32], y: &[usize]
     out
 }
 
-/// A setting from the environment, else its default.
-fn setting<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .map(|v| {
-            v.parse()
-                .unwrap_or_else(|_| panic!("{name}={v} does not parse"))
-        })
-        .unwrap_or(default)
-}
-
-fn teacher_path() -> Option<std::path::PathBuf> {
-    std::env::var_os("INFOUTIL_BENCH_TEACHER").map(Into::into)
-}
-
-fn load(backend: BackendChoice) -> Option<Teacher> {
-    let shipped = infoutil::paths::shipped(infoutil::paths::DEFAULT_TEACHER);
-    let path = teacher_path().unwrap_or(shipped);
-    let opts = TeacherOptions {
-        backend,
-        ..TeacherOptions::default()
-    };
-    Teacher::load(&path, &opts)
-        .map_err(|e| eprintln!("not measured: {backend:?}: {e}"))
-        .ok()
-}
-
-fn images(t: &Teacher, n: usize) -> (Array4<f32>, Vec<usize>) {
-    if teacher_path().is_some() {
-        let i = &t.meta.input;
-        // A fixed pseudo-random pattern in [-2, 2) (Knuth's multiplicative hash of the index).
-        let shape = (n, i.channels, i.height, i.width);
-        let mut k = 0u64;
-        let x = Array4::from_shape_simple_fn(shape, || {
-            k += 1;
-            (k.wrapping_mul(2_654_435_761) % 4096) as f32 / 1024.0 - 2.0
-        });
-        return (x, vec![0; n]);
-    }
-    let path = infoutil::paths::shipped(infoutil::paths::DEFAULT_TEST_DATA);
-    let mut source = data::open(&path).expect("embedded data");
-    data::read_converted(
-        source.as_mut(),
-        (0..n).map(|i| i * 50).collect(),
-        &t.meta.input,
-    )
-    .expect("reads")
-}
-
 fn bench(c: &mut Criterion) {
     let images_n: usize = setting("INFOUTIL_BENCH_IMAGES", 16);
     let budget: usize = setting("INFOUTIL_BENCH_BUDGET", 256);
-    let backends: String = setting("INFOUTIL_BENCH_BACKENDS", "tract,ort".to_string());
     let cfg = ShapleyConfig {
         budget,
         ..ShapleyConfig::default()
@@ -117,12 +69,9 @@ fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("stage1");
     g.sample_size(10)
         .throughput(Throughput::Elements((images_n * m) as u64));
-    for (name, backend) in [("tract", BackendChoice::Tract), ("ort", BackendChoice::Ort)] {
-        if !backends.split(',').any(|b| b == name) {
-            continue;
-        }
+    for (name, backend) in backends() {
         let Some(t) = load(backend) else { continue };
-        let (x, y) = images(&t, images_n);
+        let (x, y) = images(&t, images_n, 50);
         let (_, ch, h, w) = x.dim();
         // The same number of masked images as attribution evaluates, as one batch of inputs.
         let masked = Array4::from_shape_fn((images_n * m, ch, h, w), |(i, c, yy, xx)| {

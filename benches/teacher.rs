@@ -1,45 +1,25 @@
 //! Teacher throughput on both backends, side by side in one run: logits and per-sample gradient
-//! norms for 256 real embedded Fashion-MNIST test images.
+//! norms for a batch of images (256 real embedded Fashion-MNIST test images by default).
 //!
 //!     ORT_DYLIB_PATH=… cargo bench --bench teacher
 //!
-//! Without ONNX Runtime only tract is measured (and a line says so).
+//! Without ONNX Runtime only tract is measured (and a line says so). Another teacher (e.g. a
+//! 224-px one, as benches/stage2_torch.py measures against `torch.func`):
+//! INFOUTIL_BENCH_TEACHER=PATH, with INFOUTIL_BENCH_IMAGES (the batch, default 256) and
+//! INFOUTIL_BENCH_BACKENDS ("tract,ort"); its images are a fixed pattern of the teacher's shape.
 
+mod common;
+
+use common::{backends, images, load, setting};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use infoutil::data;
-use infoutil::teacher::{BackendChoice, Teacher, TeacherOptions};
-use ndarray::Array4;
-
-const N: usize = 256;
-
-fn images(t: &Teacher) -> (Array4<f32>, Vec<usize>) {
-    let path = infoutil::paths::shipped(infoutil::paths::DEFAULT_TEST_DATA);
-    let mut source = data::open(&path).expect("embedded data");
-    data::read_converted(source.as_mut(), (0..N).collect(), &t.meta.input).expect("reads")
-}
-
-fn teachers() -> Vec<(&'static str, Teacher)> {
-    let path = infoutil::paths::shipped(infoutil::paths::DEFAULT_TEACHER);
-    let mut out = Vec::new();
-    for (name, backend) in [("tract", BackendChoice::Tract), ("ort", BackendChoice::Ort)] {
-        let opts = TeacherOptions {
-            backend,
-            ..TeacherOptions::default()
-        };
-        match Teacher::load(&path, &opts) {
-            Ok(t) => out.push((name, t)),
-            Err(e) => eprintln!("not measured: {name}: {e}"),
-        }
-    }
-    out
-}
 
 fn bench(c: &mut Criterion) {
-    let teachers = teachers();
-    let (x, y) = images(&teachers[0].1);
+    let n: usize = setting("INFOUTIL_BENCH_IMAGES", 256);
     let mut g = c.benchmark_group("teacher");
-    g.throughput(Throughput::Elements(N as u64)).sample_size(10);
-    for (name, t) in &teachers {
+    g.throughput(Throughput::Elements(n as u64)).sample_size(10);
+    for (name, backend) in backends() {
+        let Some(t) = load(backend) else { continue };
+        let (x, y) = images(&t, n, 1);
         g.bench_function(format!("logits/{name}"), |b| {
             b.iter(|| t.logits(x.view()).unwrap())
         });
