@@ -83,6 +83,10 @@ def _frobenius_sq_of_product(G, U, max_materialised=1 << 20):
     per sample (memory at large batches)."""
     B, O, K, L = G.shape[1], G.shape[2], U.shape[2], U.shape[3]
     if O * K * L <= L * L * (O + K) and B * O * K <= max_materialised:
+        # |G U^T| = |U G^T|: transpose the smaller of the two (a conv's U is kh*kw times the
+        # larger), since the graph materialises the transposed operand.
+        if K > O:
+            return torch.matmul(U, G.transpose(-1, -2)).pow(2).sum((1, 2, 3))
         return torch.matmul(G, U.transpose(-1, -2)).pow(2).sum((1, 2, 3))
     gram = torch.matmul(G.transpose(-1, -2), G) * torch.matmul(U.transpose(-1, -2), U)
     return gram.sum((1, 2, 3))
