@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::data::preprocess::InputSpec;
 use crate::data::Source;
 use crate::error::Result;
-use crate::teacher::Teacher;
+use crate::teacher::{Precision, Teacher};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Provenance {
@@ -34,6 +34,10 @@ pub struct Provenance {
     /// teacher's metadata; absent in files written before it was recorded.
     #[serde(default)]
     pub input: Option<InputSpec>,
+    /// The number format of the teacher's forward graph (fp32, or fp16 for a converted copy);
+    /// absent in files written before it was recorded.
+    #[serde(default)]
+    pub teacher_precision: Option<Precision>,
 }
 
 impl Provenance {
@@ -49,6 +53,7 @@ impl Provenance {
             data_sha256: crate::data::fingerprint(source)?,
             class_folders: source.info().class_map.clone(),
             input: Some(teacher.meta.input.clone()),
+            teacher_precision: Some(teacher.meta.precision),
         })
     }
 
@@ -94,6 +99,7 @@ mod tests {
             data_sha256: "ab".into(),
             class_folders: Some(vec![("Bag".into(), 8)]),
             input: None,
+            teacher_precision: None,
         }
     }
 

@@ -12,6 +12,10 @@ Every value is a string; structured values are JSON. Keys (prefix "infoutil."):
   (NAME.cam.onnx, the Grad-CAM graph: inputs [input_name, "y"], outputs activations and
   gradients [N, K, h, w]) only: cam_layer, the name of the module whose output it explains (in
   the PyTorch model's named_modules()). All three files carry the same weights_sha256.
+Optional, forward graph only: precision ("fp32", the default, or "fp16": float16 weights and
+arithmetic inside, float32 input and logits, made by export/convert_precision.py) and, with fp16,
+converted_weights_sha256 (weights_sha256 over its float16 initializers; weights_sha256 stays
+that of the float32 weights it was converted from, which its gradient graph carries).
 """
 import hashlib
 import json
@@ -25,14 +29,17 @@ PREFIX = "infoutil."
 MAX_IR_VERSION = 10  # ONNX Runtime 1.31 refuses IR 14, the default of onnx 1.23 when saving
 
 
-def weights_sha256(model_proto):
+def weights_sha256(model_proto, data_type=onnx.TensorProto.FLOAT):
     """SHA-256 over the FLOAT initializers of a (forward) graph, sorted by the UTF-8 bytes of their
     names; each contributes name + b"\\0" + its float32 values, little-endian, row-major.
-    The Rust loader recomputes this from the forward file and compares it with both files' value."""
+    The Rust loader recomputes this from the forward file and compares it with both files' value.
+    With data_type FLOAT16, the same over the float16 initializers (2-byte values): the
+    `converted_weights_sha256` of a graph made by export/convert_precision.py."""
+    dtype = {onnx.TensorProto.FLOAT: "<f4", onnx.TensorProto.FLOAT16: "<f2"}[data_type]
     h = hashlib.sha256()
-    inits = [t for t in model_proto.graph.initializer if t.data_type == onnx.TensorProto.FLOAT]
+    inits = [t for t in model_proto.graph.initializer if t.data_type == data_type]
     for t in sorted(inits, key=lambda t: t.name.encode("utf-8")):
-        values = np.ascontiguousarray(numpy_helper.to_array(t), dtype="<f4")
+        values = np.ascontiguousarray(numpy_helper.to_array(t), dtype=dtype)
         h.update(t.name.encode("utf-8") + b"\0" + values.tobytes(order="C"))
     return h.hexdigest()
 

@@ -89,6 +89,22 @@ pub struct TeacherMeta {
     pub weights_sha256: String,
     pub dataset: Option<String>,
     pub test_top1: Option<f64>,
+    /// The number format inside the graph (`infoutil.precision`, default fp32).
+    pub precision: Precision,
+    /// A converted graph's hash of its own (float16) weights (`infoutil.converted_weights_sha256`);
+    /// `weights_sha256` stays that of the float32 weights it was made from.
+    pub converted_weights_sha256: Option<String>,
+}
+
+/// The number format of a forward graph's weights and arithmetic: float32 as exported, or
+/// float16 as export/convert_precision.py makes it (float32 input and logits either way). Only a
+/// forward graph may be converted: squared gradient norms overflow float16.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    #[default]
+    Fp32,
+    Fp16,
 }
 
 /// What a gradient graph declares on top: its `sqnorms` columns.
@@ -165,6 +181,28 @@ fn props<'a>(file: &'a OnnxFile, role: &str) -> Result<Props<'a>> {
     Ok(p)
 }
 
+/// `infoutil.precision`: fp32 when absent; fp16 in a forward graph only.
+fn precision(p: &Props, role: &str) -> Result<Precision> {
+    match p.opt("precision") {
+        None | Some("fp32") => Ok(Precision::Fp32),
+        Some("fp16") if role == "forward" => Ok(Precision::Fp16),
+        Some("fp16") => Err(Error::teacher(
+            p.path,
+            format!(
+                "a {role} graph in float16 ('infoutil.precision' = \"fp16\") is not supported: \
+                 squared gradient norms overflow float16; export/convert_precision.py converts \
+                 the forward graph only and keeps the others in float32"
+            ),
+        )),
+        Some(other) => Err(Error::teacher(
+            p.path,
+            format!(
+                "metadata 'infoutil.precision' = {other:?}: this build reads \"fp32\" or \"fp16\""
+            ),
+        )),
+    }
+}
+
 impl TeacherMeta {
     /// Parse the metadata of a teacher's graph (`role` = "forward" | "grad" | "cam").
     pub fn from_file(file: &OnnxFile, role: &str) -> Result<Self> {
@@ -236,7 +274,12 @@ impl TeacherMeta {
             weights_sha256: p.req("weights_sha256")?.to_string(),
             dataset: p.opt("dataset").map(str::to_string),
             test_top1: p.parsed("test_top1")?,
+            precision: precision(&p, role)?,
+            converted_weights_sha256: p.opt("converted_weights_sha256").map(str::to_string),
         };
+        if meta.precision != Precision::Fp32 && meta.converted_weights_sha256.is_none() {
+            p.req("converted_weights_sha256")?;
+        }
         meta.check_graph_shapes(file, role, declared_name.is_some())?;
         Ok(meta)
     }

@@ -18,7 +18,7 @@ use rayon::prelude::*;
 
 pub use cam::{cam_path, CamParts};
 pub use engine::{BackendChoice, Device, Engine, Feed, InputShape};
-pub use meta::{CamMeta, GradMeta, Layout, TeacherMeta};
+pub use meta::{CamMeta, GradMeta, Layout, Precision, TeacherMeta};
 use onnx_file::OnnxFile;
 
 use crate::error::{Error, Result};
@@ -199,18 +199,15 @@ impl Teacher {
         }
         let file = OnnxFile::read(path)?;
         let meta = TeacherMeta::from_file(&file, "forward")?;
-        let actual = file.weights_sha256()?;
-        if actual != meta.weights_sha256 {
+        check_weights(&file, &meta)?;
+        let (backend, backend_note) = resolve_backend(opts)?;
+        if matches!(backend, Resolved::Tract) && meta.precision == Precision::Fp16 {
             return Err(Error::teacher(
                 path,
-                format!(
-                    "its metadata declares weights_sha256 {} but its weights hash to {actual}: \
-                     the metadata was copied from another model, or the weights were changed after export",
-                    meta.weights_sha256
-                ),
+                "is a float16 copy of a teacher (infoutil.precision = fp16), which tract cannot \
+                 run: use --backend ort, or the float32 teacher it was converted from",
             ));
         }
-        let (backend, backend_note) = resolve_backend(opts)?;
         let loader = Loader {
             backend,
             device: opts.device,
@@ -442,6 +439,29 @@ fn into_2d(a: &ArrayD<f32>, cols: usize, what: &str) -> Result<Array2<f32>> {
         return Err(shape_error(what, a.shape()));
     }
     Ok(a2.to_owned())
+}
+
+/// The forward graph's weights must hash to what its metadata declares: the float32 weights'
+/// hash, or a converted graph's hash of its float16 weights.
+fn check_weights(file: &OnnxFile, meta: &TeacherMeta) -> Result<()> {
+    let (key, declared, actual) = match (meta.precision, &meta.converted_weights_sha256) {
+        (Precision::Fp16, Some(h)) => ("converted_weights_sha256", h, file.weights_fp16_sha256()?),
+        _ => (
+            "weights_sha256",
+            &meta.weights_sha256,
+            file.weights_sha256()?,
+        ),
+    };
+    if &actual == declared {
+        return Ok(());
+    }
+    Err(Error::teacher(
+        &file.path,
+        format!(
+            "its metadata declares {key} {declared} but its weights hash to {actual}: \
+             the metadata was copied from another model, or the weights were changed after export"
+        ),
+    ))
 }
 
 fn concat(parts: Vec<Array2<f32>>, cols: usize) -> Array2<f32> {

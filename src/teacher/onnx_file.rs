@@ -13,6 +13,8 @@ use crate::error::{Error, Result};
 
 /// ONNX `TensorProto.DataType.FLOAT`.
 const FLOAT: i32 = 1;
+/// ONNX `TensorProto.DataType.FLOAT16`.
+const FLOAT16: i32 = 10;
 /// ONNX `TensorProto.DataLocation.EXTERNAL`.
 const EXTERNAL: i32 = 1;
 
@@ -109,11 +111,21 @@ impl OnnxFile {
     /// The weights hash of the metadata contract: SHA-256 over the float initializers sorted by
     /// name, each as `name`, a zero byte, then its values as little-endian f32.
     pub fn weights_sha256(&self) -> Result<String> {
+        self.hash_initializers(FLOAT)
+    }
+
+    /// The same over the float16 initializers (2-byte values): a converted graph's
+    /// `converted_weights_sha256` (export/convert_precision.py).
+    pub fn weights_fp16_sha256(&self) -> Result<String> {
+        self.hash_initializers(FLOAT16)
+    }
+
+    fn hash_initializers(&self, data_type: i32) -> Result<String> {
         let mut tensors: Vec<&TensorProto> = self
             .graph()
             .initializer
             .iter()
-            .filter(|t| t.data_type == FLOAT)
+            .filter(|t| t.data_type == data_type)
             .collect();
         tensors.sort_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes()));
         let mut hasher = Sha256::new();
@@ -124,6 +136,11 @@ impl OnnxFile {
                 hasher.update(self.read_external(t)?);
             } else if !t.raw_data.is_empty() {
                 hasher.update(&t.raw_data);
+            } else if data_type == FLOAT16 {
+                // ONNX keeps float16 values that are not raw bytes one per int32, as their bits.
+                for v in &t.int32_data {
+                    hasher.update((*v as u16).to_le_bytes());
+                }
             } else {
                 for v in &t.float_data {
                     hasher.update(v.to_le_bytes());
