@@ -20,8 +20,8 @@ Checked before anything is written (float32 source against the float16 copy on O
 provider): every logit finite, and top-1 agreement on the check images at least --min-agreement
 (default 0.99); else nothing is written and the exit status is 1. The check images are --images
 (idx3 gzip or .npy uint8 [N, H, W] or [N, H, W, C], at the teacher's size) or, without them,
-seeded standard-normal inputs. bfloat16 is not offered: ONNX Runtime's CPU and CUDA providers
-lack bfloat16 kernels for most of a convolutional network's operators.
+seeded standard-normal inputs. bfloat16 is not offered yet: onnxconverter-common converts to
+float16 only (docs/backends.md, "Float16 teachers").
 """
 import argparse
 import gzip
