@@ -6,7 +6,7 @@ mod common;
 use std::path::Path;
 
 use common::*;
-use infoutil::teacher::{BackendChoice, Device, Layout, Teacher, TeacherOptions};
+use infoutil::teacher::{BackendChoice, CudaOptions, Device, Layout, Teacher, TeacherOptions};
 use tract_onnx::pb::{ModelProto, StringStringEntryProto};
 
 fn load_err(path: &Path) -> String {
@@ -205,6 +205,52 @@ fn cuda_is_never_a_silent_cpu_fallback() {
             "{msg}"
         );
     }
+}
+
+#[test]
+fn a_gpus_share_is_chosen_only_with_cuda() {
+    // On the CPU a device id or memory limit is a mistake (the user meant --device cuda),
+    // refused before anything loads, with the option that is missing.
+    for cuda in [
+        CudaOptions {
+            device_id: 1,
+            memory_limit_mib: None,
+        },
+        CudaOptions {
+            device_id: 0,
+            memory_limit_mib: Some(4096),
+        },
+    ] {
+        let opts = TeacherOptions {
+            backend: BackendChoice::Tract,
+            cuda,
+            ..TeacherOptions::default()
+        };
+        let msg = Teacher::load(&repo(TEACHER), &opts)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(msg.contains("need --device cuda"), "{msg}");
+    }
+    let opts = TeacherOptions {
+        backend: BackendChoice::Ort,
+        device: Device::Cuda,
+        cuda: CudaOptions {
+            device_id: 0,
+            memory_limit_mib: Some(0),
+        },
+        ..TeacherOptions::default()
+    };
+    let msg = Teacher::load(&repo(TEACHER), &opts)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(msg.contains("--cuda-memory-limit 0"), "{msg}");
+    // The command line says the same.
+    let dir = tempfile::tempdir().unwrap();
+    let run = infoutil(&["teacher", "eval", "--cuda-device", "1"], dir.path());
+    assert!(!run.status.success());
+    assert!(text(&run).contains("need --device cuda"), "{}", text(&run));
 }
 
 #[test]

@@ -444,6 +444,20 @@ if run smoke 90 "$BIN" teacher eval --backend ort --device "$DEVICE" --no-grad-n
 else
   check "1 install" "infoutil runs on --device $DEVICE" FAIL "exit $(rc_of smoke): $(grep -m1 '^error' "$LOGDIR/smoke.log" || why smoke)"
 fi
+# The GPU's share: an explicit device and arena limit run; a device that does not exist is refused.
+if [ "$DEVICE" = cuda ]; then
+  if run share 90 "$BIN" teacher eval --backend ort --device cuda --cuda-device 0 --cuda-memory-limit 2048 --no-grad-norms; then
+    check "1 install" "--cuda-device 0 --cuda-memory-limit 2048 runs" PASS "$(speed_of share)"
+  else
+    check "1 install" "--cuda-device 0 --cuda-memory-limit 2048 runs" FAIL "exit $(rc_of share): $(why share)"
+  fi
+  if ! run nodev 60 "$BIN" teacher eval --backend ort --device cuda --cuda-device 99 --no-grad-norms; then
+    check "1 install" "--cuda-device 99 is refused" PASS "\`$(grep -m1 '^error' "$LOGDIR/nodev.log" | cut -c1-160)\`"
+  else
+    check "1 install" "--cuda-device 99 is refused" FAIL "it ran"
+  fi
+fi
+
 # Without a GPU (dry run): --device cuda must refuse with a clear error, not fall back to the CPU.
 if [ "$DEVICE" = cpu ]; then
   run nocuda 60 "$BIN" teacher eval --backend ort --device cuda --no-grad-norms

@@ -81,6 +81,13 @@ pub struct TeacherArgs {
     /// ONNX Runtime sessions per graph running batches at once, sharing the CPU threads.
     #[arg(long, default_value_t = 1)]
     pub ort_sessions: usize,
+    /// With --device cuda: the GPU to use, as CUDA numbers them (after CUDA_VISIBLE_DEVICES).
+    #[arg(long, default_value_t = 0)]
+    pub cuda_device: u32,
+    /// With --device cuda: the most GPU memory ONNX Runtime's arena may take, in MiB
+    /// [default: no limit].
+    #[arg(long)]
+    pub cuda_memory_limit: Option<usize>,
 }
 
 /// The files a run reads: the teacher's graphs and the dataset's files.
@@ -108,6 +115,10 @@ impl TeacherArgs {
                 .unwrap_or_else(|| self.device.default_batch_size()),
             ort_library: self.ort_lib.clone(),
             ort_sessions: self.ort_sessions,
+            cuda: infoutil::teacher::CudaOptions {
+                device_id: self.cuda_device,
+                memory_limit_mib: self.cuda_memory_limit,
+            },
         };
         let teacher = Teacher::load(path, &opts)?;
         if let Some(note) = &teacher.backend_note {

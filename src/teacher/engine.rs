@@ -37,6 +37,30 @@ impl Device {
     }
 }
 
+/// Which GPU the CUDA provider uses and how much of its memory ONNX Runtime's arena may take
+/// (`--cuda-device`, `--cuda-memory-limit`): on a shared node a job must stay on the GPU it was
+/// given and inside its share. Ignored on the CPU, where setting them is refused as a mistake.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CudaOptions {
+    /// The device ordinal as CUDA numbers it (after `CUDA_VISIBLE_DEVICES`).
+    pub device_id: u32,
+    /// The arena's limit in MiB; ONNX Runtime's default (no limit) when absent.
+    pub memory_limit_mib: Option<usize>,
+}
+
+impl CudaOptions {
+    pub fn is_default(&self) -> bool {
+        *self == CudaOptions::default()
+    }
+}
+
+/// Where ONNX Runtime runs a graph.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Placement {
+    pub device: Device,
+    pub cuda: CudaOptions,
+}
+
 /// One loaded graph, ready to run batches of any size.
 pub trait Engine: Send + Sync {
     /// Run the graph on `x` (and `y` for gradient graphs); outputs in the graph's output order.

@@ -17,7 +17,7 @@ use ndarray::{concatenate, s, Array1, Array2, ArrayD, ArrayView1, ArrayView4, Ax
 use rayon::prelude::*;
 
 pub use cam::{cam_path, CamParts};
-pub use engine::{BackendChoice, Device, Engine, Feed, InputShape};
+pub use engine::{BackendChoice, CudaOptions, Device, Engine, Feed, InputShape, Placement};
 pub use meta::{CamMeta, GradMeta, Layout, Precision, TeacherMeta};
 use onnx_file::OnnxFile;
 
@@ -34,6 +34,8 @@ pub struct TeacherOptions {
     pub ort_library: Option<PathBuf>,
     /// ONNX Runtime sessions per graph that run batches at once, sharing the threads.
     pub ort_sessions: usize,
+    /// Which GPU and how much of its memory, with `Device::Cuda`.
+    pub cuda: CudaOptions,
 }
 
 impl Default for TeacherOptions {
@@ -44,6 +46,7 @@ impl Default for TeacherOptions {
             batch_size: Device::Cpu.default_batch_size(),
             ort_library: None,
             ort_sessions: 1,
+            cuda: CudaOptions::default(),
         }
     }
 }
@@ -98,7 +101,7 @@ enum Resolved {
 /// How this teacher's graphs become engines: the resolved backend and the shared image input.
 struct Loader {
     backend: Resolved,
-    device: Device,
+    place: Placement,
     ort_library: Option<PathBuf>,
     ort_sessions: usize,
     /// The image input's dimensions after the batch axis, in the graph's layout (every graph of
@@ -126,7 +129,7 @@ impl Loader {
         Ok(Box::new(ort_engine::OrtEngine::load(
             file,
             inputs,
-            self.device,
+            self.place,
             self.ort_library.as_deref(),
             self.ort_sessions,
         )?))
@@ -163,6 +166,18 @@ impl Loader {
 }
 
 fn resolve_backend(opts: &TeacherOptions) -> Result<(Resolved, Option<String>)> {
+    if opts.device == Device::Cpu && !opts.cuda.is_default() {
+        return Err(Error::Config(
+            "--cuda-device and --cuda-memory-limit choose a GPU's share: they need --device cuda"
+                .into(),
+        ));
+    }
+    if opts.cuda.memory_limit_mib == Some(0) {
+        return Err(Error::Config(
+            "--cuda-memory-limit 0: give the limit in MiB, at least 1 (omit it for no limit)"
+                .into(),
+        ));
+    }
     match (opts.backend, opts.device) {
         (BackendChoice::Tract, Device::Cuda) => Err(Error::Config(
             "tract runs on the CPU only; use --backend ort (or auto) for --device cuda".into(),
@@ -210,7 +225,10 @@ impl Teacher {
         }
         let loader = Loader {
             backend,
-            device: opts.device,
+            place: Placement {
+                device: opts.device,
+                cuda: opts.cuda,
+            },
             ort_library: opts.ort_library.clone(),
             ort_sessions: opts.ort_sessions.max(1),
             dims: meta
@@ -235,7 +253,10 @@ impl Teacher {
         };
         let backend = match backend {
             Resolved::Tract => "tract (cpu)".to_string(),
-            Resolved::Ort => format!("onnxruntime ({:?})", opts.device).to_lowercase(),
+            Resolved::Ort => match opts.device {
+                Device::Cpu => "onnxruntime (cpu)".to_string(),
+                Device::Cuda => format!("onnxruntime (cuda:{})", opts.cuda.device_id),
+            },
         };
         Ok(Teacher {
             meta,

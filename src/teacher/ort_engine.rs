@@ -9,7 +9,7 @@ use ort::environment::Environment;
 use ort::session::Session;
 use ort::value::TensorRef;
 
-use super::engine::{Device, Engine, Feed};
+use super::engine::{Device, Engine, Feed, Placement};
 use super::onnx_file::OnnxFile;
 use crate::error::{Error, Result};
 
@@ -64,12 +64,12 @@ impl OrtEngine {
     pub fn load(
         file: &OnnxFile,
         inputs: &[&str],
-        device: Device,
+        place: Placement,
         library: Option<&Path>,
         sessions: usize,
     ) -> Result<Self> {
         let sessions = (0..sessions.max(1))
-            .map(|_| session(file, inputs, device, library, sessions.max(1)).map(Mutex::new))
+            .map(|_| session(file, inputs, place, library, sessions.max(1)).map(Mutex::new))
             .collect::<Result<_>>()?;
         Ok(OrtEngine {
             sessions,
@@ -91,7 +91,7 @@ impl OrtEngine {
 fn session(
     file: &OnnxFile,
     inputs: &[&str],
-    device: Device,
+    place: Placement,
     library: Option<&Path>,
     of: usize,
 ) -> Result<Session> {
@@ -105,7 +105,7 @@ fn session(
         .map_err(err)?
         .with_intra_threads(threads)
         .map_err(|e| err(e.to_string()))?;
-    let mut builder = register_device(builder, device)?;
+    let mut builder = register_device(builder, place)?;
     let session = match file.inlined()? {
         Some(bytes) => builder.commit_from_memory(&bytes),
         None => builder.commit_from_file(&file.path),
@@ -124,10 +124,10 @@ fn session(
 #[cfg(feature = "cuda")]
 fn register_device(
     builder: ort::session::builder::SessionBuilder,
-    device: Device,
+    place: Placement,
 ) -> Result<ort::session::builder::SessionBuilder> {
     use ort::ep::ExecutionProvider;
-    match device {
+    match place.device {
         Device::Cpu => Ok(builder),
         Device::Cuda => {
             if !ort::ep::CUDA::is_available().map_err(err)? {
@@ -135,9 +135,13 @@ fn register_device(
                     "this ONNX Runtime library has no CUDA execution provider; install onnxruntime-gpu",
                 ));
             }
+            let mut cuda = ort::ep::CUDA::default().with_device_id(place.cuda.device_id as i32);
+            if let Some(mib) = place.cuda.memory_limit_mib {
+                cuda = cuda.with_memory_limit(mib << 20);
+            }
             // Fail instead of falling back to CPU: a user who asked for CUDA must get it.
             builder
-                .with_execution_providers([ort::ep::CUDA::default().build().error_on_failure()])
+                .with_execution_providers([cuda.build().error_on_failure()])
                 .map_err(|e| err(format!("cannot enable CUDA: {e}")))
         }
     }
@@ -146,9 +150,9 @@ fn register_device(
 #[cfg(not(feature = "cuda"))]
 fn register_device(
     builder: ort::session::builder::SessionBuilder,
-    device: Device,
+    place: Placement,
 ) -> Result<ort::session::builder::SessionBuilder> {
-    match device {
+    match place.device {
         Device::Cpu => Ok(builder),
         Device::Cuda => Err(err(
             "this build of infoutil has no CUDA support; rebuild with `--features cuda`",
