@@ -20,6 +20,23 @@ pub fn to_rgb(image: ArrayView3<u8>, scale: u32) -> RgbImage {
     })
 }
 
+/// `image` as RGB drawn `scale` times its size, or smaller so that its longest side is at most
+/// `side` (bilinear where the factor is not a whole number), with the factor it was drawn at.
+pub fn fitted(image: ArrayView3<u8>, scale: u32, side: u32) -> (RgbImage, f64) {
+    let (_, h, w) = image.dim();
+    let f = (scale.max(1) as f64).min(side as f64 / h.max(w) as f64);
+    if f >= 1.0 && f.fract() == 0.0 {
+        return (to_rgb(image, f as u32), f);
+    }
+    let (oh, ow) = (
+        ((h as f64 * f).round() as u32).max(1),
+        ((w as f64 * f).round() as u32).max(1),
+    );
+    let base = to_rgb(image, 1);
+    let out = image::imageops::resize(&base, ow, oh, image::imageops::FilterType::Triangle);
+    (out, f)
+}
+
 /// Images in rows of `cols`, separated by a 2-pixel white gap.
 pub fn contact_sheet(tiles: &[RgbImage], cols: usize) -> RgbImage {
     let gap = 2u32;
@@ -68,19 +85,9 @@ pub fn heatmap(
     crops: &[PixelBox],
     scale: u32,
 ) -> RgbImage {
-    let (_, h, w) = image.dim();
     let g = map.nrows();
-    let f = (scale.max(1) as f64).min(HEATMAP_SIDE as f64 / h.max(w) as f64);
-    let (oh, ow) = (
-        ((h as f64 * f).round() as u32).max(1),
-        ((w as f64 * f).round() as u32).max(1),
-    );
-    let mut out = if f >= 1.0 && f.fract() == 0.0 {
-        to_rgb(image, f as u32)
-    } else {
-        let base = to_rgb(image, 1);
-        image::imageops::resize(&base, ow, oh, image::imageops::FilterType::Triangle)
-    };
+    let (mut out, f) = fitted(image, scale, HEATMAP_SIDE);
+    let (ow, oh) = out.dimensions();
     let max_abs = map.iter().fold(0.0f64, |a, &v| a.max(v.abs()));
     for (x, y, px) in out.enumerate_pixels_mut() {
         let cell = (y as usize * g / oh as usize, x as usize * g / ow as usize);
@@ -181,6 +188,22 @@ impl HeatmapFolder {
 mod tests {
     use super::*;
     use ndarray::{Array2, Array3};
+
+    #[test]
+    fn fitted_images_are_enlarged_by_the_scale_or_shrunk_to_the_side() {
+        let img = |h, w| Array3::from_elem((3, h, w), 9u8);
+        assert_eq!(
+            fitted(img(28, 28).view(), 4, 112).0.dimensions(),
+            (112, 112)
+        );
+        assert_eq!(
+            fitted(img(224, 224).view(), 4, 112).0.dimensions(),
+            (112, 112)
+        );
+        let (out, f) = fitted(img(375, 500).view(), 4, 112);
+        assert_eq!((out.dimensions(), f), ((112, 84), 112.0 / 500.0));
+        assert_eq!(out.get_pixel(50, 40).0, [9, 9, 9]);
+    }
 
     #[test]
     fn contact_sheet_lays_tiles_in_rows_with_gaps() {

@@ -168,6 +168,13 @@ pub fn run(args: DistillArgs) -> anyhow::Result<()> {
     let written = set.write(&args.out, &teacher, &run)?;
     checkpoint.remove()?;
     render::save(&set.contact_sheet(4), &png)?;
+    let (shown, all) = set.sheet_classes();
+    if shown < all {
+        eprintln!(
+            "note: the contact sheet {} shows the first {shown} of {all} classes",
+            png.display()
+        );
+    }
     summary(&set, &cfg, &teacher, &data_path, &written, &png, started);
     Ok(())
 }

@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use ndarray::{Array1, Array2, Array3, Array4, Axis};
+use ndarray::{s, Array1, Array2, Array3, Array4, Axis};
 
 use super::config::DistillConfig;
 use super::crops::ClassLog;
@@ -71,22 +71,32 @@ impl Builder {
 
     pub(super) fn finish(self, label_teacher: &Teacher, cfg: &DistillConfig) -> Result<Distilled> {
         let factor = cfg.factor;
-        let cat4 = |f: &dyn Fn(&ClassResult) -> ndarray::ArrayView4<f32>| {
-            let views: Vec<_> = self.classes.iter().map(f).collect();
-            ndarray::concatenate(Axis(0), &views).expect("same image shape")
-        };
-        let pixels = cat4(&|r| r.pixels.view());
-        let n = pixels.len_of(Axis(0));
         let per = factor * factor;
-        let mut images = Array4::zeros(pixels.raw_dim());
-        for (i, p) in pixels.outer_iter().enumerate() {
-            self.spec.pixels_into(p, images.index_axis_mut(Axis(0), i));
+        let n = self.classes.iter().map(|r| r.pixels.len_of(Axis(0))).sum();
+        let spec = &self.spec;
+        // Class by class into the two arrays the file holds: beside them only one class's
+        // temporaries are alive, where whole-set copies would multiply the result's memory.
+        let mut images = Array4::zeros((n, spec.channels, spec.height, spec.width));
+        let mut images_u8 = Array4::zeros(images.raw_dim());
+        let mut logits = Vec::with_capacity(self.classes.len());
+        let mut at = 0;
+        for r in &self.classes {
+            let m = r.pixels.len_of(Axis(0));
+            for (i, p) in r.pixels.outer_iter().enumerate() {
+                spec.pixels_into(p, images.index_axis_mut(Axis(0), at + i));
+            }
+            let bytes = reconstruct::to_u8(r.pixels.view());
+            // Soft labels from the bytes people see and students load, not from unrounded floats.
+            let viewable: Vec<Array3<f32>> =
+                bytes.outer_iter().map(|a| a.mapv(f32::from)).collect();
+            logits.push(tile_logits(label_teacher, &viewable, factor)?);
+            images_u8
+                .slice_mut(s![at..at + m, .., .., ..])
+                .assign(&bytes);
+            at += m;
         }
-        let images_u8 = reconstruct::to_u8(pixels.view());
-        // Soft labels from the bytes people see and students load, not from unrounded floats.
-        let viewable: Vec<Array3<f32>> =
-            images_u8.outer_iter().map(|a| a.mapv(f32::from)).collect();
-        let logits = tile_logits(label_teacher, &viewable, factor)?;
+        let views: Vec<_> = logits.iter().map(|l| l.view()).collect();
+        let logits = ndarray::concatenate(Axis(0), &views).expect("K columns");
         let k = logits.ncols();
         let soft_logits = logits
             .into_shape_with_order((n, per, k))
@@ -238,22 +248,43 @@ impl Distilled {
         Ok(())
     }
 
-    /// The distilled images as one contact sheet, a row per class.
+    /// The distilled images as one contact sheet, a row per class, each image drawn `scale`
+    /// times its size or shrunk to [`SHEET_TILE_SIDE`], and at most [`SHEET_MAX_CLASSES`] rows
+    /// (the first classes): a picture any viewer opens, for 1 000 classes of 224-px images too.
     pub fn contact_sheet(&self, scale: u32) -> image::RgbImage {
+        let (take, per_class) = sheet_layout(self.labels.len(), self.sheet_classes());
         let tiles: Vec<_> = self
             .images_u8
             .outer_iter()
-            .map(|img| crate::render::to_rgb(img, scale))
+            .take(take)
+            .map(|img| crate::render::fitted(img, scale, SHEET_TILE_SIDE).0)
             .collect();
-        let classes = self
+        crate::render::contact_sheet(&tiles, per_class)
+    }
+
+    /// (classes the contact sheet shows, classes in the set).
+    pub fn sheet_classes(&self) -> (usize, usize) {
+        let all = self
             .labels
             .iter()
             .collect::<std::collections::BTreeSet<_>>()
-            .len()
-            .max(1);
-        crate::render::contact_sheet(&tiles, tiles.len().div_ceil(classes))
+            .len();
+        (all.min(SHEET_MAX_CLASSES), all)
     }
 }
+
+/// (images drawn, images a row) of a contact sheet of `n` images ordered by class, showing
+/// `shown` of `all` classes.
+fn sheet_layout(n: usize, (shown, all): (usize, usize)) -> (usize, usize) {
+    let per_class = n.div_ceil(all.max(1));
+    (shown * per_class, per_class)
+}
+
+/// Longest side of one image in the contact sheet (Fashion-MNIST's 28 px drawn 4×; 224-px
+/// images halved).
+pub const SHEET_TILE_SIDE: u32 = 112;
+/// Rows (classes) of the contact sheet at most.
+pub const SHEET_MAX_CLASSES: usize = 100;
 
 /// Seconds per stage, summed over classes.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -281,4 +312,17 @@ fn tile_logits(teacher: &Teacher, images: &[Array3<f32>], factor: usize) -> Resu
     teacher
         .logits(x.view())
         .map_err(|e| e.locate("soft labels", |_| None))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_contact_sheet_keeps_a_row_per_class_for_at_most_its_first_classes() {
+        // Fashion-MNIST: 10 classes × IPC 10, all shown.
+        assert_eq!(sheet_layout(100, (10, 10)), (100, 10));
+        // ImageNet-1K × IPC 10: the first 100 classes' rows.
+        assert_eq!(sheet_layout(10_000, (SHEET_MAX_CLASSES, 1000)), (1000, 10));
+    }
 }
