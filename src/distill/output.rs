@@ -69,23 +69,31 @@ impl Builder {
         self.classes.push(class);
     }
 
-    pub(super) fn finish(self, label_teacher: &Teacher, cfg: &DistillConfig) -> Result<Distilled> {
+    pub(super) fn finish(
+        mut self,
+        label_teacher: &Teacher,
+        cfg: &DistillConfig,
+    ) -> Result<Distilled> {
         let factor = cfg.factor;
         let per = factor * factor;
         let n = self.classes.iter().map(|r| r.pixels.len_of(Axis(0))).sum();
         let spec = &self.spec;
-        // Class by class into the two arrays the file holds: beside them only one class's
-        // temporaries are alive, where whole-set copies would multiply the result's memory.
+        // Class by class into the two arrays the file holds, each class's pixels dropped once
+        // copied: beside the result only one class's temporaries are alive, where whole-set
+        // copies would multiply the result's memory.
         let mut images = Array4::zeros((n, spec.channels, spec.height, spec.width));
         let mut images_u8 = Array4::zeros(images.raw_dim());
         let mut logits = Vec::with_capacity(self.classes.len());
+        let mut labels = Vec::with_capacity(n);
         let mut at = 0;
-        for r in &self.classes {
-            let m = r.pixels.len_of(Axis(0));
-            for (i, p) in r.pixels.outer_iter().enumerate() {
+        for r in &mut self.classes {
+            let pixels = std::mem::take(&mut r.pixels);
+            let m = pixels.len_of(Axis(0));
+            for (i, p) in pixels.outer_iter().enumerate() {
                 spec.pixels_into(p, images.index_axis_mut(Axis(0), at + i));
             }
-            let bytes = reconstruct::to_u8(r.pixels.view());
+            let bytes = reconstruct::to_u8(pixels.view());
+            drop(pixels);
             // Soft labels from the bytes people see and students load, not from unrounded floats.
             let viewable: Vec<Array3<f32>> =
                 bytes.outer_iter().map(|a| a.mapv(f32::from)).collect();
@@ -93,6 +101,7 @@ impl Builder {
             images_u8
                 .slice_mut(s![at..at + m, .., .., ..])
                 .assign(&bytes);
+            labels.extend(std::iter::repeat_n(r.label as i64, m));
             at += m;
         }
         let views: Vec<_> = logits.iter().map(|l| l.view()).collect();
@@ -102,16 +111,12 @@ impl Builder {
             .into_shape_with_order((n, per, k))
             .expect("n·per rows");
         let soft_labels = softmax(&soft_logits);
-        let labels = self
-            .classes
-            .iter()
-            .flat_map(|r| std::iter::repeat_n(r.label as i64, r.pixels.len_of(Axis(0))));
         let index: Vec<_> = self.classes.iter().map(|r| r.source_index.view()).collect();
         let boxes: Vec<_> = self.classes.iter().map(|r| r.crop_box.view()).collect();
         Ok(Distilled {
             images,
             images_u8,
-            labels: labels.collect(),
+            labels: Array1::from(labels),
             soft_labels,
             soft_logits,
             source_index: ndarray::concatenate(Axis(0), &index).expect("T columns"),
