@@ -780,9 +780,12 @@ fn a_requeued_array_task_resumes_to_the_same_result() {
         Duration::from_secs(60),
         |c| c.states(&job).iter().any(|(_, st, _)| st == "PENDING"),
     );
+    // Not "now": slurmd refuses to launch a job id it killed moments ago ("already killed, do
+    // not launch batch job") until its cleanup of the old run is over, and the task would end
+    // FAILED without having run (seen under load, a relaunch 0.4 s after the kill).
     let _ = cluster
         .client("scontrol")
-        .args(["update", &format!("JobId={job}"), "StartTime=now"])
+        .args(["update", &format!("JobId={job}"), "StartTime=now+5"])
         .output();
     wait_done(&mut cluster, &s);
     let log = fs::read_to_string(s.out_dir.join(format!("logs/{}_{task}.out", s.array))).unwrap();
