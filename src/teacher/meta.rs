@@ -91,8 +91,9 @@ pub struct TeacherMeta {
     pub test_top1: Option<f64>,
     /// The number format inside the graph (`infoutil.precision`, default fp32).
     pub precision: Precision,
-    /// A converted graph's hash of its own (float16) weights (`infoutil.converted_weights_sha256`);
-    /// `weights_sha256` stays that of the float32 weights it was made from.
+    /// A converted (fp16) graph's hash of its own weights (`infoutil.converted_weights_sha256`),
+    /// present exactly when `precision` is fp16; `weights_sha256` stays that of the float32
+    /// weights it was made from.
     pub converted_weights_sha256: Option<String>,
 }
 
@@ -181,11 +182,15 @@ fn props<'a>(file: &'a OnnxFile, role: &str) -> Result<Props<'a>> {
     Ok(p)
 }
 
-/// `infoutil.precision`: fp32 when absent; fp16 in a forward graph only.
-fn precision(p: &Props, role: &str) -> Result<Precision> {
+/// `infoutil.precision` (fp32 when absent; fp16 in a forward graph only) and, with fp16, the
+/// `infoutil.converted_weights_sha256` such a graph must declare.
+fn precision(p: &Props, role: &str) -> Result<(Precision, Option<String>)> {
     match p.opt("precision") {
-        None | Some("fp32") => Ok(Precision::Fp32),
-        Some("fp16") if role == "forward" => Ok(Precision::Fp16),
+        None | Some("fp32") => Ok((Precision::Fp32, None)),
+        Some("fp16") if role == "forward" => Ok((
+            Precision::Fp16,
+            Some(p.req("converted_weights_sha256")?.to_string()),
+        )),
         Some("fp16") => Err(Error::teacher(
             p.path,
             format!(
@@ -257,6 +262,7 @@ impl TeacherMeta {
                 )
             })?,
         };
+        let (precision, converted_weights_sha256) = precision(&p, role)?;
         let meta = TeacherMeta {
             input: InputSpec {
                 channels,
@@ -274,12 +280,9 @@ impl TeacherMeta {
             weights_sha256: p.req("weights_sha256")?.to_string(),
             dataset: p.opt("dataset").map(str::to_string),
             test_top1: p.parsed("test_top1")?,
-            precision: precision(&p, role)?,
-            converted_weights_sha256: p.opt("converted_weights_sha256").map(str::to_string),
+            precision,
+            converted_weights_sha256,
         };
-        if meta.precision != Precision::Fp32 && meta.converted_weights_sha256.is_none() {
-            p.req("converted_weights_sha256")?;
-        }
         meta.check_graph_shapes(file, role, declared_name.is_some())?;
         Ok(meta)
     }

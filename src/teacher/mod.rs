@@ -465,9 +465,9 @@ fn into_2d(a: &ArrayD<f32>, cols: usize, what: &str) -> Result<Array2<f32>> {
 /// The forward graph's weights must hash to what its metadata declares: the float32 weights'
 /// hash, or a converted graph's hash of its float16 weights.
 fn check_weights(file: &OnnxFile, meta: &TeacherMeta) -> Result<()> {
-    let (key, declared, actual) = match (meta.precision, &meta.converted_weights_sha256) {
-        (Precision::Fp16, Some(h)) => ("converted_weights_sha256", h, file.weights_fp16_sha256()?),
-        _ => (
+    let (key, declared, actual) = match &meta.converted_weights_sha256 {
+        Some(h) => ("converted_weights_sha256", h, file.weights_fp16_sha256()?),
+        None => (
             "weights_sha256",
             &meta.weights_sha256,
             file.weights_sha256()?,
