@@ -16,8 +16,11 @@ from collections import defaultdict
 from pathlib import Path
 
 NAME = re.compile(r"^(alpha|crops)([0-9.]+)-ipc(\d+)-s(\d+)\.json$")
+# InfoUtil's defaults: the α sweep's default point is also the crops sweep's (5 crops), since the
+# script changes one choice at a time; it is drawn in both.
+DEFAULT = {"alpha": 2.0, "crops": 5.0}
 AXIS = {"alpha": "noise scale α (σ = α·std of the pooled map)",
-        "crops": "crops per image (the last one noise-free)"}
+        "crops": "crops per image (the last one noise-free; * the default)"}
 
 
 def load(folder):
@@ -28,8 +31,12 @@ def load(folder):
         if not m:
             continue
         top1 = json.loads(path.read_text()).get("best_top1")
-        if top1 is not None:
-            cells[(m[1], int(m[3]))][float(m[2])].append(top1)
+        if top1 is None:
+            continue
+        sweep, value, ipc = m[1], float(m[2]), int(m[3])
+        cells[(sweep, ipc)][value].append(top1)
+        if sweep == "alpha" and value == DEFAULT["alpha"]:
+            cells[("crops", ipc)][DEFAULT["crops"]].append(top1)
     return cells
 
 
@@ -44,7 +51,8 @@ def table(cells):
         points = cells[(sweep, ipc)]
         for v in sorted(points):
             m, s = mean_std(points[v])
-            lines.append(f"| {sweep} | {ipc} | {v:g} | {m:.2f} ± {s:.2f} | {len(points[v])} |")
+            mark = " (default)" if v == DEFAULT[sweep] else ""
+            lines.append(f"| {sweep} | {ipc} | {v:g}{mark} | {m:.2f} ± {s:.2f} | {len(points[v])} |")
         v = max(points, key=lambda v: statistics.mean(points[v]))
         best.append(f"best {sweep} at IPC {ipc}: {v:g} ({statistics.mean(points[v]):.2f} %)")
     return "\n".join(lines) + "\n\n" + "\n".join(best)
@@ -65,12 +73,13 @@ def draw(cells, out):
             points = cells[(sweep, ipc)]
             xs = sorted(points)
             ms = [mean_std(points[x]) for x in xs]
+            ns = sorted({len(points[x]) for x in xs})
+            n = f"{ns[0]}" if len(ns) == 1 else f"{ns[0]}–{ns[-1]}"
             ax.errorbar(xs, [m for m, _ in ms], yerr=[s for _, s in ms], marker="o", capsize=3,
-                        label=f"IPC {ipc} (n = {min(len(points[x]) for x in xs)}–"
-                              f"{max(len(points[x]) for x in xs)} seeds)")
+                        label=f"IPC {ipc} (n = {n} seed{'s' if ns[-1] > 1 else ''})")
         if sweep == "crops":
             ax.set_xscale("log", base=2)
-            ax.set_xticks([1, 2, 4, 8, 16], ["1", "2", "4", "8", "16"])
+            ax.set_xticks([1, 2, 4, 5, 8, 16], ["1", "2", "4", "5*", "8", "16"])
         ax.set_xlabel(AXIS[sweep])
         ax.set_ylabel("validation top-1 (%), ConvNet-3")
         ax.grid(alpha=0.3)
