@@ -663,6 +663,23 @@ def onnx_session(model, sample, threads):
     return ort.InferenceSession(buf.getvalue(), opts, providers=["CPUExecutionProvider"])
 
 
+def check_eval_backend(backend, sample, threads):
+    """Fail before training, not at the first evaluation 250 epochs in, when `backend` cannot run.
+
+    Exports a parameter-free module (no random numbers drawn, so the student's seed stream is
+    untouched) through the same path as `onnx_session` and checks its output."""
+    if backend != "ort":
+        return
+    try:
+        flat = onnx_session(torch.nn.Flatten(), sample, threads).run(None, {"x": sample.numpy()})[0]
+    except Exception as e:  # any failure here would stop the run at its first evaluation
+        raise UsageError(f"--eval-backend ort cannot export a network to ONNX Runtime ({type(e).__name__}: {e}); "
+                         "install examples/requirements-student.txt, or pass --eval-backend torch") from e
+    if not np.array_equal(flat, sample.flatten(1).numpy()):
+        raise UsageError("--eval-backend ort: ONNX Runtime returned wrong values for a Flatten; "
+                         "pass --eval-backend torch")
+
+
 @torch.no_grad()
 def logits_of(model, x, backend="ort", threads=1, batch=500):
     """`model`'s eval-mode logits on `x`, in batches, by PyTorch or by ONNX Runtime."""
@@ -737,6 +754,23 @@ def self_test():
     rng = np.random.default_rng(0)
     B, H, W = 64, 28, 28
     x = torch.randn(B, 1, H, W, generator=gen)
+
+    # The eval backend's check before training: passes here, refuses with the fix named when the
+    # exporter's onnx package is missing (the failure it exists for: a run lost at epoch 250).
+    check_eval_backend("ort", x[:2], 1)
+    saved = sys.modules.get("onnx")
+    sys.modules["onnx"] = None  # makes `import onnx` raise ImportError
+    try:
+        check_eval_backend("ort", x[:2], 1)
+        raise AssertionError("check_eval_backend accepted a missing onnx package")
+    except UsageError as e:
+        assert "requirements-student.txt" in str(e), e
+    finally:
+        if saved is None:
+            del sys.modules["onnx"]
+        else:
+            sys.modules["onnx"] = saved
+    print("eval backend check: ONNX Runtime export works; a missing onnx is refused before training")
 
     # ShufflePatches: factor 1 is the identity; factor 2 rearranges the four 14x14 quadrants by a
     # row swap and/or a column swap of the 2x2 tile grid, all four arrangements occur.
@@ -993,6 +1027,7 @@ def main(argv=None):
     log(f"test set: {test_images} ({len(test_x)} images); student {args.student}; epochs {args.epochs}; "
         f"batch {batch}; T {TEMPERATURE:g}; threads {args.threads}; seed {args.seed}")
 
+    check_eval_backend(args.eval_backend, test_x[:2], args.threads)
     check = check_teacher(teacher, test_x, test_y, args.check_teacher) if args.check_teacher > 0 else None
 
     c, h, _ = teacher.input_shape
