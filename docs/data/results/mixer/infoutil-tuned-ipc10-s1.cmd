@@ -1,0 +1,1 @@
+infoutil distill --data /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz --backend ort --budget 128 --out out/results/infoutil-tuned-ipc10-s1.h5 --ipc 10 --seed 1 --only-recognised --factor 2 --crop-span 3 --maps-from out/results/infoutil-ipc10-s1.h5

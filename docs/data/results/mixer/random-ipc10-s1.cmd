@@ -1,0 +1,1 @@
+infoutil distill --data /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz --backend ort --budget 128 --out out/results/random-ipc10-s1.h5 --ipc 10 --seed 1 --method random
