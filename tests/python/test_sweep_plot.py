@@ -28,11 +28,16 @@ class SweepPlot(unittest.TestCase):
             self.write(d, "ipc1/rded-ipc1-s0.json", 99.0)          # not a sweep point
             self.write(d, "ipc1/alpha5-ipc1-s0.json", None)        # a run without evaluations
             cells = sweep_plot.load(d)
-        self.assertEqual(set(cells), {("alpha", 1), ("crops", 10)})
+        # the α sweep's default run (α 2) is also the crops sweep's default point (5 crops)
+        self.assertEqual(set(cells), {("alpha", 1), ("crops", 1), ("crops", 10)})
         self.assertEqual(cells[("alpha", 1)][0.5], [60.0, 64.0])
+        self.assertEqual(dict(cells[("crops", 1)]), {5.0: [50.0]})
+        self.assertNotIn(5.0, cells[("crops", 10)])
         self.assertNotIn(5.0, cells[("alpha", 1)])
         text = sweep_plot.table(cells)
         self.assertIn("| alpha | 1 | 0.5 | 62.00 ± 2.83 | 2 |", text)
+        self.assertIn("| alpha | 1 | 2 (default) | 50.00 ± 0.00 | 1 |", text)
+        self.assertIn("| crops | 1 | 5 (default) | 50.00 ± 0.00 | 1 |", text)
         self.assertIn("best alpha at IPC 1: 0.5 (62.00 %)", text)
         self.assertIn("best crops at IPC 10: 16 (70.00 %)", text)
 
