@@ -1,0 +1,1 @@
+infoutil distill --data out/tune/split/train-images-idx3-ubyte.gz --backend ort --ipc 10 --out out/sweep/ipc10/crops8-ipc10-s1.h5 --seed 1 --crops-per-image 8 --maps-from out/sweep/ipc1/alpha2-ipc1-s1.h5
