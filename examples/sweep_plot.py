@@ -79,7 +79,8 @@ def draw(cells, out):
                         label=f"IPC {ipc} (n = {n} seed{'s' if ns[-1] > 1 else ''})")
         if sweep == "crops":
             ax.set_xscale("log", base=2)
-            ax.set_xticks([1, 2, 4, 5, 8, 16], ["1", "2", "4", "5*", "8", "16"])
+            ticks = sorted({x for ipc in ipcs for x in cells[(sweep, ipc)]})
+            ax.set_xticks(ticks, [f"{x:g}" + ("*" if x == DEFAULT[sweep] else "") for x in ticks])
         ax.set_xlabel(AXIS[sweep])
         ax.set_ylabel("validation top-1 (%), ConvNet-3")
         ax.grid(alpha=0.3)
