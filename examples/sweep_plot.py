@@ -24,8 +24,13 @@ AXIS = {"alpha": "noise scale α (σ = α·std of the pooled map)",
 
 
 def load(folder):
-    """{(sweep, ipc): {value: [best top-1 per seed]}}."""
-    cells = defaultdict(lambda: defaultdict(list))
+    """{(sweep, ipc): {value: [best top-1 per seed]}}.
+
+    Points are keyed by seed, so one seed is counted once at a value: the α sweep's default run
+    stands in for the crops sweep's default point only where that seed has no explicit run of it.
+    """
+    seeds = defaultdict(lambda: defaultdict(dict))
+    shared = []
     for path in sorted(Path(folder).glob("ipc*/*.json")):
         m = NAME.match(path.name)
         if not m:
@@ -33,10 +38,16 @@ def load(folder):
         top1 = json.loads(path.read_text()).get("best_top1")
         if top1 is None:
             continue
-        sweep, value, ipc = m[1], float(m[2]), int(m[3])
-        cells[(sweep, ipc)][value].append(top1)
+        sweep, value, ipc, seed = m[1], float(m[2]), int(m[3]), int(m[4])
+        seeds[(sweep, ipc)][value][seed] = top1
         if sweep == "alpha" and value == DEFAULT["alpha"]:
-            cells[("crops", ipc)][DEFAULT["crops"]].append(top1)
+            shared.append((ipc, seed, top1))
+    for ipc, seed, top1 in shared:
+        seeds[("crops", ipc)][DEFAULT["crops"]].setdefault(seed, top1)
+    cells = defaultdict(lambda: defaultdict(list))
+    for key, points in seeds.items():
+        for value, by_seed in points.items():
+            cells[key][value] = [by_seed[s] for s in sorted(by_seed)]
     return cells
 
 

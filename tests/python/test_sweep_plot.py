@@ -41,6 +41,15 @@ class SweepPlot(unittest.TestCase):
         self.assertIn("best alpha at IPC 1: 0.5 (62.00 %)", text)
         self.assertIn("best crops at IPC 10: 16 (70.00 %)", text)
 
+    def test_an_explicit_default_run_is_not_counted_twice(self):
+        with tempfile.TemporaryDirectory() as d:
+            self.write(d, "ipc1/alpha2-ipc1-s0.json", 50.0)
+            self.write(d, "ipc1/alpha2-ipc1-s1.json", 52.0)
+            self.write(d, "ipc1/crops5-ipc1-s1.json", 58.0)        # seed 1 ran 5 crops itself
+            cells = sweep_plot.load(d)
+        self.assertEqual(cells[("crops", 1)][5.0], [50.0, 58.0])
+        self.assertEqual(cells[("alpha", 1)][2.0], [50.0, 52.0])
+
 
 if __name__ == "__main__":
     unittest.main()
