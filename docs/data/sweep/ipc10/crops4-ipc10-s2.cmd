@@ -1,0 +1,1 @@
+infoutil distill --data out/tune/split/train-images-idx3-ubyte.gz --backend ort --ipc 10 --out out/sweep/ipc10/crops4-ipc10-s2.h5 --seed 2 --crops-per-image 4 --maps-from out/sweep/ipc1/alpha2-ipc1-s2.h5
