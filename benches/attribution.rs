@@ -3,7 +3,7 @@
 //! ≥ 90 % of raw inference throughput (the toolkit, not the teacher, should never be the limit).
 //! Also the coalition values both ways: the game graph `shapley_maps` uses (masking, teacher and
 //! value in one graph) against masked images built on the host, the teacher's logits and the
-//! value taken on the host (the path it replaced, as tests/game_graph.rs's reference).
+//! value taken on the host (the path it replaced, as tests/it/game_graph.rs's reference).
 //!
 //!     cargo bench --bench attribution            # tract
 //!     ORT_DYLIB_PATH=… cargo bench --bench attribution   # + ONNX Runtime

@@ -1,4 +1,4 @@
-"""Hold zoo members to their NAME.reference.json on tract from Python, as tests/zoo.rs does in
+"""Hold zoo members to their NAME.reference.json on tract from Python, as tests/it/zoo.rs does in
 Rust: logits within 1e-4 of the source framework's, gradient norms within 1e-4 relative of the
 float64 reference, for a micro-batch plan of 16 (the Rust engine's fast path) and a symbolic
 batch N. Needs only tract's Python bindings (the crate's version), numpy and onnx:

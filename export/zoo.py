@@ -6,7 +6,7 @@ the source framework).
     KERAS_BACKEND=torch python export/zoo.py --tier imagenet --out export/runs/zoo-imagenet
 
 `ci`: Fashion-MNIST-shaped members (1 x 28 x 28, 10 classes) small enough to commit; the Rust
-tests (tests/zoo.rs) run them on tract and ONNX Runtime, and `teacher eval` / `distill` end to end.
+tests (tests/it/zoo.rs) run them on tract and ONNX Runtime, and `teacher eval` / `distill` end to end.
 Each gets NAME.reference.json: the first 16 embedded test images' labels, logits from the source
 framework, and float64 reference gradient norms. The Keras and JAX members are trained briefly on
 the full Fashion-MNIST training set (their accuracy is the source framework's); the torchvision

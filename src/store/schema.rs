@@ -1,6 +1,6 @@
 //! Every name in the files infoutil writes, with each dataset's axes and meaning: the one place
 //! that knows them, for writing and for reading back. docs/hdf5-schema.md documents this table
-//! for users; `tests/store.rs` checks that a written file holds exactly what is listed here.
+//! for users; `tests/it/store.rs` checks that a written file holds exactly what is listed here.
 
 /// A dataset of the schema.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -4,9 +4,7 @@
 //! plumbing are compared with something they do not share. A 3×3 grid (9 players, 512
 //! coalitions per image) keeps the enumeration to a few seconds on tract.
 
-mod common;
-
-use common::{mini_test, rel_l2, tract, TEACHER};
+use crate::common::{mini_test, rel_l2, tract, TEACHER};
 use infoutil::informativeness::attribute::{shapley_maps, ShapleyConfig};
 use infoutil::informativeness::{Baseline, Value};
 use infoutil::progress::Silent;

@@ -1,9 +1,7 @@
 //! The Shapley engine against independent references: closed-form Shapley values, a
 //! brute-force permutation average, and the exact values for the sampling estimators.
 
-mod common;
-
-use common::rel_l2;
+use crate::common::rel_l2;
 use infoutil::shapley::games::{Additive, Each, FnGame, Harsanyi, Squashed};
 use infoutil::shapley::{shapley, Coalition, Estimate, Estimator, Game, MAX_PLAYERS};
 use ndarray::Array2;

@@ -4,14 +4,12 @@
 //! pointed (no output file, no temporary file, no checkpoint folder). Everything is generated
 //! here from the shipped files; nothing large is committed.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::*;
+use crate::common::*;
 use tract_onnx::pb::attribute_proto::AttributeType;
 use tract_onnx::pb::{AttributeProto, ModelProto, NodeProto, TensorProto};
 

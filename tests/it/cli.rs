@@ -1,11 +1,9 @@
 //! The `infoutil` binary as a user runs it: defaults, errors a person can act on, --skip-bad.
 
-mod common;
-
 use std::path::Path;
 use std::process::Command;
 
-use common::*;
+use crate::common::*;
 
 /// An idx pair of the first `n` embedded test images with `label` at record `bad`.
 fn idx_with_bad_label(dir: &Path, n: usize, bad: usize, label: u8) -> std::path::PathBuf {

@@ -2,9 +2,7 @@
 //! (tests/data/fmnist_torch_reference.json, made by export/make_reference.py with `torch.func`
 //! per-sample gradients), and the two backends against each other.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use infoutil::teacher::Teacher;
 use serde_json::Value;
 

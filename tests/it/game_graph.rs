@@ -1,9 +1,7 @@
 //! The Shapley game as one graph around the teacher (informativeness::game_graph) against the
 //! host path it replaces: masked images built here, the forward graph, the value on the host.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use infoutil::informativeness::game_graph::GameGraph;
 use infoutil::informativeness::masking::{baseline_image, masked_into, values};
 use infoutil::informativeness::{Baseline, Grid, Value};

@@ -1,11 +1,9 @@
 //! Teacher files are untrusted input: everything wrong with them is refused with an error that
 //! names the file and what differs. Each case starts from a shipped teacher and breaks one thing.
 
-mod common;
-
 use std::path::Path;
 
-use common::*;
+use crate::common::*;
 use infoutil::teacher::{BackendChoice, CudaOptions, Device, Layout, Teacher, TeacherOptions};
 use tract_onnx::pb::{ModelProto, StringStringEntryProto};
 

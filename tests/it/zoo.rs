@@ -6,12 +6,10 @@
 //! teacher. Not in the zoo yet: torchvision's ConvNeXt (its export stops at
 //! `as_strided_scatter`) and the 224-px members (too large to commit; export/README.md).
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::*;
+use crate::common::*;
 use infoutil::teacher::{BackendChoice, Teacher};
 use serde_json::Value;
 

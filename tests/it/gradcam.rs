@@ -2,9 +2,7 @@
 //! (`NAME.cam.onnx`) against an identity the forward graph must satisfy, on both backends, and
 //! `--attribution gradcam` through `attribute` and `distill`.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use infoutil::data;
 use infoutil::distill::{distill, DistillConfig, Method, Reuse};
 use infoutil::informativeness::attribute::{informative_maps, MapOptions, ShapleyConfig};

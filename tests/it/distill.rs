@@ -1,9 +1,7 @@
 //! `distill` end to end on tract with the shipped teacher and the embedded real data, small
 //! settings: the invariants every distilled file must satisfy.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use infoutil::data::{self, Selection};
 use infoutil::distill::{distill, DistillConfig, Distilled, MapsFor, Method, Reuse, SavedMaps};
 use infoutil::informativeness::attribute::ShapleyConfig;
