@@ -35,7 +35,9 @@ pub struct H5Source {
 impl H5Source {
     pub fn open(path: &Path) -> Result<Self> {
         let err = |msg: String| Error::data(path, None, msg);
-        let file = hdf5::File::open(path).map_err(|e| err(format!("cannot open as HDF5: {e}")))?;
+        let file = crate::store::unlocked()
+            .open(path)
+            .map_err(|e| err(format!("cannot open as HDF5: {e}")))?;
         let images = file
             .dataset("images")
             .map_err(|e| err(format!("no /images dataset: {e}")))?;

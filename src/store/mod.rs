@@ -76,7 +76,7 @@ impl Writer {
             .tempfile_in(dir)
             .map_err(|e| Error::io(dir, e))?
             .into_temp_path();
-        let file = hdf5::File::create(&tmp).map_err(|e| err(path, e))?;
+        let file = unlocked().create(&tmp).map_err(|e| err(path, e))?;
         let w = Writer {
             file: Some(file),
             tmp,
@@ -283,10 +283,22 @@ fn remove_stale_temporaries(dir: &Path, name: &str) {
     }
 }
 
+/// HDF5 files are opened and created without HDF5's advisory lock. Writes go to a temporary file
+/// renamed into place, so no reader sees a half-written file without it. The lock belongs to the
+/// open file description, which child processes inherit (HDF5 opens without `O_CLOEXEC`): a file
+/// this process has closed stays locked while any child spawned meanwhile runs, and a later open
+/// of it fails with EAGAIN. Locks also fail outright on some cluster file systems.
+pub(crate) fn unlocked() -> hdf5::FileBuilder {
+    let mut builder = hdf5::File::with_options();
+    builder.with_fapl(|p| p.file_locking(false));
+    builder
+}
+
 /// Open a file this tool wrote, checking that it is one and of a schema this build reads.
 pub fn open(path: &Path) -> Result<hdf5::File> {
-    let file =
-        hdf5::File::open(path).map_err(|e| err(path, format!("not a readable HDF5 file ({e})")))?;
+    let file = unlocked()
+        .open(path)
+        .map_err(|e| err(path, format!("not a readable HDF5 file ({e})")))?;
     if !file
         .attr_names()
         .is_ok_and(|a| a.iter().any(|n| n == attr::SCHEMA_VERSION))

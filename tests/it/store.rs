@@ -158,3 +158,22 @@ fn foreign_files_are_refused_with_their_name() {
         "{msg}"
     );
 }
+
+/// A child process spawned while a file is being written inherits its descriptor (HDF5 opens
+/// without O_CLOEXEC); with HDF5's lock on, the finished file stayed locked while that child ran
+/// and reading it back failed with EAGAIN (seen when tests spawning the CLI ran beside this one).
+#[test]
+fn a_child_spawned_during_a_write_does_not_lock_the_result() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("r.h5");
+    let config = serde_json::json!({});
+    let w = Writer::create(&path, &header(&config)).unwrap();
+    let mut child = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+    w.finish().unwrap();
+    let read = store::open(&path);
+    let written = Writer::create(&path, &header(&config)).and_then(|w| w.finish());
+    child.kill().unwrap();
+    child.wait().unwrap();
+    read.unwrap();
+    written.unwrap();
+}
