@@ -168,7 +168,10 @@ fn a_child_spawned_during_a_write_does_not_lock_the_result() {
     let path = dir.path().join("r.h5");
     let config = serde_json::json!({});
     let w = Writer::create(&path, &header(&config)).unwrap();
-    let mut child = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+    let mut child = std::process::Command::new("sleep")
+        .arg("30")
+        .spawn()
+        .unwrap();
     w.finish().unwrap();
     let read = store::open(&path);
     let written = Writer::create(&path, &header(&config)).and_then(|w| w.finish());
