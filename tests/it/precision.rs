@@ -4,7 +4,7 @@
 //! recorded in what it produces.
 
 use crate::common::{
-    decode, infoutil, mini_test, ort, repo, set_meta, text, tract, write, TEACHER,
+    decode, infoutil, mini_test, options, ort, repo, set_meta, text, tract, write, TEACHER,
 };
 use infoutil::teacher::{BackendChoice, Precision, Teacher};
 
@@ -62,7 +62,7 @@ fn float16_teacher_agrees_with_its_float32_source() {
 
 #[test]
 fn tract_refuses_a_float16_teacher_and_says_what_runs_it() {
-    let err = Teacher::load(&repo(FP16), &crate::common::options(BackendChoice::Tract))
+    let err = Teacher::load(&repo(FP16), &options(BackendChoice::Tract))
         .err()
         .expect("tract cannot run a float16 graph");
     let msg = err.to_string();
@@ -79,7 +79,7 @@ fn float16_weights_must_hash_to_their_declared_value() {
     let mut model = decode(FP16);
     set_meta(&mut model, "converted_weights_sha256", &"0".repeat(64));
     let path = write(dir.path(), "t.onnx", &model);
-    let err = Teacher::load(&path, &crate::common::options(BackendChoice::Ort))
+    let err = Teacher::load(&path, &options(BackendChoice::Ort))
         .err()
         .expect("a wrong hash is refused")
         .to_string();
@@ -97,13 +97,10 @@ fn only_a_forward_graph_may_be_float16() {
     let mut grad = decode("models/fmnist-convnet3.grad.onnx");
     set_meta(&mut grad, "precision", "fp16");
     write(dir.path(), "t.grad.onnx", &grad);
-    let err = Teacher::load(
-        &dir.path().join("t.onnx"),
-        &crate::common::options(BackendChoice::Tract),
-    )
-    .err()
-    .expect("a float16 gradient graph is refused")
-    .to_string();
+    let err = Teacher::load(&dir.path().join("t.onnx"), &options(BackendChoice::Tract))
+        .err()
+        .expect("a float16 gradient graph is refused")
+        .to_string();
     assert!(
         err.contains("t.grad.onnx") && err.contains("overflow"),
         "{err}"
@@ -112,7 +109,7 @@ fn only_a_forward_graph_may_be_float16() {
     let mut fwd = decode(TEACHER);
     set_meta(&mut fwd, "precision", "bf16");
     let path = write(dir.path(), "u.onnx", &fwd);
-    let err = Teacher::load(&path, &crate::common::options(BackendChoice::Tract))
+    let err = Teacher::load(&path, &options(BackendChoice::Tract))
         .err()
         .expect("bf16 is not read")
         .to_string();
