@@ -236,20 +236,49 @@ fn decode(path: &Path, index: usize) -> Result<Array3<u8>> {
     let bytes = std::fs::read(path).map_err(|e| bad(&e))?;
     let (c, h, w, hwc) = if bytes.starts_with(&[0xFF, 0xD8]) {
         decode_jpeg(&bytes).map_err(|e| bad(&e))?
+    } else if bytes.starts_with(PNG_SIGNATURE) {
+        decode_png(&bytes).map_err(|e| bad(&e))?
     } else {
-        let img = image::load_from_memory(&bytes).map_err(|e| bad(&e))?;
-        let (w, h) = (img.width() as usize, img.height() as usize);
-        if img.color().has_color() {
-            (3, h, w, img.into_rgb8().into_raw())
-        } else {
-            (1, h, w, img.into_luma8().into_raw())
-        }
+        return Err(bad(&"neither a PNG nor a JPEG (by its first bytes)"));
     };
     let hwc = Array3::from_shape_vec((h, w, c), hwc).expect("decoded buffer is h×w×c");
     Ok(hwc
         .permuted_axes([2, 0, 1])
         .as_standard_layout()
         .into_owned())
+}
+
+const PNG_SIGNATURE: &[u8] = b"\x89PNG\r\n\x1a\n";
+
+/// A PNG of any colour type and depth as 8-bit grey (1 channel) or RGB (3): palettes and
+/// low depths expanded, 16 bits cut to their high byte, alpha dropped.
+fn decode_png(bytes: &[u8]) -> std::result::Result<(usize, usize, usize, Vec<u8>), String> {
+    use png::{ColorType, Transformations};
+    // 512 MiB of pixels, as the `image` crate allows: an 8k × 8k RGBA photo, not a bomb.
+    let limits = png::Limits { bytes: 512 << 20 };
+    let mut decoder = png::Decoder::new_with_limits(std::io::Cursor::new(bytes), limits);
+    decoder.set_transformations(Transformations::normalize_to_color8());
+    let mut reader = decoder.read_info().map_err(|e| e.to_string())?;
+    let size = reader.output_buffer_size().ok_or("the PNG is too large")?;
+    let mut buf = vec![0; size];
+    let info = reader.next_frame(&mut buf).map_err(|e| e.to_string())?;
+    buf.truncate(info.buffer_size());
+    let (w, h) = (info.width as usize, info.height as usize);
+    let (kept, stride) = match info.color_type {
+        ColorType::Grayscale => (1, 1),
+        ColorType::GrayscaleAlpha => (1, 2),
+        ColorType::Rgb => (3, 3),
+        ColorType::Rgba => (3, 4),
+        ColorType::Indexed => return Err("the palette was not expanded".into()),
+    };
+    let pixels = if kept == stride {
+        buf
+    } else {
+        buf.chunks_exact(stride)
+            .flat_map(|px| px[..kept].iter().copied())
+            .collect()
+    };
+    Ok((kept, h, w, pixels))
 }
 
 /// A JPEG in strict mode: a damaged stream (bad markers, data cut short or zeroed) is an error,

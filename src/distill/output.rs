@@ -256,7 +256,7 @@ impl Distilled {
     /// The distilled images as one contact sheet, a row per class, each image drawn `scale`
     /// times its size or shrunk to [`SHEET_TILE_SIDE`], and at most [`SHEET_MAX_CLASSES`] rows
     /// (the first classes): a picture any viewer opens, for 1 000 classes of 224-px images too.
-    pub fn contact_sheet(&self, scale: u32) -> image::RgbImage {
+    pub fn contact_sheet(&self, scale: u32) -> crate::render::RgbImage {
         let (take, per_class) = sheet_layout(self.labels.len(), self.sheet_classes());
         let tiles: Vec<_> = self
             .images_u8

@@ -197,3 +197,72 @@ pub fn text(o: &std::process::Output) -> String {
         String::from_utf8_lossy(&o.stderr)
     )
 }
+
+/// A test picture to write as PNG or JPEG: 1 (grey), 3 (RGB) or 4 (RGBA) channels, row-major.
+pub struct Pixels {
+    pub width: u32,
+    pub height: u32,
+    pub channels: usize,
+    pub data: Vec<u8>,
+}
+
+impl Pixels {
+    pub fn from_fn(w: u32, h: u32, channels: usize, f: impl Fn(u32, u32) -> Vec<u8>) -> Pixels {
+        let data: Vec<u8> = (0..h)
+            .flat_map(|y| (0..w).map(move |x| (x, y)))
+            .flat_map(|(x, y)| f(x, y))
+            .collect();
+        assert_eq!(data.len(), w as usize * h as usize * channels);
+        Pixels {
+            width: w,
+            height: h,
+            channels,
+            data,
+        }
+    }
+
+    pub fn get(&self, x: u32, y: u32, c: usize) -> u8 {
+        self.data[(y as usize * self.width as usize + x as usize) * self.channels + c]
+    }
+
+    /// PNG or JPEG by the path's extension.
+    pub fn save(&self, path: &Path) {
+        let ext = path.extension().unwrap().to_string_lossy().to_lowercase();
+        let bytes = match ext.as_str() {
+            "png" => self.png(),
+            "jpg" | "jpeg" => self.jpeg(),
+            other => panic!("no encoder for .{other}"),
+        };
+        std::fs::write(path, bytes).unwrap();
+    }
+
+    pub fn png(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut enc = png::Encoder::new(&mut out, self.width, self.height);
+        enc.set_color(match self.channels {
+            1 => png::ColorType::Grayscale,
+            3 => png::ColorType::Rgb,
+            4 => png::ColorType::Rgba,
+            n => panic!("{n} channels"),
+        });
+        let mut writer = enc.write_header().unwrap();
+        writer.write_image_data(&self.data).unwrap();
+        writer.finish().unwrap();
+        out
+    }
+
+    /// Baseline JPEG at quality 90, by jpeg-encoder (not the decoder under test).
+    pub fn jpeg(&self) -> Vec<u8> {
+        use jpeg_encoder::{ColorType, Encoder};
+        let colour = match self.channels {
+            1 => ColorType::Luma,
+            3 => ColorType::Rgb,
+            n => panic!("{n} channels as JPEG"),
+        };
+        let mut out = Vec::new();
+        Encoder::new(&mut out, 90)
+            .encode(&self.data, self.width as u16, self.height as u16, colour)
+            .unwrap();
+        out
+    }
+}

@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use infoutil::data::{open, Record, Selection, Source, VisitReport};
 use infoutil::Error;
 
+use crate::common::Pixels;
+
 // ---------- helpers ----------
 
 fn visit_all(
@@ -403,10 +405,14 @@ fn cifar_file_name_must_tell_the_variant() {
 
 // ---------- ImageFolder ----------
 
-fn rgb_pattern(w: u32, h: u32) -> image::RgbImage {
-    image::RgbImage::from_fn(w, h, |x, y| {
-        image::Rgb([(x * 40) as u8, (y * 50) as u8, 200])
-    })
+/// Every (x, y, channel) of `p`.
+fn every(p: &Pixels) -> impl Iterator<Item = (u32, u32, usize)> + '_ {
+    (0..p.height)
+        .flat_map(move |y| (0..p.width).flat_map(move |x| (0..p.channels).map(move |c| (x, y, c))))
+}
+
+fn rgb_pattern(w: u32, h: u32) -> Pixels {
+    Pixels::from_fn(w, h, 3, |x, y| vec![(x * 40) as u8, (y * 50) as u8, 200])
 }
 
 #[test]
@@ -417,19 +423,15 @@ fn image_folder_reads_png_and_jpeg_grey_and_colour() {
     std::fs::create_dir_all(root.join("dog")).unwrap();
     std::fs::create_dir_all(root.join(".hidden")).unwrap();
     let rgb = rgb_pattern(5, 3);
-    rgb.save(root.join("cat/b.png")).unwrap();
-    let grey = image::GrayImage::from_fn(4, 2, |x, y| image::Luma([(x * 10 + y * 100) as u8]));
-    grey.save(root.join("cat/a.PNG")).unwrap();
-    let rgba = image::RgbaImage::from_fn(2, 2, |x, y| image::Rgba([x as u8, y as u8, 7, 9]));
-    rgba.save(root.join("cat/c.png")).unwrap();
+    rgb.save(&root.join("cat/b.png"));
+    let grey = Pixels::from_fn(4, 2, 1, |x, y| vec![(x * 10 + y * 100) as u8]);
+    grey.save(&root.join("cat/a.PNG"));
+    let rgba = Pixels::from_fn(2, 2, 4, |x, y| vec![x as u8, y as u8, 7, 9]);
+    rgba.save(&root.join("cat/c.png"));
     // Smooth content so that JPEG's loss stays small.
-    let smooth = image::RgbImage::from_fn(16, 16, |x, y| {
-        image::Rgb([100 + x as u8, 120, 140 + y as u8])
-    });
-    smooth.save(root.join("dog/x.JPG")).unwrap();
-    image::GrayImage::from_pixel(8, 8, image::Luma([90]))
-        .save(root.join("dog/y.jpeg"))
-        .unwrap();
+    let smooth = Pixels::from_fn(16, 16, 3, |x, y| vec![100 + x as u8, 120, 140 + y as u8]);
+    smooth.save(&root.join("dog/x.JPG"));
+    Pixels::from_fn(8, 8, 1, |_, _| vec![90]).save(&root.join("dog/y.jpeg"));
     write(&root.join("dog/notes.txt"), b"not an image");
 
     let mut src = open(root).unwrap();
@@ -443,24 +445,22 @@ fn image_folder_reads_png_and_jpeg_grey_and_colour() {
     assert_eq!(recs[0].image.dim(), (1, 2, 4)); // a.PNG, grey
     assert_eq!(recs[0].image[[0, 1, 3]], 130);
     assert_eq!(recs[1].image.dim(), (3, 3, 5)); // b.png, colour, exact
-    for (x, y, p) in rgb.enumerate_pixels() {
-        for c in 0..3 {
-            assert_eq!(recs[1].image[[c, y as usize, x as usize]], p[c]);
-        }
+    for (x, y, c) in every(&rgb) {
+        assert_eq!(recs[1].image[[c, y as usize, x as usize]], rgb.get(x, y, c));
     }
     assert_eq!(recs[2].image.dim(), (3, 2, 2)); // c.png, alpha dropped
     assert_eq!(recs[2].image[[0, 1, 1]], 1);
     assert_eq!(recs[2].image[[2, 1, 1]], 7);
     assert_eq!(recs[3].image.dim(), (3, 16, 16)); // x.JPG, approximately
-    for (x, y, p) in smooth.enumerate_pixels() {
-        for c in 0..3 {
-            let got = recs[3].image[[c, y as usize, x as usize]] as i32;
-            assert!(
-                (got - p[c] as i32).abs() <= 8,
-                "jpeg pixel {x},{y},{c}: {got} vs {}",
-                p[c]
-            );
-        }
+    for (x, y, c) in every(&smooth) {
+        let (got, want) = (
+            recs[3].image[[c, y as usize, x as usize]],
+            smooth.get(x, y, c),
+        );
+        assert!(
+            got.abs_diff(want) <= 8,
+            "jpeg pixel {x},{y},{c}: {got} vs {want}"
+        );
     }
     assert_eq!(recs[4].image.dim(), (1, 8, 8)); // y.jpeg, grey
     assert!(recs[4].image.iter().all(|&v| (v as i32 - 90).abs() <= 2));
@@ -488,9 +488,7 @@ fn image_folder_delivers_records_in_order_across_decoding_chunks() {
         if i == 100 {
             write(&path, b"not a png");
         } else {
-            rgb_pattern(1 + i as u32 % 13, 1 + i as u32 / 13)
-                .save(path)
-                .unwrap();
+            rgb_pattern(1 + i as u32 % 13, 1 + i as u32 / 13).save(&path);
         }
     }
     let mut src = open(root).unwrap();
@@ -517,9 +515,9 @@ fn image_folder_corrupt_image_is_a_record_error_naming_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
     std::fs::create_dir_all(root.join("a")).unwrap();
-    rgb_pattern(2, 2).save(root.join("a/1.png")).unwrap();
+    rgb_pattern(2, 2).save(&root.join("a/1.png"));
     let bad = write(&root.join("a/2.png"), b"\x89PNG\r\n\x1a\n garbage");
-    rgb_pattern(3, 3).save(root.join("a/3.png")).unwrap();
+    rgb_pattern(3, 3).save(&root.join("a/3.png"));
     let mut src = open(root).unwrap();
     let msg = err_text(visit_all(src.as_mut(), Selection::All, false));
     assert!(
@@ -770,9 +768,7 @@ fn an_image_folder_takes_the_teachers_class_numbers_and_records_them() {
     for (folder, n) in [("dog", 2), ("cat", 1)] {
         std::fs::create_dir_all(root.join(folder)).unwrap();
         for i in 0..n {
-            rgb_pattern(3, 3)
-                .save(root.join(format!("{folder}/{i}.png")))
-                .unwrap();
+            rgb_pattern(3, 3).save(&root.join(format!("{folder}/{i}.png")));
         }
     }
     let teacher = strings(&["dog", "cat"]);

@@ -270,12 +270,10 @@ fn corrupt_and_empty_dataset_files_are_refused_naming_the_file() {
 
 /// A 96×96 RGB JPEG with smooth content, as bytes.
 fn jpeg() -> Vec<u8> {
-    let img = image::RgbImage::from_fn(96, 96, |x, y| {
-        image::Rgb([(x + y) as u8, (2 * x) as u8, (3 * y) as u8])
-    });
-    let mut out = std::io::Cursor::new(Vec::new());
-    img.write_to(&mut out, image::ImageFormat::Jpeg).unwrap();
-    out.into_inner()
+    Pixels::from_fn(96, 96, 3, |x, y| {
+        vec![(x + y) as u8, (2 * x) as u8, (3 * y) as u8]
+    })
+    .jpeg()
 }
 
 #[test]
@@ -314,10 +312,13 @@ fn test_set_as_folder(root: &Path, name_of: impl Fn(usize) -> String, skip: Opti
         let folder = root.join(name_of(c));
         std::fs::create_dir_all(&folder).unwrap();
         let pixels = images[16 + k * 784..16 + (k + 1) * 784].to_vec();
-        image::GrayImage::from_raw(28, 28, pixels)
-            .unwrap()
-            .save(folder.join(format!("{k:05}.png")))
-            .unwrap();
+        let png = Pixels {
+            width: 28,
+            height: 28,
+            channels: 1,
+            data: pixels,
+        };
+        png.save(&folder.join(format!("{k:05}.png")));
     }
 }
 
