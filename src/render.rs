@@ -87,8 +87,8 @@ impl RgbImage {
     }
 
     /// The RGB bytes, row after row.
-    pub fn as_bytes(&self) -> Vec<u8> {
-        self.pixels.iter().flatten().copied().collect()
+    pub fn as_bytes(&self) -> &[u8] {
+        self.pixels.as_flattened()
     }
 }
 
@@ -120,7 +120,8 @@ pub fn fitted(image: ArrayView3<u8>, scale: u32, side: u32) -> (RgbImage, f64) {
 /// `img` resized to `w × h` by a triangle (tent) filter as wide as the larger of one source
 /// pixel and one output pixel: bilinear when enlarging, an average over the pixels each output
 /// pixel covers when shrinking (a 1024-px photo drawn at 448 px without aliasing). Rows, then
-/// columns.
+/// columns. Pictures only: the teacher's input is resized by `data::preprocess`, without
+/// antialiasing, as torchvision does.
 pub fn resize(img: &RgbImage, w: u32, h: u32) -> RgbImage {
     let (sw, sh) = img.dimensions();
     let cols = tent_weights(sw, w);
@@ -159,13 +160,11 @@ fn tent_weights(from: u32, to: u32) -> Vec<Vec<(u32, f32)>> {
             let centre = (o as f32 + 0.5) * ratio - 0.5;
             let lo = (centre - radius).floor().max(0.0) as u32;
             let hi = ((centre + radius).ceil() as u32).min(from - 1);
+            // Never empty: the source pixel nearest the centre is within half a pixel of it.
             let mut taps: Vec<_> = (lo..=hi)
-                .map(|i| (i, (1.0 - (i as f32 - centre).abs() / radius).max(0.0)))
+                .map(|i| (i, 1.0 - (i as f32 - centre).abs() / radius))
                 .filter(|&(_, wt)| wt > 0.0)
                 .collect();
-            if taps.is_empty() {
-                taps.push((centre.round().clamp(0.0, (from - 1) as f32) as u32, 1.0));
-            }
             let total: f32 = taps.iter().map(|t| t.1).sum();
             taps.iter_mut().for_each(|t| t.1 /= total);
             taps
@@ -273,21 +272,19 @@ pub fn save(img: &RgbImage, path: &Path) -> Result<()> {
         None => Path::new("."),
     };
     let fail = |e: &dyn std::fmt::Display| Error::store(path, format!("cannot write PNG: {e}"));
-    let tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| Error::io(dir, e))?;
-    {
-        let mut encoder = png::Encoder::new(
-            std::io::BufWriter::new(tmp.as_file()),
-            img.width,
-            img.height,
-        );
-        encoder.set_color(png::ColorType::Rgb);
-        encoder.set_depth(png::BitDepth::Eight);
-        let mut writer = encoder.write_header().map_err(|e| fail(&e))?;
-        writer
-            .write_image_data(&img.as_bytes())
-            .map_err(|e| fail(&e))?;
-        writer.finish().map_err(|e| fail(&e))?;
-    }
+    // Encoded in memory (pictures are bounded in size), so that a failed write to the file is
+    // an error here, not lost in a buffered writer's drop.
+    let mut encoded = Vec::new();
+    let mut encoder = png::Encoder::new(&mut encoded, img.width, img.height);
+    encoder.set_color(png::ColorType::Rgb);
+    encoder.set_depth(png::BitDepth::Eight);
+    let mut writer = encoder.write_header().map_err(|e| fail(&e))?;
+    writer
+        .write_image_data(img.as_bytes())
+        .map_err(|e| fail(&e))?;
+    writer.finish().map_err(|e| fail(&e))?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| Error::io(dir, e))?;
+    std::io::Write::write_all(&mut tmp, &encoded).map_err(|e| fail(&e))?;
     tmp.persist(path).map_err(|e| fail(&e.error))?;
     Ok(())
 }
