@@ -7,6 +7,7 @@ use std::time::Instant;
 use ndarray::{concatenate, Array1, Array2, Array4, Axis};
 use serde::Serialize;
 
+pub use crate::base::logits::argmax;
 use crate::data::{Record, Selection, Source, VisitReport};
 use crate::error::{Error, Result};
 use crate::progress::Progress;
@@ -90,18 +91,6 @@ impl Evaluation {
     }
 }
 
-pub fn argmax(values: impl Iterator<Item = f32>) -> usize {
-    values
-        .enumerate()
-        .fold((0, f32::NEG_INFINITY), |best, (i, v)| {
-            if v > best.1 {
-                (i, v)
-            } else {
-                best
-            }
-        })
-        .0
-}
 
 /// Images collected until a chunk is full, then run through the teacher at once.
 struct Chunk {

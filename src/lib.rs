@@ -3,6 +3,7 @@
 //! The pipeline reads from the module tree: [`data`] (datasets) and [`teacher`] (ONNX teachers
 //! on tract or ONNX Runtime) feed the stages; [`store`] writes every result as HDF5.
 
+pub mod base;
 pub mod data;
 pub mod distill;
 pub mod error;

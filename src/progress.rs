@@ -10,6 +10,11 @@ pub trait Progress: Sync {
     fn finish(&self, stage: &str);
 }
 
+/// The stage that computes informativeness maps, counted in images.
+pub const ATTRIBUTION: &str = "attribution";
+/// The stage that scores crops, counted in crops.
+pub const UTILITY: &str = "utility";
+
 /// For library callers and tests that want no output.
 pub struct Silent;
 

@@ -6,8 +6,8 @@
 
 use ndarray::{s, Array3, ArrayView3, Axis};
 
-use crate::data::preprocess::resize_bilinear;
-use crate::informativeness::PixelBox;
+use crate::base::resize::resize_bilinear;
+use crate::base::PixelBox;
 
 /// The `[C, h, w]` pixels of `bbox` in `image`, resized to `h × w`, in pixel units.
 pub fn crop_resized(image: ArrayView3<u8>, bbox: &PixelBox, h: usize, w: usize) -> Array3<f32> {

@@ -5,9 +5,9 @@ use std::path::{Path, PathBuf};
 
 use ndarray::{ArrayView2, ArrayView3};
 
+use crate::base::PixelBox;
 use crate::error::{Error, Result};
 use crate::informativeness::attribute::Attributed;
-use crate::informativeness::PixelBox;
 
 /// An 8-bit RGB picture, rows top to bottom.
 #[derive(Debug, Clone, PartialEq, Eq)]

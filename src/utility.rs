@@ -42,7 +42,7 @@ pub fn score(teacher: &Teacher, x: ArrayView4<f32>, y: &[usize], how: Score) -> 
                 .rows()
                 .into_iter()
                 .zip(y)
-                .map(|(row, &c)| -crate::informativeness::Value::Logprob.of(row, c))
+                .map(|(row, &c)| -crate::base::logits::log_prob(row, c))
                 .collect())
         }
     }
@@ -68,7 +68,7 @@ pub fn recognised(teacher: &Teacher, x: ArrayView4<f32>, c: usize) -> Result<Vec
     Ok(logits
         .rows()
         .into_iter()
-        .map(|row| crate::evaluate::argmax(row.iter().copied()) == c)
+        .map(|row| crate::base::logits::argmax(row.iter().copied()) == c)
         .collect())
 }
 

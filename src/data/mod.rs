@@ -195,7 +195,7 @@ pub fn fingerprint(source: &dyn Source) -> Result<String> {
         hasher.update(len.to_le_bytes());
         hasher.update(&digest);
     }
-    Ok(crate::teacher::onnx_file::hex(&hasher.finalize()))
+    Ok(crate::base::hash::hex(&hasher.finalize()))
 }
 
 /// [`open`], with the dataset's classes matched to the teacher's (see [`Source::match_classes`]).

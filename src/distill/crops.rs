@@ -4,9 +4,8 @@
 use ndarray::{Array3, Array4, Axis};
 
 use super::candidates::Candidates;
-use super::rded;
 use crate::error::{Error, Result};
-use crate::informativeness::PixelBox;
+use crate::base::PixelBox;
 use crate::reconstruct;
 use crate::teacher::Teacher;
 use crate::utility::{self, Score};
@@ -35,7 +34,7 @@ pub(super) struct ClassLog {
 }
 
 /// The progress stage of crop scoring, counted in crops.
-pub const UTILITY: &str = "utility";
+pub use crate::progress::UTILITY;
 
 pub(super) fn count(boxes: &[Vec<PixelBox>]) -> u64 {
     boxes.iter().map(|b| b.len() as u64).sum()
@@ -87,7 +86,7 @@ impl CropBatch {
             tile_spec.pixels_into(pixels.view(), x.index_axis_mut(Axis(0), k));
         }
         if pad_factor.is_some() {
-            x = rded::zero_padded(&x, spec.height, spec.width);
+            x = crate::base::pad::zero_padded(&x, spec.height, spec.width);
         }
         let cand_of_row = unique.iter().map(|&(cand, _)| cand).collect();
         CropBatch {

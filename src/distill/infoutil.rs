@@ -14,7 +14,8 @@ use super::method::{Proposal, Work};
 use super::run::Run;
 use crate::error::{Error, Result};
 use crate::informativeness::attribute::{informative_maps, MapOptions, STAGE as ATTRIBUTION};
-use crate::informativeness::{crops, Attribution, Baseline, Grid, PixelBox};
+use crate::base::PixelBox;
+use crate::informativeness::{crops, Attribution, Baseline, Grid};
 
 pub(super) struct InfoUtil;
 

@@ -10,7 +10,7 @@ use super::candidates::Candidates;
 use super::crops::{ClassLog, Crop};
 use crate::data::preprocess::InputSpec;
 use crate::error::{Error, Result};
-use crate::informativeness::PixelBox;
+use crate::base::PixelBox;
 use crate::reconstruct;
 use crate::store::{self, schema::attr, schema::class_part, schema::distilled, schema::kind};
 
@@ -84,7 +84,7 @@ impl Checkpoint {
     /// The folder is made when the first class is saved, so a run that fails before that leaves
     /// nothing behind.
     pub fn new(dir: PathBuf, resume: bool, decides: &serde_json::Value) -> Result<Checkpoint> {
-        let fingerprint = crate::teacher::onnx_file::hex(&Sha256::digest(decides.to_string()));
+        let fingerprint = crate::base::hash::hex(&Sha256::digest(decides.to_string()));
         Ok(Checkpoint {
             dir,
             resume,

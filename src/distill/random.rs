@@ -8,7 +8,7 @@ use super::crops::{collect, ClassLog, Crop};
 use super::method::{Proposal, Work};
 use super::run::Run;
 use crate::error::{Error, Result};
-use crate::informativeness::PixelBox;
+use crate::base::PixelBox;
 
 pub(super) struct RandomImages;
 

@@ -4,7 +4,6 @@
 
 use std::time::Instant;
 
-use ndarray::{s, Array4, Axis};
 use rand::rngs::StdRng;
 use rand::Rng;
 
@@ -14,7 +13,7 @@ use super::crops::{best_per_candidate, collect, count, ClassLog, Crop, CropBatch
 use super::method::{Proposal, Work};
 use super::run::Run;
 use crate::error::Result;
-use crate::informativeness::PixelBox;
+use crate::base::PixelBox;
 use crate::utility::Score;
 
 /// RDED (Sun et al., CVPR 2024): random resized crops, the most realistic (lowest −CE) of each
@@ -96,19 +95,6 @@ pub fn random_resized_box(h: usize, w: usize, rng: &mut StdRng) -> PixelBox {
         y1: y0 + ch,
         x1: x0 + cw,
     }
-}
-
-/// Put each `[C, th, tw]` tile at the top-left of a zero `[C, H, W]` canvas (zero = the
-/// normalised input's zero, as RDED pads).
-pub fn zero_padded(tiles: &Array4<f32>, h: usize, w: usize) -> Array4<f32> {
-    let (n, c, th, tw) = tiles.dim();
-    let mut out = Array4::zeros((n, c, h, w));
-    for (i, t) in tiles.outer_iter().enumerate() {
-        out.index_axis_mut(Axis(0), i)
-            .slice_mut(s![.., ..th, ..tw])
-            .assign(&t);
-    }
-    out
 }
 
 #[cfg(test)]

@@ -69,7 +69,7 @@ impl ShapleyConfig {
 const MASKED_BYTES: usize = 64 << 20;
 
 /// The progress stage of Shapley attribution, counted in images explained.
-pub const STAGE: &str = "attribution";
+pub const STAGE: &str = crate::progress::ATTRIBUTION;
 
 /// The games of a set of images of one teacher: image i's value of coalition S is the teacher's
 /// output for `labels[i]` on image i with the patches outside S replaced by its baseline

@@ -7,7 +7,7 @@
 use ndarray::{s, Array2, Array3, ArrayView2, ArrayView3, ArrayView4, Axis};
 
 use super::grid::Grid;
-use crate::data::preprocess::resize_bilinear;
+use crate::base::resize::resize_bilinear;
 use crate::error::{Error, Result};
 use crate::progress::Progress;
 use crate::teacher::Teacher;
@@ -67,7 +67,7 @@ pub fn gradcam_maps(
             let map = to_grid(cam(a, gr).view(), &grid);
             maps.index_axis_mut(Axis(0), start + k).assign(&map);
         }
-        progress.advance(super::attribute::STAGE, (end - start) as u64);
+        progress.advance(crate::progress::ATTRIBUTION, (end - start) as u64);
     }
     Ok(maps)
 }

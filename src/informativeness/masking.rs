@@ -5,6 +5,7 @@ use ndarray::{s, Array3, ArrayView2, ArrayView3, ArrayViewMut3};
 use serde::{Deserialize, Serialize};
 
 use super::grid::Grid;
+use crate::base::logits::log_prob;
 use crate::data::preprocess::InputSpec;
 
 /// What replaces the patches outside a coalition.
@@ -43,18 +44,10 @@ impl Value {
 
     /// The value of one row of logits for class `c`, in f64 for the solver.
     pub fn of(self, logits: ndarray::ArrayView1<f32>, c: usize) -> f64 {
-        let max = logits.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b)) as f64;
-        let log_z = max
-            + logits
-                .iter()
-                .map(|&l| (l as f64 - max).exp())
-                .sum::<f64>()
-                .ln();
-        let l = logits[c] as f64;
         match self {
-            Value::Logit => l,
-            Value::Logprob => l - log_z,
-            Value::Prob => (l - log_z).exp(),
+            Value::Logit => logits[c] as f64,
+            Value::Logprob => log_prob(logits, c),
+            Value::Prob => log_prob(logits, c).exp(),
         }
     }
 }

@@ -9,6 +9,7 @@ use sha2::{Digest, Sha256};
 use tract_onnx::pb::{GraphProto, ModelProto, TensorProto};
 use tract_onnx::prelude::Framework;
 
+use crate::base::hash::hex;
 use crate::error::{Error, Result};
 
 /// ONNX `TensorProto.DataType.FLOAT`.
@@ -293,8 +294,4 @@ fn collect_tensors<'a>(g: &'a GraphProto, out: &mut Vec<&'a TensorProto>) {
             collect_tensors(sub, out);
         }
     }
-}
-
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
