@@ -1,33 +1,31 @@
-//! The pipeline, per class: candidates → crops (InfoUtil: Shapley-informative; RDED: random
-//! resized; random: whole images) → utility and selection → stitching → soft labels.
+//! The pipeline, per class: candidates → crops (the methods: InfoUtil's Shapley-informative,
+//! RDED's random resized, random's whole images) → utility and selection → stitching → soft
+//! labels. This file is the driver; each step is a file named after it, the methods are in
+//! methods/, and the distilled file's format (write, checkpoint, merge, reuse) is in file/.
 
 pub mod candidates;
 mod config;
-mod crops;
-mod infoutil;
-mod merge;
-mod method;
-mod output;
-mod parts;
-mod random;
-pub mod rded;
-mod reuse;
+mod file;
+mod methods;
 mod run;
+mod score;
+mod soft_labels;
+mod stitch;
 
 use std::time::Instant;
 
 use crate::data::{Source, VisitReport};
 use crate::error::{Error, Result};
 use crate::progress::Progress;
+pub use crate::progress::UTILITY;
 use crate::teacher::Teacher;
 pub use config::{DistillConfig, Method};
-pub use crops::UTILITY;
-pub use merge::merge;
-use method::Work;
-pub use output::{Distilled, Timings};
-pub use parts::{default_dir as default_checkpoint_dir, Checkpoint};
-pub use reuse::{MapsFor, SavedMaps};
-use run::{mean_pixel, Run};
+pub use file::checkpoint::{default_dir as default_checkpoint_dir, Checkpoint};
+pub use file::merge::merge;
+pub use file::reuse::{MapsFor, SavedMaps};
+pub use file::{Distilled, Timings};
+use methods::{Run, Work};
+use run::mean_pixel;
 
 /// The paper's soft-label teacher for `teacher` at `ipc`: the early checkpoint `NAME-early.onnx`
 /// beside it for IPC ≤ 10, the teacher itself above, and why (the choice changes the result, so
@@ -71,17 +69,8 @@ pub fn distill(
     reuse: Reuse,
     progress: &dyn Progress,
 ) -> Result<Distilled> {
-    let checkpoint = reuse.checkpoint;
     cfg.check()?;
-    if teacher.meta.input != label_teacher.meta.input
-        || teacher.num_classes() != label_teacher.num_classes()
-    {
-        return Err(Error::Config(format!(
-            "the label teacher {} takes another input or class list than the teacher {}",
-            label_teacher.path.display(),
-            teacher.path.display()
-        )));
-    }
+    same_input_and_classes(teacher, label_teacher)?;
     let mut run = Run {
         teacher,
         cfg,
@@ -105,25 +94,15 @@ pub fn distill(
     run.mean_pixel = mean_pixel(source, teacher, cfg)?;
     run.timings.read += started.elapsed().as_secs_f64();
 
-    let wanted: Vec<usize> = match &cfg.classes {
-        Some(list) => list.clone(),
-        None => (0..classes.len()).collect(),
-    };
-    if let Some(&bad) = wanted.iter().find(|&&c| c >= classes.len()) {
-        return Err(Error::Config(format!(
-            "class {bad} does not exist: the teacher has {} classes",
-            classes.len()
-        )));
-    }
-    let mut out = output::Builder::new(teacher);
+    let wanted = wanted_classes(cfg, classes.len())?;
+    let mut out = soft_labels::Builder::new(teacher);
     let mut resumed = 0;
     let method = cfg.method.proposal();
     let work = |c: usize| method.work(cfg, method.candidates(cfg).min(classes[c].len()) as u64);
     let total = wanted.iter().fold(Work::default(), |t, &c| t.plus(work(c)));
     total.start(progress);
     for c in wanted {
-        let pool = &classes[c];
-        let saved = match checkpoint {
+        let saved = match reuse.checkpoint {
             Some(cp) if cp.resume => cp.load(c)?,
             _ => None,
         };
@@ -134,8 +113,8 @@ pub fn distill(
                 r
             }
             None => {
-                let r = run.class(source, &path, c, pool)?;
-                if let Some(cp) = checkpoint {
+                let r = run::class(&mut run, source, &path, c, &classes[c])?;
+                if let Some(cp) = reuse.checkpoint {
                     cp.save(&r)?;
                 }
                 r
@@ -152,4 +131,32 @@ pub fn distill(
     distilled.resumed_classes = resumed;
     distilled.maps_from = reuse.maps.map(|m| m.path.clone());
     Ok(distilled)
+}
+
+/// The label teacher must read the same input and name the same classes as the teacher.
+fn same_input_and_classes(teacher: &Teacher, label_teacher: &Teacher) -> Result<()> {
+    if teacher.meta.input != label_teacher.meta.input
+        || teacher.num_classes() != label_teacher.num_classes()
+    {
+        return Err(Error::Config(format!(
+            "the label teacher {} takes another input or class list than the teacher {}",
+            label_teacher.path.display(),
+            teacher.path.display()
+        )));
+    }
+    Ok(())
+}
+
+/// The classes this run distils (`cfg.classes`, or all `n`), each one the teacher has.
+fn wanted_classes(cfg: &DistillConfig, n: usize) -> Result<Vec<usize>> {
+    let wanted: Vec<usize> = match &cfg.classes {
+        Some(list) => list.clone(),
+        None => (0..n).collect(),
+    };
+    if let Some(&bad) = wanted.iter().find(|&&c| c >= n) {
+        return Err(Error::Config(format!(
+            "class {bad} does not exist: the teacher has {n} classes"
+        )));
+    }
+    Ok(wanted)
 }

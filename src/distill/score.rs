@@ -1,11 +1,12 @@
-//! The crops of a class that compete for its places: how they are batched through the teacher,
-//! deduplicated, and logged for the output file. Shared by every method.
+//! Stage 2, utility: the crops of a class that compete for its places, how they are batched
+//! through the teacher and scored, deduplicated, logged for the output file, and selected.
+//! Shared by every method (the scores themselves are [`crate::utility`]'s).
 
 use ndarray::{Array3, Array4, Axis};
 
 use super::candidates::Candidates;
-use crate::error::{Error, Result};
 use crate::base::PixelBox;
+use crate::error::{Error, Result};
 use crate::reconstruct;
 use crate::teacher::Teacher;
 use crate::utility::{self, Score};
@@ -33,8 +34,7 @@ pub(super) struct ClassLog {
     pub scores: Vec<Vec<f64>>,
 }
 
-/// The progress stage of crop scoring, counted in crops.
-pub use crate::progress::UTILITY;
+use crate::progress::UTILITY;
 
 pub(super) fn count(boxes: &[Vec<PixelBox>]) -> u64 {
     boxes.iter().map(|b| b.len() as u64).sum()
@@ -192,4 +192,15 @@ pub(super) fn best_per_candidate(crops: Vec<Crop>) -> Vec<Crop> {
         }
     }
     best
+}
+
+/// The `k` best crops, best first: recognised ones before any other (every crop is recognised
+/// unless `only_recognised` checked them), ties in their order.
+pub(super) fn select(crops: &[Crop], k: usize) -> Vec<Crop> {
+    let keep = utility::top_k(
+        &crops.iter().map(|k| k.score).collect::<Vec<_>>(),
+        &crops.iter().map(|k| k.recognised).collect::<Vec<_>>(),
+        k,
+    );
+    keep.iter().map(|&i| crops[i]).collect()
 }

@@ -1,73 +1,17 @@
-//! One class's result, and the checkpoint that keeps finished classes on disk so that a long
-//! run stopped half-way resumes where it was (`distill --resume`).
+//! The checkpoint that keeps finished classes on disk so that a long run stopped half-way
+//! resumes where it was (`distill --resume`).
 
 use std::path::{Path, PathBuf};
 
-use ndarray::{Array1, Array2, Array3, Array4, Axis};
+use ndarray::{Array1, Array2, Array3};
 use sha2::{Digest, Sha256};
 
-use super::candidates::Candidates;
-use super::crops::{ClassLog, Crop};
-use crate::data::preprocess::InputSpec;
-use crate::error::{Error, Result};
 use crate::base::PixelBox;
-use crate::reconstruct;
+use crate::distill::config::DistillConfig;
+use crate::distill::score::ClassLog;
+use crate::distill::stitch::{box_i32, ClassResult};
+use crate::error::{Error, Result};
 use crate::store::{self, schema::attr, schema::class_part, schema::distilled, schema::kind};
-
-/// The distilled images of one class and how they were made.
-#[derive(Debug, Clone)]
-pub(super) struct ClassResult {
-    pub label: usize,
-    /// `[ipc, C, H, W]` in pixel units (0–255).
-    pub pixels: Array4<f32>,
-    /// `[ipc, T]` dataset record of each tile.
-    pub source_index: Array2<i64>,
-    /// `[ipc, T, 4]` crop of each tile in source pixels.
-    pub crop_box: Array3<i32>,
-    pub log: ClassLog,
-}
-
-fn box_i32(b: &PixelBox) -> [i32; 4] {
-    [b.y0, b.x0, b.y1, b.x1].map(|v| v as i32)
-}
-
-impl ClassResult {
-    /// Stitch `chosen` (best first) into images of `factor²` crops each.
-    pub fn stitch(
-        cands: &Candidates,
-        label: usize,
-        chosen: &[Crop],
-        factor: usize,
-        spec: &InputSpec,
-        log: ClassLog,
-    ) -> ClassResult {
-        let per = factor * factor;
-        let n = chosen.len() / per;
-        let (h, w) = (spec.height, spec.width);
-        let mut pixels = Array4::zeros((n, spec.channels, h, w));
-        for (i, group) in chosen.chunks(per).enumerate() {
-            let parts: Vec<_> = group
-                .iter()
-                .map(|k| (cands.raw[k.cand].view(), k.bbox))
-                .collect();
-            pixels
-                .index_axis_mut(Axis(0), i)
-                .assign(&reconstruct::stitch(&parts, factor, h, w));
-        }
-        let index = chosen
-            .iter()
-            .map(|k| cands.source_index[k.cand] as i64)
-            .collect();
-        let boxes = chosen.iter().flat_map(|k| box_i32(&k.bbox)).collect();
-        ClassResult {
-            label,
-            pixels,
-            source_index: Array2::from_shape_vec((n, per), index).expect("per tile"),
-            crop_box: Array3::from_shape_vec((n, per, 4), boxes).expect("4 per tile"),
-            log,
-        }
-    }
-}
 
 /// Where finished classes are kept: one HDF5 file per class in `dir`, each stamped with a
 /// fingerprint of everything that decides its contents.
@@ -96,7 +40,7 @@ impl Checkpoint {
         self.dir.join(format!("class-{class:05}.h5"))
     }
 
-    pub(super) fn save(&self, r: &ClassResult) -> Result<()> {
+    pub(in crate::distill) fn save(&self, r: &ClassResult) -> Result<()> {
         std::fs::create_dir_all(&self.dir).map_err(|e| Error::io(&self.dir, e))?;
         let config = serde_json::json!({ "fingerprint": self.fingerprint, "class": r.label });
         let header = store::Header {
@@ -138,7 +82,7 @@ impl Checkpoint {
     pub fn for_run(
         dir: PathBuf,
         resume: bool,
-        cfg: &super::config::DistillConfig,
+        cfg: &DistillConfig,
         teacher: &crate::teacher::Teacher,
         data_sha256: &str,
         data: &crate::data::SourceInfo,
@@ -154,7 +98,7 @@ impl Checkpoint {
 
     /// The saved result of `class`, if any. A saved class from another configuration is an
     /// error: mixing them would silently corrupt the output.
-    pub(super) fn load(&self, class: usize) -> Result<Option<ClassResult>> {
+    pub(in crate::distill) fn load(&self, class: usize) -> Result<Option<ClassResult>> {
         let path = self.path(class);
         if !path.exists() {
             return Ok(None);

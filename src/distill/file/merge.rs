@@ -14,28 +14,9 @@ use hdf5::types::{FloatSize, IntSize, TypeDescriptor};
 use hdf5::H5Type;
 use ndarray::ArrayD;
 
+use super::open;
 use crate::error::{Error, Result};
 use crate::store::{self, schema::attr, schema::distilled, schema::kind, schema::Field};
-
-/// An open distilled file and its parsed `config` attribute.
-pub(super) struct Shard {
-    pub file: hdf5::File,
-    pub config: serde_json::Value,
-}
-
-pub(super) fn open(path: &Path) -> Result<Shard> {
-    let file = store::open(path)?;
-    let read = |k: &str| store::read_attr(&file, k).map_err(|e| Error::store(path, e));
-    if read(attr::KIND)? != kind::DISTILLED {
-        return Err(Error::store(
-            path,
-            "is not a distilled file (kind ≠ distilled)",
-        ));
-    }
-    let config: serde_json::Value = serde_json::from_str(&read(attr::CONFIG)?)
-        .map_err(|e| Error::store(path, format!("config attribute: {e}")))?;
-    Ok(Shard { file, config })
-}
 
 /// A dataset's element type and shape, where a shard holds it.
 type Stored = Option<(TypeDescriptor, Vec<usize>)>;

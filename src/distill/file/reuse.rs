@@ -11,8 +11,7 @@ use std::path::{Path, PathBuf};
 
 use ndarray::{Array1, Array2, Array3, Axis};
 
-use super::merge;
-use super::output::Section;
+use super::{open, Section};
 use crate::error::{Error, Result};
 use crate::informativeness::attribute::ShapleyConfig;
 use crate::informativeness::Attribution;
@@ -39,7 +38,7 @@ pub struct MapsFor<'a> {
 
 impl SavedMaps {
     pub fn load(path: &Path, want: &MapsFor) -> Result<SavedMaps> {
-        let shard = merge::open(path)?;
+        let shard = open(path)?;
         let fail = |m: String| Err(Error::store(path, m));
         let sha = store::read_attr(&shard.file, attr::TEACHER_SHA256)
             .map_err(|e| Error::store(path, e))?;
@@ -51,39 +50,7 @@ impl SavedMaps {
         }
         let recorded: Recorded<Section> = serde_json::from_value(shard.config.clone())
             .map_err(|e| Error::store(path, format!("config cannot be read: {e}")))?;
-        let d = &recorded.section.distill;
-        if d.attribution != want.attribution {
-            return fail(format!(
-                "has {} maps, but this run asks for --attribution {}",
-                d.attribution.name(),
-                want.attribution.name()
-            ));
-        }
-        if serde_json::json!(d.shapley) != serde_json::json!(want.shapley) || d.seed != want.seed {
-            return fail(format!(
-                "has maps made with other Shapley options or seed (it has {} and seed {}); \
-                 its maps would differ from this run's",
-                serde_json::json!(d.shapley),
-                d.seed
-            ));
-        }
-        match recorded.run.data_sha256.as_str() {
-            "" => {
-                return fail(
-                    "records no data fingerprint (data_sha256; written by an older infoutil), so \
-                     its maps cannot be matched to this dataset: rerun it"
-                        .into(),
-                )
-            }
-            sha if sha != want.data_sha256 => {
-                return fail(format!(
-                    "was distilled from other data ({} by content, not this dataset): its maps \
-                     would belong to other images",
-                    recorded.run.data.display()
-                ))
-            }
-            _ => {}
-        }
+        same_maps(&recorded, want).map_err(|m| Error::store(path, m))?;
         if !store::has(&shard.file, &distilled::CANDIDATE_SHAPLEY) {
             return fail("has no Shapley maps (it was not made by --method infoutil)".into());
         }
@@ -116,4 +83,43 @@ impl SavedMaps {
     pub fn is_empty(&self) -> bool {
         self.maps.is_empty()
     }
+}
+
+/// Whether a file's maps were made as `want` asks (the maps would equal this run's), and
+/// otherwise why not.
+fn same_maps(recorded: &Recorded<Section>, want: &MapsFor) -> std::result::Result<(), String> {
+    let d = &recorded.section.distill;
+    if d.attribution != want.attribution {
+        return Err(format!(
+            "has {} maps, but this run asks for --attribution {}",
+            d.attribution.name(),
+            want.attribution.name()
+        ));
+    }
+    if serde_json::json!(d.shapley) != serde_json::json!(want.shapley) || d.seed != want.seed {
+        return Err(format!(
+            "has maps made with other Shapley options or seed (it has {} and seed {}); \
+                 its maps would differ from this run's",
+            serde_json::json!(d.shapley),
+            d.seed
+        ));
+    }
+    match recorded.run.data_sha256.as_str() {
+        "" => {
+            return Err(
+                "records no data fingerprint (data_sha256; written by an older infoutil), so \
+                     its maps cannot be matched to this dataset: rerun it"
+                    .into(),
+            )
+        }
+        sha if sha != want.data_sha256 => {
+            return Err(format!(
+                "was distilled from other data ({} by content, not this dataset): its maps \
+                     would belong to other images",
+                recorded.run.data.display()
+            ))
+        }
+        _ => {}
+    }
+    Ok(())
 }

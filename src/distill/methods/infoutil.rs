@@ -7,15 +7,15 @@ use std::time::Instant;
 use ndarray::{Array3, Axis};
 use rand::rngs::StdRng;
 
-use super::candidates::Candidates;
-use super::config::DistillConfig;
-use super::crops::{collect, count, ClassLog, Crop, CropBatch, UTILITY};
-use super::method::{Proposal, Work};
-use super::run::Run;
-use crate::error::{Error, Result};
-use crate::informativeness::attribute::{informative_maps, MapOptions, STAGE as ATTRIBUTION};
+use super::{Proposal, Run, Work};
 use crate::base::PixelBox;
+use crate::distill::candidates::Candidates;
+use crate::distill::config::DistillConfig;
+use crate::distill::score::{collect, count, ClassLog, Crop, CropBatch};
+use crate::error::{Error, Result};
+use crate::informativeness::attribute::{informative_maps, MapOptions};
 use crate::informativeness::{crops, Attribution, Baseline, Grid};
+use crate::progress::{ATTRIBUTION, UTILITY};
 
 pub(super) struct InfoUtil;
 

@@ -1,19 +1,34 @@
-//! The methods' registry: a method is how a class's crops are proposed and scored; candidate
-//! drawing, selection, stitching and soft labels are shared. A new method is one file with a
-//! [`Proposal`] and one line in [`Method::proposal`].
+//! The methods: a method is how a class's crops are proposed and scored; candidate drawing,
+//! selection, stitching and soft labels are shared. A new method is one file in this folder with
+//! a [`Proposal`] and one line in the list (list.rs, which the methods do not import).
 
 use rand::rngs::StdRng;
 
 use super::candidates::Candidates;
-use super::config::{DistillConfig, Method};
-use super::crops::{ClassLog, Crop, UTILITY};
-use super::infoutil::InfoUtil;
-use super::random::RandomImages;
-use super::rded::Rded;
-use super::run::Run;
+use super::config::DistillConfig;
+use super::file::reuse::SavedMaps;
+use super::file::Timings;
+use super::score::{ClassLog, Crop};
+use crate::data::VisitReport;
 use crate::error::Result;
-use crate::informativeness::attribute::STAGE as ATTRIBUTION;
-use crate::progress::Progress;
+use crate::progress::{Progress, ATTRIBUTION, UTILITY};
+use crate::teacher::Teacher;
+
+mod infoutil;
+pub(super) mod list;
+mod random;
+mod rded;
+
+/// The state of one distillation run, shared by its classes: what a method is given.
+pub(super) struct Run<'a> {
+    pub teacher: &'a Teacher,
+    pub cfg: &'a DistillConfig,
+    pub report: VisitReport,
+    pub timings: Timings,
+    pub mean_pixel: Vec<f32>,
+    pub progress: &'a dyn Progress,
+    pub saved_maps: Option<&'a SavedMaps>,
+}
 
 /// One method's part of the pipeline.
 pub(super) trait Proposal: Sync {
@@ -49,17 +64,6 @@ pub(super) trait Proposal: Sync {
         c: usize,
         rng: &mut StdRng,
     ) -> Result<(Vec<Crop>, ClassLog)>;
-}
-
-impl Method {
-    /// The registry.
-    pub(super) fn proposal(self) -> &'static dyn Proposal {
-        match self {
-            Method::Infoutil => &InfoUtil,
-            Method::Rded => &Rded,
-            Method::Random => &RandomImages,
-        }
-    }
 }
 
 /// Units of work per progress stage: images to attribute, crops to score.

@@ -2,13 +2,12 @@
 
 use rand::rngs::StdRng;
 
-use super::candidates::Candidates;
-use super::config::DistillConfig;
-use super::crops::{collect, ClassLog, Crop};
-use super::method::{Proposal, Work};
-use super::run::Run;
-use crate::error::{Error, Result};
+use super::{Proposal, Run, Work};
 use crate::base::PixelBox;
+use crate::distill::candidates::Candidates;
+use crate::distill::config::DistillConfig;
+use crate::distill::score::{collect, ClassLog, Crop};
+use crate::error::{Error, Result};
 
 pub(super) struct RandomImages;
 

@@ -7,13 +7,13 @@ use std::time::Instant;
 use rand::rngs::StdRng;
 use rand::Rng;
 
-use super::candidates::Candidates;
-use super::config::DistillConfig;
-use super::crops::{best_per_candidate, collect, count, ClassLog, Crop, CropBatch, UTILITY};
-use super::method::{Proposal, Work};
-use super::run::Run;
-use crate::error::Result;
+use super::{Proposal, Run, Work};
 use crate::base::PixelBox;
+use crate::distill::candidates::Candidates;
+use crate::distill::config::DistillConfig;
+use crate::distill::score::{best_per_candidate, collect, count, ClassLog, Crop, CropBatch};
+use crate::error::Result;
+use crate::progress::UTILITY;
 use crate::utility::Score;
 
 /// RDED (Sun et al., CVPR 2024): random resized crops, the most realistic (lowest −CE) of each
