@@ -15,6 +15,7 @@ mod distill;
 mod game_graph;
 mod gradcam;
 mod hostile;
+mod layers;
 mod precision;
 mod shapley;
 mod slurm;
