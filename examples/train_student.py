@@ -10,7 +10,7 @@
         --full-train-labels /usr/share/datasets/fashion-mnist/train-labels-idx1-ubyte.gz --epochs 30 --out full.json
 
 Protocol (RDED, CVPR 2024, `validation/main.py` of LINs-lab/RDED; followed by InfoUtil; see
-/work/shared/ALGORITHM.md "Evaluation protocol"). Every batch of distilled images is augmented and
+docs/results.md "Students"). Every batch of distilled images is augmented and
 then relabelled by the teacher; the stored /soft_labels are NOT used (they are what the distiller
 reports; RDED recomputes labels for every augmented batch):
 

@@ -5,8 +5,6 @@ use std::path::{Path, PathBuf};
 
 /// The converged Fashion-MNIST teacher shipped in `models/`.
 pub const DEFAULT_TEACHER: &str = "models/fmnist-convnet3.onnx";
-/// The early-checkpoint teacher, for low-IPC soft labels.
-pub const EARLY_TEACHER: &str = "models/fmnist-convnet3-early.onnx";
 /// The embedded real Fashion-MNIST test subset (100 images per class).
 pub const DEFAULT_TEST_DATA: &str = "data/fashion-mnist-mini/t10k-images-idx3-ubyte.gz";
 /// The embedded real Fashion-MNIST training subset (30 images per class).
