@@ -1,10 +1,10 @@
 //! Teacher evaluation: top-1 accuracy, logits and per-sample gradient norms over a dataset,
 //! streamed in chunks so memory does not grow with the dataset beyond the per-image results.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use ndarray::{concatenate, Array1, Array2, Array4, Axis};
+use ndarray::{concatenate, Array, Array1, Array2, Array4, Axis};
 use serde::Serialize;
 
 pub use crate::base::logits::argmax;
@@ -91,12 +91,78 @@ impl Evaluation {
     }
 }
 
-
 /// Images collected until a chunk is full, then run through the teacher at once.
+#[derive(Default)]
 struct Chunk {
     x: Vec<f32>,
     y: Vec<usize>,
     index: Vec<i64>,
+}
+
+impl Chunk {
+    /// Record `r` converted to the teacher's input; a label the teacher lacks is an error
+    /// naming the record.
+    fn take(&mut self, r: Record, teacher: &Teacher, path: &Path) -> Result<()> {
+        let (spec, k) = (&teacher.meta.input, teacher.num_classes());
+        if r.label >= k {
+            return Err(Error::data(
+                path,
+                Some(r.index),
+                format!(
+                    "label {} is out of range for a teacher with {k} classes",
+                    r.label
+                ),
+            ));
+        }
+        let mut img = Array4::<f32>::zeros((1, spec.channels, spec.height, spec.width));
+        spec.convert_into(r.image.view(), img.index_axis_mut(Axis(0), 0))
+            .map_err(|m| Error::data(path, Some(r.index), m))?;
+        self.x.extend(img.iter());
+        self.y.push(r.label);
+        self.index.push(r.index as i64);
+        Ok(())
+    }
+}
+
+/// The teacher's outputs on the chunks so far.
+#[derive(Default)]
+struct Outputs {
+    logits: Vec<Array2<f32>>,
+    norms: Vec<Array1<f32>>,
+    labels: Vec<i64>,
+    source_index: Vec<i64>,
+}
+
+impl Outputs {
+    /// Run `chunk` through the teacher and empty it.
+    fn flush(
+        &mut self,
+        chunk: &mut Chunk,
+        teacher: &Teacher,
+        grad_norms: bool,
+        progress: &dyn Progress,
+    ) -> Result<()> {
+        if chunk.y.is_empty() {
+            return Ok(());
+        }
+        let spec = &teacher.meta.input;
+        let n = chunk.y.len();
+        let x = Array4::from_shape_vec(
+            (n, spec.channels, spec.height, spec.width),
+            std::mem::take(&mut chunk.x),
+        )
+        .expect("sized per image");
+        let at = |e: Error| e.locate(STAGE, |row| chunk.index.get(row).map(|&i| i as usize));
+        self.logits.push(teacher.logits(x.view()).map_err(at)?);
+        if grad_norms {
+            let g = teacher.grad_norms(x.view(), &chunk.y).map_err(at)?;
+            self.norms.push(g.norms);
+        }
+        self.labels.extend(chunk.y.drain(..).map(|c| c as i64));
+        self.source_index.append(&mut chunk.index);
+        progress.advance(STAGE, n as u64);
+        Ok(())
+    }
 }
 
 /// The progress stage of [`evaluate`].
@@ -109,112 +175,60 @@ pub fn evaluate(
     progress: &dyn Progress,
 ) -> Result<Evaluation> {
     let started = Instant::now();
-    let spec = &teacher.meta.input;
     let k = teacher.num_classes();
     let chunk_len = 4096;
     let path = source.info().path.clone();
     source.match_classes(&teacher.meta.class_names)?;
     progress.start(STAGE, source.info().len as u64);
 
-    let mut chunk = Chunk {
-        x: Vec::new(),
-        y: Vec::new(),
-        index: Vec::new(),
-    };
-    let mut logits: Vec<Array2<f32>> = Vec::new();
-    let mut norms: Vec<Array1<f32>> = Vec::new();
-    let (mut labels, mut source_index) = (Vec::new(), Vec::new());
+    let mut chunk = Chunk::default();
+    let mut outputs = Outputs::default();
     let mut local_skips = VisitReport::default();
-
-    let mut flush = |chunk: &mut Chunk| -> Result<()> {
-        if chunk.y.is_empty() {
-            return Ok(());
-        }
-        let n = chunk.y.len();
-        let x = Array4::from_shape_vec(
-            (n, spec.channels, spec.height, spec.width),
-            std::mem::take(&mut chunk.x),
-        )
-        .expect("sized per image");
-        let at = |e: Error| e.locate(STAGE, |row| chunk.index.get(row).map(|&i| i as usize));
-        logits.push(teacher.logits(x.view()).map_err(at)?);
-        if opts.grad_norms {
-            norms.push(teacher.grad_norms(x.view(), &chunk.y).map_err(at)?.norms);
-        }
-        labels.extend(chunk.y.drain(..).map(|c| c as i64));
-        source_index.append(&mut chunk.index);
-        progress.advance(STAGE, n as u64);
-        Ok(())
-    };
-
-    let take = |r: Record, chunk: &mut Chunk| -> Result<()> {
-        if r.label >= k {
-            return Err(Error::data(
-                &path,
-                Some(r.index),
-                format!(
-                    "label {} is out of range for a teacher with {k} classes",
-                    r.label
-                ),
-            ));
-        }
-        let mut img = Array4::<f32>::zeros((1, spec.channels, spec.height, spec.width));
-        spec.convert_into(r.image.view(), img.index_axis_mut(Axis(0), 0))
-            .map_err(|m| Error::data(&path, Some(r.index), m))?;
-        chunk.x.extend(img.iter());
-        chunk.y.push(r.label);
-        chunk.index.push(r.index as i64);
-        Ok(())
-    };
-
     let mut report = source.visit(&Selection::All, opts.skip_bad, &mut |r| {
-        match take(r, &mut chunk) {
+        match chunk.take(r, teacher, &path) {
             Err(e) if opts.skip_bad && e.is_record_error() => local_skips.skip(&e),
             other => other?,
         }
         if chunk.y.len() >= chunk_len {
-            flush(&mut chunk)?;
+            outputs.flush(&mut chunk, teacher, opts.grad_norms, progress)?;
         }
         Ok(())
     })?;
-    flush(&mut chunk)?;
+    outputs.flush(&mut chunk, teacher, opts.grad_norms, progress)?;
     progress.finish(STAGE);
 
     report.absorb(local_skips);
-    if labels.is_empty() {
-        return Err(Error::data(
-            &path,
-            None,
-            match report.skipped {
-                0 => "holds no records: there is nothing to evaluate".to_string(),
-                n => format!("all {n} records were skipped as bad: there is nothing to evaluate"),
-            },
-        ));
+    if outputs.labels.is_empty() {
+        return Err(nothing_to_evaluate(&path, &report));
     }
-    let logits = if logits.is_empty() {
-        Array2::zeros((0, k))
-    } else {
-        concatenate(
-            Axis(0),
-            &logits.iter().map(|a| a.view()).collect::<Vec<_>>(),
-        )
-        .expect("K columns")
-    };
-    let grad_norms = opts.grad_norms.then(|| {
-        let views: Vec<_> = norms.iter().map(|a| a.view()).collect();
-        if views.is_empty() {
-            Array1::zeros(0)
-        } else {
-            concatenate(Axis(0), &views).expect("1-D")
-        }
-    });
+    let logits = stacked(&outputs.logits).unwrap_or_else(|| Array2::zeros((0, k)));
+    let grad_norms = opts
+        .grad_norms
+        .then(|| stacked(&outputs.norms).unwrap_or_else(|| Array1::zeros(0)));
     Ok(Evaluation {
-        source_index,
-        labels,
+        source_index: outputs.source_index,
+        labels: outputs.labels,
         logits,
         grad_norms,
         report,
         seconds: started.elapsed().as_secs_f64(),
         options: opts.clone(),
     })
+}
+
+fn nothing_to_evaluate(path: &Path, report: &VisitReport) -> Error {
+    Error::data(
+        path,
+        None,
+        match report.skipped {
+            0 => "holds no records: there is nothing to evaluate".to_string(),
+            n => format!("all {n} records were skipped as bad: there is nothing to evaluate"),
+        },
+    )
+}
+
+/// The chunks' arrays stacked along their rows (None when there were none).
+fn stacked<D: ndarray::RemoveAxis>(parts: &[Array<f32, D>]) -> Option<Array<f32, D>> {
+    let views: Vec<_> = parts.iter().map(|a| a.view()).collect();
+    (!views.is_empty()).then(|| concatenate(Axis(0), &views).expect("same columns"))
 }

@@ -3,6 +3,8 @@
 //! The pipeline reads from the module tree: [`data`] (datasets) and [`teacher`] (ONNX teachers
 //! on tract or ONNX Runtime) feed the stages; [`store`] writes every result as HDF5.
 
+#![warn(clippy::too_many_lines)]
+
 pub mod base;
 pub mod data;
 pub mod distill;

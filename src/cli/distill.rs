@@ -8,6 +8,7 @@ use infoutil::distill::{
 use infoutil::informativeness::Attribution;
 use infoutil::paths;
 use infoutil::provenance::Provenance;
+use infoutil::teacher::Teacher;
 use infoutil::utility::Score;
 use infoutil::{data, render};
 
@@ -106,16 +107,7 @@ pub fn run(args: DistillArgs) -> anyhow::Result<()> {
     args.shapley.config().check()?;
     args.shapley.crop_rule().check(args.shapley.grid)?;
     let teacher = args.teacher.load()?;
-    let (label_path, why) = match &args.label_teacher {
-        Some(p) => (p.clone(), "given with --label-teacher".to_string()),
-        None => label_teacher_for(&teacher.path, args.ipc),
-    };
-    eprintln!("soft labels from {}: {why}", label_path.display());
-    let label_teacher = if label_path == teacher.path {
-        None
-    } else {
-        Some(args.teacher.load_path(&label_path)?)
-    };
+    let label_teacher = load_label_teacher(&args, &teacher)?;
     let data_path = paths::shipped_or(&args.data, paths::DEFAULT_TRAIN_DATA);
     let mut source = data::open_for(&data_path, &teacher.meta.class_names)?;
     let cfg = args.config(teacher.num_classes())?;
@@ -141,16 +133,7 @@ pub fn run(args: DistillArgs) -> anyhow::Result<()> {
         source.info(),
     )?;
     let saved_maps = match &args.maps_from {
-        Some(path) => Some(SavedMaps::load(
-            path,
-            &MapsFor {
-                teacher: &teacher,
-                attribution: cfg.attribution,
-                shapley: &cfg.shapley,
-                seed: cfg.seed,
-                data_sha256: &run.data_sha256,
-            },
-        )?),
+        Some(path) => Some(saved_maps(path, &teacher, &cfg, &run.data_sha256)?),
         None => None,
     };
     let reuse = Reuse {
@@ -179,11 +162,43 @@ pub fn run(args: DistillArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The soft-label teacher (`--label-teacher`, or the paper's choice, said on stderr); None when
+/// it is the teacher itself.
+fn load_label_teacher(args: &DistillArgs, teacher: &Teacher) -> anyhow::Result<Option<Teacher>> {
+    let (label_path, why) = match &args.label_teacher {
+        Some(p) => (p.clone(), "given with --label-teacher".to_string()),
+        None => label_teacher_for(&teacher.path, args.ipc),
+    };
+    eprintln!("soft labels from {}: {why}", label_path.display());
+    Ok(if label_path == teacher.path {
+        None
+    } else {
+        Some(args.teacher.load_path(&label_path)?)
+    })
+}
+
+/// The maps of `--maps-from FILE`, which must be what this run would compute.
+fn saved_maps(
+    path: &std::path::Path,
+    teacher: &Teacher,
+    cfg: &DistillConfig,
+    data_sha256: &str,
+) -> anyhow::Result<SavedMaps> {
+    let want = MapsFor {
+        teacher,
+        attribution: cfg.attribution,
+        shapley: &cfg.shapley,
+        seed: cfg.seed,
+        data_sha256,
+    };
+    Ok(SavedMaps::load(path, &want)?)
+}
+
 /// What a person reads at the end of a run: what was written, how fast, where the time went.
 fn summary(
     set: &Distilled,
     cfg: &DistillConfig,
-    teacher: &infoutil::teacher::Teacher,
+    teacher: &Teacher,
     data: &std::path::Path,
     written: &std::path::Path,
     png: &std::path::Path,

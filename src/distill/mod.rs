@@ -12,6 +12,7 @@ mod score;
 mod soft_labels;
 mod stitch;
 
+use std::path::PathBuf;
 use std::time::Instant;
 
 use crate::data::{Source, VisitReport};
@@ -80,19 +81,7 @@ pub fn distill(
         progress,
         saved_maps: reuse.maps,
     };
-    let started = Instant::now();
-    source.match_classes(&teacher.meta.class_names)?;
-    let labels = source.labels()?;
-    let path = source.info().path.clone();
-    let classes = candidates::by_class(
-        &labels,
-        teacher.num_classes(),
-        &path,
-        cfg.skip_bad,
-        &mut run.report,
-    )?;
-    run.mean_pixel = mean_pixel(source, teacher, cfg)?;
-    run.timings.read += started.elapsed().as_secs_f64();
+    let (path, classes) = read_classes(&mut run, source)?;
 
     let wanted = wanted_classes(cfg, classes.len())?;
     let mut out = soft_labels::Builder::new(teacher);
@@ -131,6 +120,26 @@ pub fn distill(
     distilled.resumed_classes = resumed;
     distilled.maps_from = reuse.maps.map(|m| m.path.clone());
     Ok(distilled)
+}
+
+/// The dataset's records by class (its classes matched to the teacher's), and the mean pixel
+/// where the method needs it, timed as the run's reading.
+fn read_classes(run: &mut Run, source: &mut dyn Source) -> Result<(PathBuf, Vec<Vec<usize>>)> {
+    let (teacher, cfg) = (run.teacher, run.cfg);
+    let started = Instant::now();
+    source.match_classes(&teacher.meta.class_names)?;
+    let labels = source.labels()?;
+    let path = source.info().path.clone();
+    let classes = candidates::by_class(
+        &labels,
+        teacher.num_classes(),
+        &path,
+        cfg.skip_bad,
+        &mut run.report,
+    )?;
+    run.mean_pixel = mean_pixel(source, teacher, cfg)?;
+    run.timings.read += started.elapsed().as_secs_f64();
+    Ok((path, classes))
 }
 
 /// The label teacher must read the same input and name the same classes as the teacher.

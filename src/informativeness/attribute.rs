@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::game_graph::GameGraph;
 use super::grid::Grid;
 use super::masking::{baseline_image, Baseline, Value};
+use crate::data::preprocess::InputSpec;
 use crate::error::{Error, Result};
 use crate::progress::Progress;
 use crate::shapley::{Coalition, Diagnostics, Estimator, GameSet, MAX_BUDGET, MAX_PLAYERS};
@@ -266,17 +267,7 @@ pub fn attribute_records(
         let labels: Vec<usize> = pending.iter().map(|r| r.label).collect();
         let maps = informative_maps(teacher, x.view(), &labels, opts, seed, progress)
             .map_err(|e| e.locate(STAGE, |i| pending.get(i).map(|r| r.index)))?;
-        let crops: Vec<Vec<super::PixelBox>> = maps
-            .outer_iter()
-            .zip(pending.iter())
-            .map(|(m, r)| {
-                let (_, h, w) = r.image.dim();
-                super::crops::choose(m, &grid, rule, &mut rng)
-                    .into_iter()
-                    .map(|b| spec.box_to_source(b, (h, w)))
-                    .collect()
-            })
-            .collect();
+        let crops = source_crops(&maps, pending, &grid, rule, &spec, &mut rng);
         sink(Attributed {
             records: pending,
             maps: &maps,
@@ -290,21 +281,7 @@ pub fn attribute_records(
         &crate::data::Selection::Indices(indices),
         skip_bad,
         &mut |r| {
-            let bad = if r.label >= k {
-                Some(format!(
-                    "label {} is out of range for a teacher with {k} classes",
-                    r.label
-                ))
-            } else if r.image.dim().0 != spec.channels {
-                Some(format!(
-                    "image has {} channel(s), the teacher expects {}",
-                    r.image.dim().0,
-                    spec.channels
-                ))
-            } else {
-                None
-            };
-            match bad {
+            match unusable(&r, k, &spec) {
                 Some(m) if skip_bad => skipped.skip(&Error::data(&path, Some(r.index), m)),
                 Some(m) => return Err(Error::data(&path, Some(r.index), m)),
                 None => pending.push(r),
@@ -319,4 +296,43 @@ pub fn attribute_records(
     progress.finish(STAGE);
     report.absorb(skipped);
     Ok(report)
+}
+
+/// Each record's informative crops from its map, in source pixels.
+fn source_crops(
+    maps: &Array3<f64>,
+    records: &[crate::data::Record],
+    grid: &Grid,
+    rule: &super::CropRule,
+    spec: &InputSpec,
+    rng: &mut rand::rngs::StdRng,
+) -> Vec<Vec<super::PixelBox>> {
+    maps.outer_iter()
+        .zip(records)
+        .map(|(m, r)| {
+            let (_, h, w) = r.image.dim();
+            super::crops::choose(m, grid, rule, rng)
+                .into_iter()
+                .map(|b| spec.box_to_source(b, (h, w)))
+                .collect()
+        })
+        .collect()
+}
+
+/// Why a record cannot be attributed with a teacher of `k` classes and input `spec`, if so.
+fn unusable(r: &crate::data::Record, k: usize, spec: &InputSpec) -> Option<String> {
+    if r.label >= k {
+        Some(format!(
+            "label {} is out of range for a teacher with {k} classes",
+            r.label
+        ))
+    } else if r.image.dim().0 != spec.channels {
+        Some(format!(
+            "image has {} channel(s), the teacher expects {}",
+            r.image.dim().0,
+            spec.channels
+        ))
+    } else {
+        None
+    }
 }

@@ -67,8 +67,35 @@ pub fn build(
             )))
         }
     };
-    let (h, w) = (grid.height, grid.width);
     let mut b = Builder::default();
+    let masked = masking(&mut b, grid, channels, layout);
+    values(&mut b, &logits, classes, value);
+
+    // Splice: masking first, the forward graph reading the masked batch, the values last.
+    for node in &mut graph.node {
+        for i in node.input.iter_mut().filter(|i| *i == input_name) {
+            *i = masked.clone();
+        }
+    }
+    let forward_nodes = std::mem::take(&mut graph.node);
+    let (head, tail) = b.nodes.split_at(b.split_at(&masked));
+    graph.node = head
+        .iter()
+        .cloned()
+        .chain(forward_nodes)
+        .chain(tail.iter().cloned())
+        .collect();
+    graph.initializer.extend(b.initializers);
+    graph.input.retain(|i| i.name != input_name);
+    graph.input.splice(0..0, declared_inputs(grid, channels));
+    graph.output = vec![value_info(OUTPUT, DataType::Float, &[Dim::N, Dim::M])];
+    Ok(model)
+}
+
+/// The masked batch `[N·M, C, H, W]` (or NHWC) from the images, baselines and coalitions;
+/// returns the name of its node's output.
+fn masking(b: &mut Builder, grid: &Grid, channels: usize, layout: Layout) -> String {
+    let (h, w) = (grid.height, grid.width);
     // Masking: each pixel reads its patch's column of the coalition matrix.
     let patch_of_pixel: Vec<i64> = (0..h)
         .flat_map(|y| (0..w).map(move |x| (y, x)))
@@ -97,6 +124,12 @@ pub fn build(
             &[ints_attr("perm", vec![0, 2, 3, 1])],
         );
     }
+    masked
+}
+
+/// The coalition values `[N, M]` from the forward graph's `logits` `[N·M, K]`, named
+/// [`OUTPUT`].
+fn values(b: &mut Builder, logits: &str, classes: usize, value: Value) {
     // The values: logits [N·M, K] back to [N, M, K], the label's entry of each row.
     let zero = b.ints("zero", &[1], vec![0]);
     let one = b.ints("one", &[1], vec![1]);
@@ -106,7 +139,7 @@ pub fn build(
     let m = b.node("Slice", &[&shape_coalitions, &zero, &one], &[]);
     let k = b.ints("classes", &[1], vec![classes as i64]);
     let nmk = b.node("Concat", &[&n, &m, &k], &[int_attr("axis", 0)]);
-    let scores = b.node("Reshape", &[&logits, &nmk], &[]);
+    let scores = b.node("Reshape", &[logits, &nmk], &[]);
     let scores = match value {
         Value::Logit => scores,
         Value::Logprob => b.node("LogSoftmax", &[&scores], &[int_attr("axis", 2)]),
@@ -125,23 +158,12 @@ pub fn build(
     let axis2 = b.ints("axis2", &[1], vec![2]);
     let values = b.node("ReduceSum", &[&picked, &axis2], &[int_attr("keepdims", 0)]);
     b.rename_last(&values, OUTPUT);
+}
 
-    // Splice: masking first, the forward graph reading the masked batch, the values last.
-    for node in &mut graph.node {
-        for i in node.input.iter_mut().filter(|i| *i == input_name) {
-            *i = masked.clone();
-        }
-    }
-    let forward_nodes = std::mem::take(&mut graph.node);
-    let (head, tail) = b.nodes.split_at(b.split_at(&masked));
-    graph.node = head
-        .iter()
-        .cloned()
-        .chain(forward_nodes)
-        .chain(tail.iter().cloned())
-        .collect();
-    graph.initializer.extend(b.initializers);
-    graph.input.retain(|i| i.name != input_name);
+/// The game graph's inputs as declared: images and baselines `[N, C, H, W]`, coalitions
+/// `[M, P]`, labels `[N]`.
+fn declared_inputs(grid: &Grid, channels: usize) -> Vec<ValueInfoProto> {
+    let (h, w) = (grid.height, grid.width);
     let dims = |d: &[Dim]| d.to_vec();
     let inputs = [
         (
@@ -161,13 +183,10 @@ pub fn build(
         ),
         (INPUTS[3], DataType::Int64, dims(&[Dim::N])),
     ];
-    let declared: Vec<ValueInfoProto> = inputs
+    inputs
         .into_iter()
         .map(|(name, ty, d)| value_info(name, ty, &d))
-        .collect();
-    graph.input.splice(0..0, declared);
-    graph.output = vec![value_info(OUTPUT, DataType::Float, &[Dim::N, Dim::M])];
-    Ok(model)
+        .collect()
 }
 
 /// A teacher's game graph, loaded: evaluates coalitions of many images in one call.

@@ -61,20 +61,8 @@ pub(super) fn plan(players: usize, budget: usize, seed: u64) -> Result<Plan> {
         walks.orders.push(order.clone());
         walks.prefixes.push(idx);
     }
-    // An unpaired last order loses the antithetic cancellation and was measured to raise the
-    // error: give its coalitions back.
-    if walks.orders.len() % 2 == 1 && walks.orders.len() > 1 {
-        walks.orders.pop();
-        walks.prefixes.pop();
+    if walks.drop_unpaired(&mut coalitions) {
         draws -= players - 1;
-        // Coalitions are only ever appended, so the popped order's new ones are the tail.
-        let used = walks
-            .prefixes
-            .iter()
-            .flatten()
-            .map(|&i| i as usize + 1)
-            .max();
-        coalitions.truncate(used.unwrap_or(2).max(2));
     }
     if walks.orders.is_empty() {
         return Err(Error::Config(format!(
@@ -93,6 +81,27 @@ pub(super) fn plan(players: usize, budget: usize, seed: u64) -> Result<Plan> {
         full: 1,
         solver: Solver::Permutation(walks),
     })
+}
+
+impl Walks {
+    /// An unpaired last order loses the antithetic cancellation and was measured to raise the
+    /// error: drop it and give its coalitions back (whether there was one to drop).
+    fn drop_unpaired(&mut self, coalitions: &mut Vec<Coalition>) -> bool {
+        if self.orders.len().is_multiple_of(2) || self.orders.len() == 1 {
+            return false;
+        }
+        self.orders.pop();
+        self.prefixes.pop();
+        // Coalitions are only ever appended, so the popped order's new ones are the tail.
+        let used = self
+            .prefixes
+            .iter()
+            .flatten()
+            .map(|&i| i as usize + 1)
+            .max();
+        coalitions.truncate(used.unwrap_or(2).max(2));
+        true
+    }
 }
 
 /// ∅, {o₀}, {o₀, o₁}, …, N.

@@ -208,38 +208,69 @@ fn precision(p: &Props, role: &str) -> Result<(Precision, Option<String>)> {
     }
 }
 
-impl TeacherMeta {
-    /// Parse the metadata of a teacher's graph (`role` = "forward" | "grad" | "cam").
-    pub fn from_file(file: &OnnxFile, role: &str) -> Result<Self> {
-        let p = props(file, role)?;
-        let [channels, height, width]: [usize; 3] = p.json("input_shape")?;
-        let normalization: Normalization = p.json("normalization")?;
-        if let Normalization::MeanStd { mean, std } = &normalization {
-            if mean.len() != channels || std.len() != channels || std.iter().any(|&s| s <= 0.0) {
-                return Err(Error::teacher(
+/// The declared input: `[C, H, W]`, a normalisation with C positive scales, a resize that
+/// covers the crop.
+fn input_spec(p: &Props, file: &OnnxFile) -> Result<InputSpec> {
+    let [channels, height, width]: [usize; 3] = p.json("input_shape")?;
+    let normalization: Normalization = p.json("normalization")?;
+    if let Normalization::MeanStd { mean, std } = &normalization {
+        if mean.len() != channels || std.len() != channels || std.iter().any(|&s| s <= 0.0) {
+            return Err(Error::teacher(
                     &file.path,
                     format!(
                         "normalization needs {channels} means and {channels} positive stds, found {mean:?} / {std:?}"
                     ),
                 ));
-            }
         }
-        let resize = match p.opt("resize") {
-            None => Resize::Stretch,
-            Some(_) => p.json("resize")?,
-        };
-        if let Resize::ShorterSide { size } = resize {
-            if size < height.max(width) {
-                return Err(Error::teacher(
-                    &file.path,
-                    format!(
-                        "metadata 'infoutil.resize' scales the shorter side to {size}, smaller \
+    }
+    let resize = match p.opt("resize") {
+        None => Resize::Stretch,
+        Some(_) => p.json("resize")?,
+    };
+    if let Resize::ShorterSide { size } = resize {
+        if size < height.max(width) {
+            return Err(Error::teacher(
+                &file.path,
+                format!(
+                    "metadata 'infoutil.resize' scales the shorter side to {size}, smaller \
                          than the {height}×{width} centre crop; the size must be at least {}",
-                        height.max(width)
-                    ),
-                ));
-            }
+                    height.max(width)
+                ),
+            ));
         }
+    }
+    Ok(InputSpec {
+        channels,
+        height,
+        width,
+        resize,
+        normalization,
+    })
+}
+
+/// The declared layout of the image input (NCHW when none is).
+fn layout(p: &Props, file: &OnnxFile) -> Result<Layout> {
+    Ok(match p.opt("layout") {
+        None => Layout::default(),
+        Some(raw) => Layout::parse(raw).ok_or_else(|| {
+            Error::teacher(
+                &file.path,
+                format!(
+                    "metadata 'infoutil.layout' = {raw:?} is not a layout this build reads; \
+                         accepted values: {:?} (the default) or {:?}",
+                    Layout::ACCEPTED[0],
+                    Layout::ACCEPTED[1]
+                ),
+            )
+        })?,
+    })
+}
+
+impl TeacherMeta {
+    /// Parse the metadata of a teacher's graph (`role` = "forward" | "grad" | "cam").
+    pub fn from_file(file: &OnnxFile, role: &str) -> Result<Self> {
+        let p = props(file, role)?;
+        let input = input_spec(&p, file)?;
         let declared_name = p.opt("input_name");
         let input_name = declared_name.unwrap_or(DEFAULT_INPUT_NAME).to_string();
         if input_name.is_empty() {
@@ -248,29 +279,10 @@ impl TeacherMeta {
                 "metadata 'infoutil.input_name' is empty; it names the graph's image input",
             ));
         }
-        let layout = match p.opt("layout") {
-            None => Layout::default(),
-            Some(raw) => Layout::parse(raw).ok_or_else(|| {
-                Error::teacher(
-                    &file.path,
-                    format!(
-                        "metadata 'infoutil.layout' = {raw:?} is not a layout this build reads; \
-                         accepted values: {:?} (the default) or {:?}",
-                        Layout::ACCEPTED[0],
-                        Layout::ACCEPTED[1]
-                    ),
-                )
-            })?,
-        };
+        let layout = layout(&p, file)?;
         let (precision, converted_weights_sha256) = precision(&p, role)?;
         let meta = TeacherMeta {
-            input: InputSpec {
-                channels,
-                height,
-                width,
-                resize,
-                normalization,
-            },
+            input,
             input_name,
             layout,
             class_names: p.json("class_names")?,
@@ -295,6 +307,17 @@ impl TeacherMeta {
     /// count must agree with the metadata. `name_declared`: whether the file sets
     /// `infoutil.input_name` (else the default "x" was assumed).
     fn check_graph_shapes(&self, file: &OnnxFile, role: &str, name_declared: bool) -> Result<()> {
+        self.check_input_names(file, role, name_declared)?;
+        self.check_input_shape(file)?;
+        if role == "forward" {
+            self.check_logits(file)?;
+        }
+        Ok(())
+    }
+
+    /// The graph's inputs are the declared image input (and "y" for a graph that explains a
+    /// class).
+    fn check_input_names(&self, file: &OnnxFile, role: &str, name_declared: bool) -> Result<()> {
         let inputs = file.input_names();
         let name = self.input_name.as_str();
         // The graphs that explain a class (gradient, Grad-CAM) also take its labels.
@@ -323,6 +346,12 @@ impl TeacherMeta {
                 ),
             ));
         }
+        Ok(())
+    }
+
+    /// The image input's shape, where the graph fixes it, is the declared one in its layout.
+    fn check_input_shape(&self, file: &OnnxFile) -> Result<()> {
+        let name = self.input_name.as_str();
         let i = &self.input;
         let chw = [i.channels, i.height, i.width];
         let want = self.layout.dims(chw);
@@ -368,24 +397,27 @@ impl TeacherMeta {
                 ));
             }
         }
-        if role == "forward" {
-            let outputs = file.output_names();
-            if outputs.len() != 1 {
+        Ok(())
+    }
+
+    /// A forward graph has one output, logits of the declared classes.
+    fn check_logits(&self, file: &OnnxFile) -> Result<()> {
+        let outputs = file.output_names();
+        if outputs.len() != 1 {
+            return Err(Error::teacher(
+                &file.path,
+                format!("a forward graph has one output (logits), found {outputs:?}"),
+            ));
+        }
+        if let Some(Some(k)) = file.dims(&outputs[0]).and_then(|d| d.get(1).copied()) {
+            if k as usize != self.num_classes() {
                 return Err(Error::teacher(
                     &file.path,
-                    format!("a forward graph has one output (logits), found {outputs:?}"),
+                    format!(
+                        "the graph outputs {k} logits but the metadata names {} classes",
+                        self.num_classes()
+                    ),
                 ));
-            }
-            if let Some(Some(k)) = file.dims(&outputs[0]).and_then(|d| d.get(1).copied()) {
-                if k as usize != self.num_classes() {
-                    return Err(Error::teacher(
-                        &file.path,
-                        format!(
-                            "the graph outputs {k} logits but the metadata names {} classes",
-                            self.num_classes()
-                        ),
-                    ));
-                }
             }
         }
         Ok(())

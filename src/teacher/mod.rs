@@ -198,20 +198,65 @@ fn resolve_backend(opts: &TeacherOptions) -> Result<(Resolved, Option<String>)> 
     }
 }
 
+impl TeacherOptions {
+    /// The limits of the batch size and of the ONNX Runtime sessions.
+    fn check(&self) -> Result<()> {
+        if self.batch_size == 0 {
+            return Err(Error::Config("the batch size must be at least 1".into()));
+        }
+        if self.ort_sessions == 0 || self.ort_sessions > 64 {
+            return Err(Error::Config(format!(
+                "--ort-sessions {}: between 1 and 64",
+                self.ort_sessions
+            )));
+        }
+        Ok(())
+    }
+}
+
+impl Resolved {
+    /// The backend as results record it, e.g. "onnxruntime (cuda:0)".
+    fn describe(self, opts: &TeacherOptions) -> String {
+        match self {
+            Resolved::Tract => "tract (cpu)".to_string(),
+            Resolved::Ort => match opts.device {
+                Device::Cpu => "onnxruntime (cpu)".to_string(),
+                Device::Cuda => format!("onnxruntime (cuda:{})", opts.cuda.device_id),
+            },
+        }
+    }
+}
+
+impl Loader {
+    /// The gradient graph at `gpath`, loaded; where there is none, the message that gradient
+    /// norms will give when they are asked for.
+    fn grad_graph(
+        &self,
+        gpath: &Path,
+        meta: &TeacherMeta,
+    ) -> Result<std::result::Result<GradGraph, String>> {
+        if !gpath.exists() {
+            return Ok(Err(format!(
+                "gradient norms need the gradient graph {}, which does not exist; export it with \
+                 export/export_teacher.py",
+                gpath.display()
+            )));
+        }
+        let (gfile, engine) = self.sibling(gpath, "grad", meta)?;
+        Ok(Ok(GradGraph {
+            meta: GradMeta::from_file(&gfile)?,
+            file: gfile,
+            engine,
+        }))
+    }
+}
+
 impl Teacher {
     /// Load `path` (the forward graph) and its gradient graph beside it, if there is one. A
     /// missing gradient graph is reported when gradients are first asked for; an inconsistent
     /// one is refused here.
     pub fn load(path: &Path, opts: &TeacherOptions) -> Result<Teacher> {
-        if opts.batch_size == 0 {
-            return Err(Error::Config("the batch size must be at least 1".into()));
-        }
-        if opts.ort_sessions == 0 || opts.ort_sessions > 64 {
-            return Err(Error::Config(format!(
-                "--ort-sessions {}: between 1 and 64",
-                opts.ort_sessions
-            )));
-        }
+        opts.check()?;
         let file = OnnxFile::read(path)?;
         let meta = TeacherMeta::from_file(&file, "forward")?;
         check_weights(&file, &meta)?;
@@ -236,33 +281,12 @@ impl Teacher {
                 .dims([meta.input.channels, meta.input.height, meta.input.width]),
         };
         let forward = loader.engine(&file, &meta.input_name, false)?;
-        let gpath = grad_path(path);
-        let grad = if gpath.exists() {
-            let (gfile, engine) = loader.sibling(&gpath, "grad", &meta)?;
-            Ok(GradGraph {
-                meta: GradMeta::from_file(&gfile)?,
-                file: gfile,
-                engine,
-            })
-        } else {
-            Err(format!(
-                "gradient norms need the gradient graph {}, which does not exist; export it with \
-                 export/export_teacher.py",
-                gpath.display()
-            ))
-        };
-        let backend = match backend {
-            Resolved::Tract => "tract (cpu)".to_string(),
-            Resolved::Ort => match opts.device {
-                Device::Cpu => "onnxruntime (cpu)".to_string(),
-                Device::Cuda => format!("onnxruntime (cuda:{})", opts.cuda.device_id),
-            },
-        };
+        let grad = loader.grad_graph(&grad_path(path), &meta)?;
         Ok(Teacher {
             meta,
             path: path.to_path_buf(),
             file_sha256: file.file_sha256,
-            backend,
+            backend: backend.describe(opts),
             backend_note,
             forward,
             grad,
