@@ -13,21 +13,21 @@
 //!   ─Reshape→ [N, M, K] ─(Log)Softmax?→ Where(class == label) ─ReduceSum→ values [N, M]
 //! ```
 
-use ndarray::{s, Array1, Array2, ArrayView4, Axis, IxDyn};
-use rayon::prelude::*;
-use tract_onnx::pb::attribute_proto::AttributeType;
-use tract_onnx::pb::tensor_proto::DataType;
-use tract_onnx::pb::tensor_shape_proto::{dimension, Dimension};
-use tract_onnx::pb::type_proto::{Tensor, Value as TypeValue};
-use tract_onnx::pb::{
+use crate::teacher::onnx_proto::attribute_proto::AttributeType;
+use crate::teacher::onnx_proto::tensor_proto::DataType;
+use crate::teacher::onnx_proto::tensor_shape_proto::{dimension, Dimension};
+use crate::teacher::onnx_proto::type_proto::{Tensor, Value as TypeValue};
+use crate::teacher::onnx_proto::{
     AttributeProto, ModelProto, NodeProto, TensorProto, TensorShapeProto, TypeProto, ValueInfoProto,
 };
+use ndarray::{s, Array1, Array2, ArrayView4, Axis, IxDyn};
+use rayon::prelude::*;
 
 use super::grid::Grid;
 use super::masking::Value;
 use crate::error::{Error, Result};
 use crate::shapley::Coalition;
-use crate::teacher::{Engine, Feed, InputShape, Layout, Teacher};
+use crate::teacher::{Engine, Feed, InputShape, Layout, RowCut, Teacher};
 
 /// The game graph's inputs, in order, and its output.
 pub const INPUTS: [&str; 4] = [
@@ -37,10 +37,6 @@ pub const INPUTS: [&str; 4] = [
     "game_labels",
 ];
 pub const OUTPUT: &str = "game_values";
-
-/// Coalitions per run on tract, whose plans want concrete shapes: 16 masked images per run is
-/// its fast path for the shipped teacher (src/teacher/tract_engine.rs).
-const TRACT_COALITIONS: usize = 16;
 
 /// The game of `grid`'s patches with coalition value `value`, built around `forward` (the
 /// teacher's forward graph, whose image input is `input_name` in `layout`, `classes` logits).
@@ -193,12 +189,8 @@ fn declared_inputs(grid: &Grid, channels: usize) -> Vec<ValueInfoProto> {
 pub struct GameGraph {
     engine: std::sync::Arc<dyn Engine>,
     players: usize,
-    /// Tract runs one image and this many coalitions per plan run (concrete shapes).
-    tract_coalitions: Option<usize>,
-    /// Otherwise, at most this many masked images per run (the teacher's batch size).
-    batch: usize,
-    /// Whether runs go at once (tract, or ONNX Runtime with several sessions).
-    concurrent: bool,
+    /// How the teacher's backend wants runs cut (images × coalitions).
+    cut: RowCut,
 }
 
 impl GameGraph {
@@ -207,9 +199,9 @@ impl GameGraph {
     pub fn load(teacher: &Teacher, grid: &Grid, value: Value) -> Result<GameGraph> {
         let meta = &teacher.meta;
         let c = meta.input.channels;
-        let tract = teacher.on_tract().then_some(TRACT_COALITIONS);
+        let cut = teacher.row_cut();
         let f32s = |dims: Vec<usize>| InputShape { int64: false, dims };
-        let shapes = match tract {
+        let shapes = match cut.fixed_rows() {
             Some(m) => vec![
                 f32s(vec![1, c, grid.height, grid.width]),
                 f32s(vec![1, c, grid.height, grid.width]),
@@ -230,9 +222,7 @@ impl GameGraph {
         Ok(GameGraph {
             engine: teacher.derived_engine(&key, make, &INPUTS)?,
             players: grid.players(),
-            tract_coalitions: tract,
-            batch: teacher.batch_size().max(1),
-            concurrent: tract.is_some() || teacher.concurrent_runs() > 1,
+            cut,
         })
     }
 
@@ -246,17 +236,9 @@ impl GameGraph {
         labels: &[usize],
     ) -> Result<Array2<f64>> {
         let (n, m) = (images.len_of(Axis(0)), coalitions.len());
-        // Runs of at most `batch` masked images: the teacher's activations scale with it.
-        let (per_image, per_run) = match self.tract_coalitions {
-            Some(fixed) => (fixed, 1),
-            None if m >= self.batch => (self.batch, 1),
-            None => (m, self.batch / m),
-        };
-        // Coalition chunks of `per_image` rows; tract's plan wants the last one padded.
-        let padded = match self.tract_coalitions {
-            Some(fixed) => m.div_ceil(fixed) * fixed,
-            None => m,
-        };
+        // Runs of at most a batch of masked images (the teacher's activations scale with it),
+        // coalition chunks of `per_image` rows, the last one padded where shapes are fixed.
+        let (per_image, per_run, padded) = self.cut.cut(m);
         let mut matrix = Array2::<f32>::zeros((padded, self.players));
         for (k, &s) in coalitions.iter().enumerate() {
             for p in 0..self.players {
@@ -277,9 +259,7 @@ impl GameGraph {
                 labels.slice(s![i..i1]),
             )
         };
-        // tract runs on one core a run, so runs go to all cores; ONNX Runtime threads each run,
-        // and runs go at once only with several sessions.
-        let parts = match self.concurrent {
+        let parts = match self.cut.concurrent() {
             true => jobs.par_iter().map(run).collect::<Result<Vec<_>>>()?,
             false => jobs.iter().map(run).collect::<Result<Vec<_>>>()?,
         };

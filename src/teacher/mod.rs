@@ -23,6 +23,10 @@ use onnx_file::OnnxFile;
 
 use crate::error::{Error, Result};
 
+/// The ONNX protobuf messages, for graphs built around a teacher's forward graph (the game
+/// graph): which crate parses ONNX is the teacher's business, so the others name them here.
+pub use tract_onnx::pb as onnx_proto;
+
 /// How to load and run a teacher.
 #[derive(Debug, Clone)]
 pub struct TeacherOptions {
@@ -198,6 +202,44 @@ fn resolve_backend(opts: &TeacherOptions) -> Result<(Resolved, Option<String>)> 
     }
 }
 
+/// Rows per run on tract, whose plans want concrete shapes: 16 masked images per run is its
+/// fast path for the shipped teacher (tract_engine.rs).
+const TRACT_ROWS: usize = 16;
+
+/// How the runs of a graph over items × rows (the game graph: images × coalitions) are cut on
+/// a teacher's backend: the graph asks, the teacher knows.
+#[derive(Debug, Clone, Copy)]
+pub struct RowCut {
+    /// Rows of one item per run where the backend plans for concrete shapes.
+    fixed: Option<usize>,
+    /// Otherwise, at most this many rows per run (the teacher's batch size).
+    batch: usize,
+    concurrent: bool,
+}
+
+impl RowCut {
+    /// Rows per run where every run has the same shape (one item and this many rows: declare
+    /// the graph's inputs so); None where runs take any number of items and rows.
+    pub fn fixed_rows(&self) -> Option<usize> {
+        self.fixed
+    }
+
+    /// For `m` rows per item: (rows of one item per run, items per run, the rows padded to
+    /// whole runs where shapes are fixed).
+    pub fn cut(&self, m: usize) -> (usize, usize, usize) {
+        match self.fixed {
+            Some(fixed) => (fixed, 1, m.div_ceil(fixed) * fixed),
+            None if m >= self.batch => (self.batch, 1, m),
+            None => (m, self.batch / m, m),
+        }
+    }
+
+    /// Whether runs may go at once.
+    pub fn concurrent(&self) -> bool {
+        self.concurrent
+    }
+}
+
 impl TeacherOptions {
     /// The limits of the batch size and of the ONNX Runtime sessions.
     fn check(&self) -> Result<()> {
@@ -310,9 +352,17 @@ impl Teacher {
         }
     }
 
-    /// Whether tract runs this teacher (its engines want concrete shapes and one core a run).
-    pub fn on_tract(&self) -> bool {
-        matches!(self.loader.backend, Resolved::Tract)
+    /// How runs of a graph over items × rows built around this teacher (the game graph:
+    /// images × coalitions) are cut for its backend.
+    pub fn row_cut(&self) -> RowCut {
+        let tract = matches!(self.loader.backend, Resolved::Tract);
+        RowCut {
+            fixed: tract.then_some(TRACT_ROWS),
+            batch: self.batch_size.max(1),
+            // tract runs on one core a run, so runs go to all cores; ONNX Runtime threads each
+            // run, and runs go at once only with several sessions.
+            concurrent: tract || self.concurrent_runs() > 1,
+        }
     }
 
     /// The forward graph's file, read again (a teacher keeps only its engines); refused if the

@@ -138,18 +138,17 @@ fn check(files: &[File]) -> Vec<String> {
             continue;
         };
         // Each module a file names, once (the crate root's re-exports, crate::Result, aside).
-        let targets: BTreeSet<Module> = paths(&code_of(&f.text))
+        let targets: BTreeSet<Module> = paths(code_of(&f.text))
             .iter()
             .map(|p| resolve(p, f, &modules))
             .filter(|t| !t.is_empty())
             .collect();
         for target in targets {
             match unit_of(&target) {
+                // A module's own file may name what lies under it (re-exports, drivers).
+                Some((_, u)) if u == unit && target.starts_with(&f.module) => {}
                 Some((_, u)) if u == unit => {
-                    // A module's own file may name what lies under it (re-exports, drivers).
-                    if !target.starts_with(&f.module) {
-                        edges.entry(f.module.clone()).or_default().insert(target);
-                    }
+                    edges.entry(f.module.clone()).or_default().insert(target);
                 }
                 Some((l, _)) if l < layer => {}
                 Some((l, u)) => problems.push(format!(
