@@ -440,7 +440,7 @@ fn recognised_per_class(d: &Distilled) -> Vec<usize> {
     let mut n = vec![0; 10];
     for (k, &label) in d.labels.iter().enumerate() {
         let soft = d.soft_labels.slice(s![k, 0, ..]);
-        if infoutil::evaluate::argmax(soft.iter().copied()) == label as usize {
+        if infoutil::base::logits::argmax(soft.iter().copied()) == label as usize {
             n[label as usize] += 1;
         }
     }
