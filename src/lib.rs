@@ -11,7 +11,6 @@ pub mod distill;
 pub mod error;
 pub mod evaluate;
 pub mod informativeness;
-pub mod paths;
 pub mod progress;
 pub mod provenance;
 pub mod reconstruct;

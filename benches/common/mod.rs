@@ -1,6 +1,8 @@
 //! What the teacher benches share: settings from the environment, the teacher to measure
 //! (`INFOUTIL_BENCH_TEACHER`, else the shipped one) on a backend, and its input images.
 
+use std::path::PathBuf;
+
 use infoutil::data;
 use infoutil::teacher::{BackendChoice, Teacher, TeacherOptions};
 use ndarray::Array4;
@@ -33,7 +35,10 @@ pub fn backends() -> Vec<(&'static str, BackendChoice)> {
 /// The teacher on `backend`; `None`, with a line saying why, where it cannot be loaded (no ONNX
 /// Runtime here, say).
 pub fn load(backend: BackendChoice) -> Option<Teacher> {
-    let shipped = infoutil::paths::shipped(infoutil::paths::DEFAULT_TEACHER);
+    let shipped = PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/models/fmnist-convnet3.onnx"
+    ));
     let path = teacher_path().unwrap_or(shipped);
     let opts = TeacherOptions {
         backend,
@@ -59,7 +64,10 @@ pub fn images(t: &Teacher, n: usize, stride: usize) -> (Array4<f32>, Vec<usize>)
         });
         return (x, vec![0; n]);
     }
-    let path = infoutil::paths::shipped(infoutil::paths::DEFAULT_TEST_DATA);
+    let path = PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/data/fashion-mnist-mini/t10k-images-idx3-ubyte.gz"
+    ));
     let mut source = data::open(&path).expect("embedded data");
     let indices = (0..n).map(|i| i * stride).collect();
     data::read_converted(source.as_mut(), indices, &t.meta.input).expect("reads")

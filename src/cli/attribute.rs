@@ -1,11 +1,13 @@
 use std::path::PathBuf;
 
 use clap::Args;
+use infoutil::data;
 use infoutil::informativeness::attribute::{attribute_records, MapOptions};
 use infoutil::informativeness::Attributions;
 use infoutil::provenance::Provenance;
 use infoutil::render::HeatmapFolder;
-use infoutil::{data, paths};
+
+use super::paths;
 
 use super::progress::Bars;
 use super::shapley_args::ShapleyArgs;

@@ -1,12 +1,12 @@
 use std::path::PathBuf;
 
+use super::paths;
 use clap::Args;
 use infoutil::distill::{
     default_checkpoint_dir, distill, label_teacher_for, Checkpoint, DistillConfig, Distilled,
     MapsFor, Method, Reuse, SavedMaps,
 };
 use infoutil::informativeness::Attribution;
-use infoutil::paths;
 use infoutil::provenance::Provenance;
 use infoutil::teacher::Teacher;
 use infoutil::utility::Score;

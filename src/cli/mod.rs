@@ -4,6 +4,7 @@
 mod attribute;
 mod distill;
 mod inspect;
+mod paths;
 mod progress;
 mod shapley_args;
 mod teacher;
@@ -12,7 +13,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use infoutil::paths;
 use infoutil::teacher::{BackendChoice, Device, Teacher, TeacherOptions};
 
 #[derive(Parser)]

@@ -1,5 +1,7 @@
 //! The shipped defaults, found from the working directory or, failing that, from the source
-//! tree the binary was built from, so `infoutil` works without arguments in either place.
+//! tree the binary was built from, so `infoutil` works without arguments in either place; and
+//! the check that no output overwrites an input. The command line's business: the library takes
+//! the paths it is given.
 
 use std::path::{Path, PathBuf};
 
@@ -50,8 +52,8 @@ fn resolved(path: &Path) -> Option<PathBuf> {
 /// Before any work: every output can be created where it is asked for, and none of them is one
 /// of the run's inputs (a dataset, a labels file, a teacher), which writing would destroy.
 /// `outputs` are `(option, path)` pairs so that the error names the option to change.
-pub fn check_outputs(outputs: &[(&str, &Path)], inputs: &[PathBuf]) -> crate::error::Result<()> {
-    use crate::error::Error;
+pub fn check_outputs(outputs: &[(&str, &Path)], inputs: &[PathBuf]) -> infoutil::Result<()> {
+    use infoutil::Error;
     let inputs: Vec<(PathBuf, &PathBuf)> = inputs
         .iter()
         .filter_map(|p| Some((resolved(p)?, p)))

@@ -1,9 +1,9 @@
 use std::path::PathBuf;
 
+use super::paths;
 use clap::{Args, Subcommand};
 use infoutil::data;
 use infoutil::evaluate::{evaluate, EvalOptions};
-use infoutil::paths;
 use infoutil::provenance::Provenance;
 
 use super::progress::Bars;

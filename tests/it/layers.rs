@@ -39,7 +39,6 @@ const LAYERS: &[&[&str]] = &[
     &["distill/methods/list"],
     &["distill/run"],
     &["distill"],
-    &["paths"],
 ];
 
 type Module = Vec<String>;
