@@ -2,7 +2,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 use infoutil::data;
-use infoutil::informativeness::attribute::{attribute_records, MapOptions};
+use infoutil::informativeness::attribute::{attribute_records, MapOptions, RecordOptions};
 use infoutil::informativeness::Attributions;
 use infoutil::provenance::Provenance;
 use infoutil::render::HeatmapFolder;
@@ -69,10 +69,12 @@ pub fn run(args: AttributeArgs) -> anyhow::Result<()> {
         &teacher,
         source.as_mut(),
         indices,
-        &maps,
-        &rule,
-        args.seed,
-        args.skip_bad,
+        &RecordOptions {
+            maps: &maps,
+            rule: &rule,
+            seed: args.seed,
+            skip_bad: args.skip_bad,
+        },
         &Bars::default(),
         &mut |chunk| {
             found.push(&chunk);

@@ -229,27 +229,50 @@ pub struct Attributed<'a> {
     pub crops: &'a [Vec<super::PixelBox>],
 }
 
-#[allow(clippy::too_many_arguments)]
+/// What [`attribute_records`] does with each record besides reading it.
+#[derive(Debug, Clone, Copy)]
+pub struct RecordOptions<'a> {
+    /// How the maps are made.
+    pub maps: &'a MapOptions<'a>,
+    /// How the crops are chosen from a map.
+    pub rule: &'a super::CropRule,
+    /// Draws the coalition plan and the crops' noise.
+    pub seed: u64,
+    /// Skip bad records (counted in the report) instead of stopping at the first.
+    pub skip_bad: bool,
+}
+
+impl RecordOptions<'_> {
+    /// The options' limits, and the Grad-CAM graph where it is needed, before any image is read.
+    fn check(&self, teacher: &Teacher) -> Result<()> {
+        self.maps.shapley.check()?;
+        self.rule.check(self.maps.shapley.grid)?;
+        if self.maps.attribution == super::Attribution::GradCam {
+            teacher.cam_layer()?;
+        }
+        Ok(())
+    }
+}
+
 pub fn attribute_records(
     teacher: &Teacher,
     source: &mut dyn crate::data::Source,
     indices: Vec<usize>,
-    opts: &MapOptions,
-    rule: &super::CropRule,
-    seed: u64,
-    skip_bad: bool,
+    job: &RecordOptions,
     progress: &dyn Progress,
     sink: &mut dyn FnMut(Attributed) -> Result<()>,
 ) -> Result<crate::data::VisitReport> {
     use rand::SeedableRng;
+    let RecordOptions {
+        maps: opts,
+        rule,
+        seed,
+        skip_bad,
+    } = *job;
     let spec = teacher.meta.input.clone();
     let path = source.info().path.clone();
     source.match_classes(&teacher.meta.class_names)?;
-    opts.shapley.check()?;
-    rule.check(opts.shapley.grid)?;
-    if opts.attribution == super::Attribution::GradCam {
-        teacher.cam_layer()?; // before any image is read
-    }
+    job.check(teacher)?;
     let grid = Grid::new(opts.shapley.grid, spec.height, spec.width).map_err(Error::Config)?;
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let mut pending: Vec<crate::data::Record> = Vec::new();
