@@ -15,6 +15,7 @@ pub mod progress;
 pub mod provenance;
 pub mod reconstruct;
 pub mod render;
+pub mod report;
 pub mod shapley;
 pub mod store;
 pub mod teacher;

@@ -77,7 +77,7 @@ impl RgbImage {
     }
 
     /// `tile` drawn with its top-left corner at (x0, y0), clipped to this picture.
-    fn paste(&mut self, tile: &RgbImage, x0: u32, y0: u32) {
+    pub fn paste(&mut self, tile: &RgbImage, x0: u32, y0: u32) {
         let w = tile.width.min(self.width.saturating_sub(x0)) as usize;
         for y in 0..tile.height.min(self.height.saturating_sub(y0)) {
             let from = tile.at(0, y);
@@ -245,7 +245,7 @@ pub fn heatmap(
 
 /// A rectangle outline of `b` drawn `f` times its size, inset by `inset` pixels so that equal
 /// boxes stay visible.
-fn outline(img: &mut RgbImage, b: &PixelBox, f: f64, colour: [u8; 3], inset: u32) {
+pub fn outline(img: &mut RgbImage, b: &PixelBox, f: f64, colour: [u8; 3], inset: u32) {
     let at = |v: usize| (v as f64 * f).round() as u32;
     let (x0, y0) = (at(b.x0) + inset, at(b.y0) + inset);
     let x1 = at(b.x1).saturating_sub(1 + inset).max(x0);

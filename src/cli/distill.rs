@@ -10,7 +10,7 @@ use infoutil::informativeness::Attribution;
 use infoutil::provenance::Provenance;
 use infoutil::teacher::Teacher;
 use infoutil::utility::Score;
-use infoutil::{data, render};
+use infoutil::{data, report};
 
 use super::progress::Bars;
 use super::shapley_args::ShapleyArgs;
@@ -61,9 +61,13 @@ pub struct DistillArgs {
     /// OUT.parts/ until the output is written).
     #[arg(long)]
     resume: bool,
-    /// Contact sheet of the distilled images (default: OUT with .png).
+    /// Contact sheet of the distilled images (default: OUT with .png; with many classes one
+    /// sheet per block of classes, FILE-classes-A-B.png).
     #[arg(long)]
     png: Option<PathBuf>,
+    /// Also write the HTML report of the result (`infoutil report`) into OUT-report/.
+    #[arg(long)]
+    report: bool,
     /// Reuse the informativeness maps of an earlier InfoUtil run (same teacher, data,
     /// attribution, Shapley options and seed; any IPC, score, noise or label teacher): ablations
     /// then skip the costly stage.
@@ -122,6 +126,9 @@ pub fn run(args: DistillArgs) -> anyhow::Result<()> {
     let mut inputs = super::inputs(&[&teacher, labels_by], source.as_ref());
     inputs.extend(args.maps_from.clone());
     paths::check_outputs(&[("--out", &args.out), ("--png", &png)], &inputs)?;
+    if args.report {
+        report::check_out(&report::default_dir(&args.out))?;
+    }
     // The data by content, not by path: a file changed in place must not resume or reuse maps.
     let run = Provenance::new("distill", &teacher, source.as_ref())?;
     let checkpoint = Checkpoint::for_run(
@@ -150,15 +157,26 @@ pub fn run(args: DistillArgs) -> anyhow::Result<()> {
     )?;
     let written = set.write(&args.out, &teacher, &run)?;
     checkpoint.remove()?;
-    render::save(&set.contact_sheet(4), &png)?;
-    let (shown, all) = set.sheet_classes();
-    if shown < all {
+    let labels = set.labels.to_vec();
+    let sheets = report::sheet::save_sheets(
+        set.images_u8.view(),
+        &labels,
+        &teacher.meta.class_names,
+        &png,
+    )?;
+    if sheets.len() > 1 {
         eprintln!(
-            "note: the contact sheet {} shows the first {shown} of {all} classes",
+            "note: {} contact sheets, one per block of classes, beside {}",
+            sheets.len(),
             png.display()
         );
     }
-    summary(&set, &cfg, &teacher, &data_path, &written, &png, started);
+    summary(
+        &set, &cfg, &teacher, &data_path, &written, &sheets[0], started,
+    );
+    if args.report {
+        super::report::write(&written, &report::Options::default())?;
+    }
     Ok(())
 }
 

@@ -6,6 +6,7 @@ mod distill;
 mod inspect;
 mod paths;
 mod progress;
+mod report;
 mod shapley_args;
 mod teacher;
 
@@ -39,6 +40,8 @@ enum Command {
     Merge(MergeArgs),
     /// Print a readable summary of an HDF5 file that infoutil wrote.
     Inspect(inspect::InspectArgs),
+    /// Write an HTML report of an HDF5 file that infoutil wrote, to open in a browser.
+    Report(report::ReportArgs),
 }
 
 #[derive(Args)]
@@ -165,6 +168,7 @@ fn run(cli: Cli) -> ExitCode {
         Command::Distill(args) => distill::run(args),
         Command::Merge(args) => merge(args),
         Command::Inspect(args) => inspect::run(args),
+        Command::Report(args) => report::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -17,6 +17,7 @@ mod gradcam;
 mod hostile;
 mod layers;
 mod precision;
+mod report;
 mod shapley;
 mod slurm;
 mod store;

@@ -162,44 +162,7 @@ impl Distilled {
         }
         Ok(())
     }
-
-    /// The distilled images as one contact sheet, a row per class, each image drawn `scale`
-    /// times its size or shrunk to [`SHEET_TILE_SIDE`], and at most [`SHEET_MAX_CLASSES`] rows
-    /// (the first classes): a picture any viewer opens, for 1 000 classes of 224-px images too.
-    pub fn contact_sheet(&self, scale: u32) -> crate::render::RgbImage {
-        let (take, per_class) = sheet_layout(self.labels.len(), self.sheet_classes());
-        let tiles: Vec<_> = self
-            .images_u8
-            .outer_iter()
-            .take(take)
-            .map(|img| crate::render::fitted(img, scale, SHEET_TILE_SIDE).0)
-            .collect();
-        crate::render::contact_sheet(&tiles, per_class)
-    }
-
-    /// (classes the contact sheet shows, classes in the set).
-    pub fn sheet_classes(&self) -> (usize, usize) {
-        let all = self
-            .labels
-            .iter()
-            .collect::<std::collections::BTreeSet<_>>()
-            .len();
-        (all.min(SHEET_MAX_CLASSES), all)
-    }
 }
-
-/// (images drawn, images a row) of a contact sheet of `n` images ordered by class, showing
-/// `shown` of `all` classes.
-fn sheet_layout(n: usize, (shown, all): (usize, usize)) -> (usize, usize) {
-    let per_class = n.div_ceil(all.max(1));
-    (shown * per_class, per_class)
-}
-
-/// Longest side of one image in the contact sheet (Fashion-MNIST's 28 px drawn 4×; 224-px
-/// images halved).
-pub const SHEET_TILE_SIDE: u32 = 112;
-/// Rows (classes) of the contact sheet at most.
-pub const SHEET_MAX_CLASSES: usize = 100;
 
 /// Seconds per stage, summed over classes.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -229,17 +192,4 @@ pub(in crate::distill) fn open(path: &Path) -> Result<Shard> {
     let config: serde_json::Value = serde_json::from_str(&read(attr::CONFIG)?)
         .map_err(|e| Error::store(path, format!("config attribute: {e}")))?;
     Ok(Shard { file, config })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_contact_sheet_keeps_a_row_per_class_for_at_most_its_first_classes() {
-        // Fashion-MNIST: 10 classes × IPC 10, all shown.
-        assert_eq!(sheet_layout(100, (10, 10)), (100, 10));
-        // ImageNet-1K × IPC 10: the first 100 classes' rows.
-        assert_eq!(sheet_layout(10_000, (SHEET_MAX_CLASSES, 1000)), (1000, 10));
-    }
 }
