@@ -39,7 +39,7 @@ fn small_run() -> &'static (tempfile::TempDir, PathBuf) {
             "--candidates",
             "6",
             "--budget",
-            "32",
+            "64",
             "--ipc",
             "2",
             "--out",
