@@ -1,12 +1,12 @@
 //! The report of an attribution file: each explained image's map over the image, with its
 //! informative crops, grouped by class in pages of bounded size.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write;
 
 use ndarray::{s, Array3, Ix1, Ix3};
 
-use super::distilled::{class_name, page_name, PAGE_TILES};
+use super::distilled::{class_name, nav, page_name, PAGE_TILES};
 use super::html::{self, esc, num};
 use super::pictures::{self, pixel_box};
 use super::sources::Sources;
@@ -59,39 +59,34 @@ pub fn write(
             .collect();
         let (images, trouble) = sources.read(&wanted);
         problems.extend(trouble);
-        let mut body = format!("<p class=\"note sources\">{}</p>", esc(&sources.status));
-        let mut current = usize::MAX;
-        for &(c, i) in page.iter() {
-            if c != current {
-                if current != usize::MAX {
-                    body.push_str("</div></section>");
-                }
-                let _ = write!(
-                    body,
-                    "<section class=\"class\" id=\"c{c}\"><h2>{c} · <span class=\"cls\">{}</span></h2><div class=\"row\">",
-                    esc(&class_name(&run.names, c))
-                );
-                current = c;
-            }
-            body.push_str(&figure(&m, i, &images, folder)?);
-        }
-        body.push_str("</div></section>");
-        let nav = format!(
-            "<nav class=\"pages\"><a href=\"index.html\">index</a> page {} of {}</nav>",
-            p + 1,
-            pages.len()
-        );
+        let body = page_body(run, &m, page, &images, &sources.status, folder)?;
+        let nav = nav(p, pages.len());
+        let body = format!("{body}{nav}");
         folder.page(&page_name(p), &html::page(&run.title(), &nav, &body))?;
+    }
+    let index = index(run, &m, &rows, &sources.status);
+    folder.page(
+        "index.html",
+        &html::page(&run.title(), &nav(usize::MAX, pages.len()), &index),
+    )?;
+    Ok((problems, sources.status))
+}
+
+/// The index: every class with a link to its first page, and the run's options.
+fn index(run: &Run, m: &Maps, rows: &[(usize, usize)], status: &str) -> String {
+    let mut classes: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+    for &(c, i) in rows {
+        classes.entry(c).or_default().push(i);
     }
     let mut index = format!(
         "<p>{} explained images of {} classes. Red: patches that raise the class score; blue: \
          patches that lower it; yellow: the noisy informative crops; green: the noise-free one.</p>\
          <p class=\"note sources\">{}</p><h2>Classes</h2><ul>",
         m.labels.len(),
-        by_class.len(),
-        esc(&sources.status)
+        classes.len(),
+        esc(status)
     );
-    for (&c, v) in &by_class {
+    for (&c, v) in &classes {
         let first = rows.iter().position(|&(k, _)| k == c).unwrap_or(0) / PAGE_TILES;
         let _ = write!(
             index,
@@ -103,14 +98,43 @@ pub fn write(
     }
     index.push_str("</ul>");
     index.push_str(&run.options_tables());
-    folder.page("index.html", &html::page(&run.title(), "", &index))?;
-    Ok((problems, sources.status))
+    index
+}
+
+/// One page's classes, each a section of its explained images.
+fn page_body(
+    run: &Run,
+    m: &Maps,
+    page: &[(usize, usize)],
+    images: &HashMap<usize, Array3<u8>>,
+    status: &str,
+    folder: &mut Folder,
+) -> Result<String> {
+    let mut body = format!("<p class=\"note sources\">{}</p>", esc(status));
+    let mut current = usize::MAX;
+    for &(c, i) in page.iter() {
+        if c != current {
+            if current != usize::MAX {
+                body.push_str("</div></section>");
+            }
+            let _ = write!(
+                body,
+                "<section class=\"class\" id=\"c{c}\"><h2>{c} · <span class=\"cls\">{}</span></h2>\
+                 <div class=\"row\">",
+                esc(&class_name(&run.names, c))
+            );
+            current = c;
+        }
+        body.push_str(&figure(m, i, images, folder)?);
+    }
+    body.push_str("</div></section>");
+    Ok(body)
 }
 
 fn figure(
     m: &Maps,
     i: usize,
-    images: &std::collections::HashMap<usize, ndarray::Array3<u8>>,
+    images: &HashMap<usize, Array3<u8>>,
     folder: &mut Folder,
 ) -> Result<String> {
     let record = m.records[i];

@@ -317,7 +317,7 @@ fn notes(status: &str, problems: &[String]) -> String {
     out
 }
 
-fn nav(current: usize, pages: usize) -> String {
+pub fn nav(current: usize, pages: usize) -> String {
     let mut out = String::from("<nav class=\"pages\"><a href=\"index.html\">index</a>");
     if current != usize::MAX {
         if current > 0 {

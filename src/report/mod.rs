@@ -143,7 +143,7 @@ impl Run {
 fn teacher_class_names(config: &Value) -> Option<Vec<String>> {
     let path = crate::paths::shipped(config["teacher"].as_str()?);
     let onnx = crate::teacher::onnx_file::OnnxFile::read(&path).ok()?;
-    serde_json::from_str(onnx.metadata().get("class_names")?).ok()
+    serde_json::from_str(onnx.metadata().get("infoutil.class_names")?).ok()
 }
 
 /// Write the report of `file` (any kind this tool writes).
