@@ -491,3 +491,60 @@ fn chromium_opens_a_thousand_class_report_quickly() {
         assert!(text.contains("class number"), "{page}");
     }
 }
+
+#[test]
+fn a_teacher_eval_report_has_its_confusion_matrix_and_worst_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data.h5");
+    synthetic_data(&data, 3, 4);
+    let h5 = dir.path().join("e.h5");
+    let config = serde_json::json!({"command": "teacher eval", "teacher": "t.onnx",
+        "backend": "tract (cpu)", "data": data});
+    let w = Writer::create(
+        &h5,
+        &Header {
+            kind: "teacher_eval",
+            config: &config,
+            teacher_sha256: "x",
+        },
+    )
+    .unwrap();
+    let names = ["cat", "<dog>", "emu"];
+    w.attr(
+        "/",
+        attr::CLASS_NAMES,
+        &serde_json::to_string(&names).unwrap(),
+    )
+    .unwrap();
+    // Records 0..12, labels r / 4; the teacher says class 0 for everything but record 5.
+    let logits = Array2::from_shape_fn((12, 3), |(r, k)| match (r, k) {
+        (5, 1) => 5.0f32,
+        (5, _) => 0.0,
+        (_, 0) => 3.0,
+        _ => 0.0,
+    });
+    w.put(&store::schema::eval::LOGITS, logits.view()).unwrap();
+    let labels = Array1::from_iter((0..12).map(|r| r / 4));
+    w.put(&store::schema::eval::LABELS, labels.view()).unwrap();
+    w.put(
+        &store::schema::eval::SOURCE_INDEX,
+        Array1::from_iter(0..12i64).view(),
+    )
+    .unwrap();
+    w.finish().unwrap();
+    let out = infoutil::report::write(&h5, &Default::default()).unwrap();
+    let page = std::fs::read_to_string(&out.index).unwrap();
+    // Class 0's four records and record 5 (class 1) are right: 5 of 12.
+    assert!(
+        page.contains("top-1 accuracy 41.67 % (5 correct)"),
+        "{page}"
+    );
+    assert!(page.contains("img/confusion.png") && page.contains("&lt;dog&gt;"));
+    assert!(!page.contains("<dog>"));
+    // The worst records are shown with their pictures, read from the dataset.
+    assert!(
+        page.contains("src=\"img/r11.png\""),
+        "record 11 not among the worst"
+    );
+    assert!(out.index.parent().unwrap().join("img/r11.png").is_file());
+}
