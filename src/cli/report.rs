@@ -19,8 +19,7 @@ pub fn run(args: ReportArgs) -> anyhow::Result<()> {
         out: args.out,
         data: args.data,
     };
-    let written = write(&args.file, &opts)?;
-    let _ = written;
+    write(&args.file, &opts)?;
     Ok(())
 }
 

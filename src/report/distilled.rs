@@ -244,7 +244,7 @@ pub fn write(
         };
         let mut body = notes(&sources.status, &trouble);
         for &c in classes {
-            body.push_str(&class_section(&mut ctx, c, p)?);
+            body.push_str(&class_section(&mut ctx, c)?);
             thumbs.push((c, p));
         }
         let nav = nav(p, pages.len());
@@ -254,7 +254,7 @@ pub fn write(
             &html::page(&title, &nav, &format!("{body}{nav}")),
         )?;
     }
-    let index = index_body(run, set, &sources, &thumbs, folder)?;
+    let index = index_body(run, set, &sources, &thumbs);
     folder.page(
         "index.html",
         &html::page(&run.title(), &nav(usize::MAX, pages.len()), &index),
@@ -278,7 +278,7 @@ fn wanted_records(set: &Set, classes: &[usize]) -> Vec<(usize, usize)> {
         }
         let rank = ranking(set, images, cands);
         out.extend(
-            not_kept(set, cands, &rank)
+            not_kept(&rank)
                 .iter()
                 .map(|&(r, _, _)| (set.cand_index[r].max(0) as usize, c)),
         );
@@ -287,7 +287,7 @@ fn wanted_records(set: &Set, classes: &[usize]) -> Vec<(usize, usize)> {
 }
 
 /// Candidates of a class with no kept crop, by their best crop's rank, the best [`NOT_KEPT`].
-fn not_kept(set: &Set, cands: &[usize], rank: &Ranking) -> Vec<(usize, usize, usize)> {
+fn not_kept(rank: &Ranking) -> Vec<(usize, usize, usize)> {
     let mut best: HashMap<usize, (usize, usize)> = HashMap::new();
     for (&(r, j), &k) in &rank.rank {
         if !rank.kept_rows.contains(&r) && best.get(&r).is_none_or(|b| k < b.1) {
@@ -297,8 +297,6 @@ fn not_kept(set: &Set, cands: &[usize], rank: &Ranking) -> Vec<(usize, usize, us
     let mut out: Vec<_> = best.into_iter().map(|(r, (j, k))| (r, j, k)).collect();
     out.sort_by_key(|&(_, _, k)| k);
     out.truncate(NOT_KEPT);
-    let _ = cands;
-    out.retain(|&(r, _, _)| r < set.cand_index.len());
     out
 }
 
@@ -338,7 +336,7 @@ pub fn nav(current: usize, pages: usize) -> String {
     out
 }
 
-fn class_section(ctx: &mut Ctx, c: usize, _page: usize) -> Result<String> {
+fn class_section(ctx: &mut Ctx, c: usize) -> Result<String> {
     let set = ctx.set;
     let (images, cands) = &set.classes[&c];
     let rank = ranking(set, images, cands);
@@ -399,20 +397,13 @@ fn image_row(ctx: &mut Ctx, c: usize, i: usize, cands: &[usize], rank: &Ranking)
         esc(&top_classes(&soft, &ctx.run.names, 3)),
     );
     for t in 0..ctx.set.tiles() {
-        out.push_str(&tile(ctx, c, i, t, cands, rank)?);
+        out.push_str(&tile(ctx, i, t, cands, rank)?);
     }
     out.push_str("</div>");
     Ok(out)
 }
 
-fn tile(
-    ctx: &mut Ctx,
-    c: usize,
-    i: usize,
-    t: usize,
-    cands: &[usize],
-    rank: &Ranking,
-) -> Result<String> {
+fn tile(ctx: &mut Ctx, i: usize, t: usize, cands: &[usize], rank: &Ranking) -> Result<String> {
     let set = ctx.set;
     let record = set.source_index[[i, t]];
     let b = set.crop_box.slice(s![i, t, ..]);
@@ -457,7 +448,7 @@ fn tile(
             esc(&ctx.run.map_name())
         );
     }
-    out.push_str(&tile_facts(ctx, c, i, t, record, bbox, found, rank));
+    out.push_str(&tile_facts(ctx, i, t, record, bbox, found, rank));
     out.push_str("</div>");
     Ok(out)
 }
@@ -475,10 +466,9 @@ fn crops_kept_last(set: &Set, r: usize, j: usize) -> Vec<PixelBox> {
     crops
 }
 
-#[allow(clippy::too_many_arguments)]
+/// The tile's record, crop, score, rank and soft-label top class.
 fn tile_facts(
     ctx: &Ctx,
-    c: usize,
     i: usize,
     t: usize,
     record: i64,
@@ -520,14 +510,13 @@ fn tile_facts(
     ] {
         let _ = write!(out, "<dt>{}</dt><dd>{}</dd>", esc(k), esc(&v));
     }
-    let _ = c;
     out.push_str("</dl>");
     out
 }
 
 fn not_kept_row(ctx: &mut Ctx, c: usize, cands: &[usize], rank: &Ranking) -> Result<String> {
     let set = ctx.set;
-    let others = not_kept(set, cands, rank);
+    let others = not_kept(rank);
     if others.is_empty() {
         return Ok(String::new());
     }
@@ -589,13 +578,7 @@ pub fn flatten(v: &Value, prefix: &str, out: &mut Vec<(String, String)>) {
     }
 }
 
-fn index_body(
-    run: &Run,
-    set: &Set,
-    sources: &Sources,
-    thumbs: &[(usize, usize)],
-    folder: &mut Folder,
-) -> Result<String> {
+fn index_body(run: &Run, set: &Set, sources: &Sources, thumbs: &[(usize, usize)]) -> String {
     let factor = (set.tiles() as f64).sqrt().round() as usize;
     let mut out = format!(
         "<p>{} distilled images of {} classes, each stitched from {factor}×{factor} crop(s).</p>",
@@ -618,9 +601,8 @@ fn index_body(
         );
     }
     out.push_str("</div>");
-    let _ = folder;
     out.push_str(&run.options_tables());
-    Ok(out)
+    out
 }
 
 const LEGEND: &str = "<h2>How to read a class</h2><p>Each row is one distilled image (left, \

@@ -97,7 +97,7 @@ pub fn write(
         &run.path,
         &run.names,
     );
-    let (worst, problems) = worst_records(run, &e, &pred, &mut sources, folder)?;
+    let (worst, problems) = worst_records(run, &e, &mut sources, folder)?;
     body.push_str(&worst);
     body.push_str(&run.options_tables());
     folder.page("index.html", &html::page(&run.title(), "", &body))?;
@@ -158,7 +158,6 @@ fn per_class(counts: &Array2<u64>, names: &[String]) -> String {
 fn worst_records(
     run: &Run,
     e: &Eval,
-    pred: &[usize],
     sources: &mut Sources,
     folder: &mut Folder,
 ) -> Result<(String, Vec<String>)> {
@@ -197,7 +196,6 @@ fn worst_records(
             p_true(i),
             esc(&top_classes(&p, &run.names, 2)),
         );
-        let _ = pred;
     }
     out.push_str("</div>");
     Ok((out, problems))

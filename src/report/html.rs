@@ -44,7 +44,7 @@ figcaption{font-size:13px;max-width:300px}
 .tile dl{font-size:13px;margin:0;max-width:200px}
 .tile dt{font-weight:600;float:left;clear:left;margin-right:4px}
 .tile dd{margin:0}
-.notkept{opacity:.85}
+
 img{image-rendering:pixelated}
 .kept{color:#1b5e20;font-weight:600}
 .cls{font-weight:600}
