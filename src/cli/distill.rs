@@ -157,13 +157,25 @@ pub fn run(args: DistillArgs) -> anyhow::Result<()> {
     )?;
     let written = set.write(&args.out, &teacher, &run)?;
     checkpoint.remove()?;
+    let sheets = contact_sheets(&set, &teacher.meta.class_names, &png)?;
+    summary(
+        &set, &cfg, &teacher, &data_path, &written, &sheets[0], started,
+    );
+    if args.report {
+        super::report::write(&written, &super::report::options(None, None))?;
+    }
+    Ok(())
+}
+
+/// The contact sheets of the distilled images (one per block of classes where there are many);
+/// returns their paths.
+fn contact_sheets(
+    set: &Distilled,
+    names: &[String],
+    png: &std::path::Path,
+) -> anyhow::Result<Vec<PathBuf>> {
     let labels = set.labels.to_vec();
-    let sheets = report::sheet::save_sheets(
-        set.images_u8.view(),
-        &labels,
-        &teacher.meta.class_names,
-        &png,
-    )?;
+    let sheets = report::sheet::save_sheets(set.images_u8.view(), &labels, names, png)?;
     if sheets.len() > 1 {
         eprintln!(
             "note: {} contact sheets, one per block of classes, beside {}",
@@ -171,13 +183,7 @@ pub fn run(args: DistillArgs) -> anyhow::Result<()> {
             png.display()
         );
     }
-    summary(
-        &set, &cfg, &teacher, &data_path, &written, &sheets[0], started,
-    );
-    if args.report {
-        super::report::write(&written, &report::Options::default())?;
-    }
-    Ok(())
+    Ok(sheets)
 }
 
 /// The soft-label teacher (`--label-teacher`, or the paper's choice, said on stderr); None when

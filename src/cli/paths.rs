@@ -27,6 +27,12 @@ pub fn shipped(rel: &str) -> PathBuf {
     }
 }
 
+/// The source tree the binary was built from, where the shipped teachers and data are (a file
+/// may record them relative to it).
+pub fn source_tree() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
 /// `given` itself, unless it is the default `rel` (as typed by clap), which is then resolved
 /// with [`shipped`].
 pub fn shipped_or(given: &Path, rel: &str) -> PathBuf {

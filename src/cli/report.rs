@@ -15,12 +15,18 @@ pub struct ReportArgs {
 }
 
 pub fn run(args: ReportArgs) -> anyhow::Result<()> {
-    let opts = infoutil::report::Options {
-        out: args.out,
-        data: args.data,
-    };
-    write(&args.file, &opts)?;
+    write(&args.file, &options(args.out, args.data))?;
     Ok(())
+}
+
+/// The report's options as the command line sets them: relative paths a file records are also
+/// looked for in the source tree (the shipped data and teachers).
+pub fn options(out: Option<PathBuf>, data: Option<PathBuf>) -> infoutil::report::Options {
+    infoutil::report::Options {
+        out,
+        data,
+        roots: vec![super::paths::source_tree()],
+    }
 }
 
 /// Write the report and say where it is (also what `distill --report` calls).

@@ -6,11 +6,12 @@ use std::fmt::Write;
 
 use ndarray::{s, Array3, Ix1, Ix3};
 
-use super::distilled::{class_name, nav, page_name, PAGE_TILES};
-use super::html::{self, esc, num};
+use super::distilled::PAGE_TILES;
+use super::folder::Folder;
+use super::html::{self, class_name, esc, nav, num, page_name};
 use super::pictures::{self, pixel_box};
+use super::run::{Options, Run};
 use super::sources::Sources;
-use super::{folder::Folder, Options, Run};
 use crate::error::Result;
 use crate::store::{self, schema::attribution as a};
 
@@ -45,12 +46,7 @@ pub fn write(
         .flat_map(|(&c, v)| v.iter().map(move |&i| (c, i)))
         .collect();
     let pages: Vec<&[(usize, usize)]> = rows.chunks(PAGE_TILES).collect();
-    let mut sources = Sources::open(
-        opts.data.as_deref(),
-        run.data.as_deref(),
-        &run.path,
-        &run.names,
-    );
+    let mut sources = Sources::open(opts.data.as_deref(), run);
     let mut problems = Vec::new();
     for (p, page) in pages.iter().enumerate() {
         let wanted: Vec<_> = page

@@ -8,12 +8,12 @@ use std::fmt::Write;
 use std::path::Path;
 
 use ndarray::{s, Array2, Array3, Array4, ArrayView1, Axis};
-use serde_json::Value;
 
-use super::html::{self, esc, num};
+use super::folder::Folder;
+use super::html::{self, class_name, esc, nav, num, page_name, top_classes};
 use super::pictures::{self, pixel_box};
+use super::run::{Options, Run};
 use super::sources::Sources;
-use super::{folder::Folder, Options, Run};
 use crate::error::{Error, Result};
 use crate::informativeness::PixelBox;
 use crate::store::{self, schema::distilled as d};
@@ -175,30 +175,6 @@ fn paginate(set: &Set) -> Vec<Vec<usize>> {
     pages
 }
 
-pub fn page_name(p: usize) -> String {
-    format!("page-{:04}.html", p + 1)
-}
-
-/// The name of class `c`, or `class c` where the file names none.
-pub fn class_name(names: &[String], c: usize) -> String {
-    names
-        .get(c)
-        .cloned()
-        .unwrap_or_else(|| format!("class {c}"))
-}
-
-/// The `k` most probable classes of `p` as "name 0.91, …".
-pub fn top_classes(p: &[f64], names: &[String], k: usize) -> String {
-    let mut order: Vec<usize> = (0..p.len()).collect();
-    order.sort_by(|&a, &b| p[b].total_cmp(&p[a]));
-    order
-        .iter()
-        .take(k)
-        .map(|&c| format!("{} {:.2}", class_name(names, c), p[c]))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 /// Everything one page's classes need while they are written.
 struct Ctx<'a> {
     set: &'a Set,
@@ -215,12 +191,7 @@ pub fn write(
     opts: &Options,
     folder: &mut Folder,
 ) -> Result<(Vec<String>, String)> {
-    let mut sources = Sources::open(
-        opts.data.as_deref(),
-        run.data.as_deref(),
-        &run.path,
-        &run.names,
-    );
+    let mut sources = Sources::open(opts.data.as_deref(), run);
     let pages = paginate(set);
     let mut problems = Vec::new();
     let mut thumbs = Vec::new();
@@ -312,27 +283,6 @@ fn notes(status: &str, problems: &[String]) -> String {
             problems.len() - 10
         );
     }
-    out
-}
-
-pub fn nav(current: usize, pages: usize) -> String {
-    let mut out = String::from("<nav class=\"pages\"><a href=\"index.html\">index</a>");
-    if current != usize::MAX {
-        if current > 0 {
-            let _ = write!(out, "<a href=\"{}\">← previous</a>", page_name(current - 1));
-        }
-        if current + 1 < pages {
-            let _ = write!(out, "<a href=\"{}\">next →</a>", page_name(current + 1));
-        }
-        let _ = write!(out, "page {} of {pages}", current + 1);
-    } else if pages > 0 {
-        let _ = write!(
-            out,
-            "<a href=\"{}\">first page →</a> {pages} pages",
-            page_name(0)
-        );
-    }
-    out.push_str("</nav>");
     out
 }
 
@@ -558,24 +508,6 @@ fn not_kept_row(ctx: &mut Ctx, c: usize, cands: &[usize], rank: &Ranking) -> Res
     }
     out.push_str("</div>");
     Ok(out)
-}
-
-/// Config entries as (dotted name, value) pairs, objects flattened.
-pub fn flatten(v: &Value, prefix: &str, out: &mut Vec<(String, String)>) {
-    match v {
-        Value::Object(m) => {
-            for (k, v) in m {
-                let key = if prefix.is_empty() {
-                    k.clone()
-                } else {
-                    format!("{prefix}.{k}")
-                };
-                flatten(v, &key, out);
-            }
-        }
-        Value::String(s) => out.push((prefix.to_string(), s.clone())),
-        other => out.push((prefix.to_string(), other.to_string())),
-    }
 }
 
 fn index_body(run: &Run, set: &Set, sources: &Sources, thumbs: &[(usize, usize)]) -> String {

@@ -5,11 +5,11 @@ use std::fmt::Write;
 
 use ndarray::{Array2, Ix1, Ix2};
 
-use super::distilled::{class_name, top_classes};
-use super::html::{self, esc, num};
+use super::folder::Folder;
+use super::html::{self, class_name, esc, num, top_classes};
 use super::pictures;
+use super::run::{Options, Run};
 use super::sources::Sources;
-use super::{folder::Folder, Options, Run};
 use crate::error::Result;
 use crate::store::{self, schema::eval};
 
@@ -91,12 +91,7 @@ pub fn write(
         body.push_str(&count_table(&counts, &run.names));
     }
     body.push_str(&per_class(&counts, &run.names));
-    let mut sources = Sources::open(
-        opts.data.as_deref(),
-        run.data.as_deref(),
-        &run.path,
-        &run.names,
-    );
+    let mut sources = Sources::open(opts.data.as_deref(), run);
     let (worst, problems) = worst_records(run, &e, &mut sources, folder)?;
     body.push_str(&worst);
     body.push_str(&run.options_tables());

@@ -3,6 +3,8 @@
 
 use std::fmt::Write;
 
+use serde_json::Value;
+
 /// `text` safe inside an element or a quoted attribute: every string read from a file (class
 /// names, paths, options) goes through here before it reaches a page.
 pub fn esc(text: &str) -> String {
@@ -105,6 +107,69 @@ pub fn num(v: f64) -> String {
     } else {
         let digits = (3 - v.abs().log10().floor().max(0.0) as i32).max(0) as usize;
         format!("{v:.digits$}")
+    }
+}
+
+pub fn page_name(p: usize) -> String {
+    format!("page-{:04}.html", p + 1)
+}
+
+/// The name of class `c`, or `class c` where the file names none.
+pub fn class_name(names: &[String], c: usize) -> String {
+    names
+        .get(c)
+        .cloned()
+        .unwrap_or_else(|| format!("class {c}"))
+}
+
+/// The `k` most probable classes of `p` as "name 0.91, …".
+pub fn top_classes(p: &[f64], names: &[String], k: usize) -> String {
+    let mut order: Vec<usize> = (0..p.len()).collect();
+    order.sort_by(|&a, &b| p[b].total_cmp(&p[a]));
+    order
+        .iter()
+        .take(k)
+        .map(|&c| format!("{} {:.2}", class_name(names, c), p[c]))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+pub fn nav(current: usize, pages: usize) -> String {
+    let mut out = String::from("<nav class=\"pages\"><a href=\"index.html\">index</a>");
+    if current != usize::MAX {
+        if current > 0 {
+            let _ = write!(out, "<a href=\"{}\">← previous</a>", page_name(current - 1));
+        }
+        if current + 1 < pages {
+            let _ = write!(out, "<a href=\"{}\">next →</a>", page_name(current + 1));
+        }
+        let _ = write!(out, "page {} of {pages}", current + 1);
+    } else if pages > 0 {
+        let _ = write!(
+            out,
+            "<a href=\"{}\">first page →</a> {pages} pages",
+            page_name(0)
+        );
+    }
+    out.push_str("</nav>");
+    out
+}
+
+/// Config entries as (dotted name, value) pairs, objects flattened.
+pub fn flatten(v: &Value, prefix: &str, out: &mut Vec<(String, String)>) {
+    match v {
+        Value::Object(m) => {
+            for (k, v) in m {
+                let key = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                flatten(v, &key, out);
+            }
+        }
+        Value::String(s) => out.push((prefix.to_string(), s.clone())),
+        other => out.push((prefix.to_string(), other.to_string())),
     }
 }
 

@@ -4,10 +4,11 @@
 //! found or does not match, the page says so instead of showing a wrong picture.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use ndarray::Array3;
 
+use super::run::{locate, Run};
 use crate::data::{self, Selection, Source};
 
 pub struct Sources {
@@ -17,36 +18,18 @@ pub struct Sources {
     pub status: String,
 }
 
-/// Where the recorded dataset path is found: as given; beside the file (a path recorded
-/// relative to where the run started); under the source tree (the shipped data).
-fn locate(recorded: &Path, file: &Path) -> Option<PathBuf> {
-    let mut tries = vec![recorded.to_path_buf()];
-    if recorded.is_relative() {
-        if let Some(dir) = file.parent() {
-            tries.push(dir.join(recorded));
-            tries.extend(dir.parent().map(|d| d.join(recorded)));
-        }
-        tries.push(crate::paths::shipped(&recorded.to_string_lossy()));
-    }
-    tries.into_iter().find(|p| p.exists())
-}
-
 impl Sources {
-    /// The dataset `given` (a `--data` override) or `recorded` in the file at `file`.
-    pub fn open(
-        given: Option<&Path>,
-        recorded: Option<&Path>,
-        file: &Path,
-        class_names: &[String],
-    ) -> Sources {
+    /// The dataset `given` (a `--data` override) or the one `run`'s file records.
+    pub fn open(given: Option<&Path>, run: &Run) -> Sources {
+        let class_names = &run.names;
         let none = |status: String| Sources {
             source: None,
             labels: Vec::new(),
             status,
         };
-        let path = match (given, recorded) {
+        let path = match (given, run.data.as_deref()) {
             (Some(p), _) => p.to_path_buf(),
-            (None, Some(r)) => match locate(r, file) {
+            (None, Some(r)) => match locate(r, &run.path, &run.roots) {
                 Some(p) => p,
                 None => {
                     return none(format!(

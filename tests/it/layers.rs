@@ -22,6 +22,7 @@ const LAYERS: &[&[&str]] = &[
     &["provenance", "utility", "reconstruct"],
     &["informativeness"],
     &["evaluate", "render"],
+    &["report"],
     // distill/, the pipeline, step by step: options and candidates; utility scoring and
     // selection; stitching; the distilled file; soft labels; the methods' trait, each method,
     // their list; one class; the driver.

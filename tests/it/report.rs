@@ -265,7 +265,7 @@ fn a_missing_dataset_is_said_on_the_page_instead_of_failing() {
     std::fs::create_dir(&other).unwrap();
     let opts = infoutil::report::Options {
         out: Some(other),
-        data: None,
+        ..Default::default()
     };
     let e = infoutil::report::write(&h5, &opts).unwrap_err().to_string();
     assert!(e.contains("is not a report written by infoutil"), "{e}");
