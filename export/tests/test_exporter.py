@@ -206,6 +206,31 @@ def test_wrong_graph_is_refused_and_nothing_written():
             ghost.RULES[f] = original
 
 
+def test_outputs_that_are_not_logits_are_named():
+    """A network ending in softmax and one ending in ReLU (the Keras CIFAR teacher's
+    Dense(10, activation="relu")): warned, with the last op named; plain logits are not."""
+    import numpy as np
+    from infoutil_export import verify
+    torch.manual_seed(0)
+    base = lambda: [nn.Conv2d(3, 4, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 5)]  # noqa: E731
+    x = torch.randn(6, 3, 16, 16)
+    found = {}
+    with tempfile.TemporaryDirectory() as d:
+        for tail, op, words in ((nn.Softmax(1), "Softmax", "probabilities"),
+                                (nn.ReLU(), "Relu", "non-negative"), (None, "Gemm", None)):
+            m = exporter.prepare_model(nn.Sequential(*base(), *([tail] if tail else [])))
+            path = os.path.join(d, f"{op}.onnx")
+            onnx.save(exporter.forward_proto(m, (3, 16, 16), "x"), path)
+            rep = verify.check_forward(path, m, x)
+            w = rep.get("output_warning")
+            assert (w is None) if words is None else (words in w and f"last op is {op}" in w), (op, w)
+            found[op] = w
+    assert verify.output_warning(np.array([[0.2, 0.8], [0.5, 0.5]])).startswith("look like prob")
+    assert verify.output_warning(np.array([[0.0, 3.0], [1.0, 0.0]])).startswith("are all non-neg")
+    assert verify.output_warning(np.array([[-1.0, 3.0], [1.0, 0.0]])) is None
+    return found
+
+
 def test_gram_form_keeps_precision_under_cancellation():
     """|G U^T|^2 where the per-position terms cancel (u_l nearly the same everywhere, as over a
     uniform background, and sum_l g_l nearly 0): R = sum_l |g_l||u_l| / |G U^T| ~ 700. A float32
@@ -235,6 +260,7 @@ if __name__ == "__main__":
     print("classic layers: max rel err", test_classic_layers_verify())
     print("modern layers: max rel err", test_modern_layers_verify())
     test_constant_of_shape_gets_its_float32_default()
+    print("outputs that are not logits:", test_outputs_that_are_not_logits_are_named()["Softmax"])
     print("cancelling |G U^T|^2 (float32 Gram form would be > 1e-4):",
           test_gram_form_keeps_precision_under_cancellation())
     g = test_confident_samples_keep_relative_precision()
