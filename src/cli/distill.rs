@@ -6,7 +6,7 @@ use infoutil::distill::{
     default_checkpoint_dir, distill, label_teacher_for, Checkpoint, DistillConfig, Distilled,
     MapsFor, Method, Reuse, SavedMaps,
 };
-use infoutil::informativeness::Attribution;
+use infoutil::informativeness::{Attribution, CropRule};
 use infoutil::provenance::Provenance;
 use infoutil::teacher::Teacher;
 use infoutil::utility::Score;
@@ -72,6 +72,11 @@ pub struct DistillArgs {
 }
 
 impl DistillArgs {
+    fn crop_rule(&self) -> CropRule {
+        self.shapley
+            .crop_rule(self.ipc * self.factor * self.factor, self.candidates)
+    }
+
     /// The typed options, checked; `classes` is the teacher's class count (for `--classes`).
     fn config(&self, classes: usize) -> anyhow::Result<DistillConfig> {
         let cfg = DistillConfig {
@@ -81,7 +86,7 @@ impl DistillArgs {
             candidates: self.candidates,
             attribution: self.shapley.attribution,
             shapley: self.shapley.config(),
-            crops: self.shapley.crop_rule(),
+            crops: self.crop_rule(),
             score: self.score,
             only_recognised: self.only_recognised,
             seed: self.seed,
@@ -105,7 +110,7 @@ pub fn run(args: DistillArgs) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     // The options' own limits first: a typo should not wait for a teacher to load.
     args.shapley.config().check()?;
-    args.shapley.crop_rule().check(args.shapley.grid)?;
+    args.crop_rule().check(args.shapley.grid)?;
     let teacher = args.teacher.load()?;
     let label_teacher = load_label_teacher(&args, &teacher)?;
     let data_path = paths::shipped_or(&args.data, paths::DEFAULT_TRAIN_DATA);

@@ -817,3 +817,33 @@ fn too_few_crops_for_the_factor_names_the_options_to_change() {
         ],
     );
 }
+
+#[test]
+fn the_default_crops_per_image_is_enough_for_the_factor() {
+    // the refusal above with --crops-per-image left to its default: derived from IPC × factor²
+    // and the candidates (4 × ⌈4 / 1⌉ = 16), enough where the fixed default of 5 gave 3 distinct
+    // crops for class 1
+    let dir = tempfile::tempdir().unwrap();
+    let out = infoutil(
+        &[
+            "distill",
+            "--backend",
+            "tract",
+            "--factor",
+            "2",
+            "--ipc",
+            "1",
+            "--candidates",
+            "1",
+            "--classes",
+            "0,1",
+            "--budget",
+            "48",
+            "--out",
+            "f2.h5",
+        ],
+        dir.path(),
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(dir.path().join("f2.h5").exists());
+}
