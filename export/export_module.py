@@ -195,6 +195,8 @@ def verification_inputs(args, model, shape, norm, names, resize=None):
     """(x normalised [n, C, H, W], y [n]): real images when given (any layout images.load reads,
     resized as the metadata says; random ones plus the most and least confident,
     export_teacher.verification_set), else seeded standard-normal inputs."""
+    if isinstance(names, int):   # a class count (the signature before names were needed)
+        names = [str(i) for i in range(names)]
     k = len(names)
     gen = torch.Generator().manual_seed(args.seed)
     if not args.images:

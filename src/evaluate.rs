@@ -270,11 +270,17 @@ mod tests {
         let probs = array![[0.2f32, 0.8], [0.5, 0.5]];
         let relu = array![[0.0f32, 3.0], [1.0, 0.0]];
         let logits = array![[-1.0f32, 3.0], [1.0, 0.0]];
-        assert!(output_warning(probs.view()).unwrap().contains("probabilities"));
-        assert!(output_warning(relu.view()).unwrap().contains("non-negative"));
+        assert!(output_warning(probs.view())
+            .unwrap()
+            .contains("probabilities"));
+        assert!(output_warning(relu.view())
+            .unwrap()
+            .contains("non-negative"));
         assert_eq!(output_warning(logits.view()), None);
         // rows of non-negative values that do not sum to 1 are not probabilities
         let sums = array![[0.2f32, 0.3], [0.5, 0.5]];
-        assert!(output_warning(sums.view()).unwrap().contains("non-negative"));
+        assert!(output_warning(sums.view())
+            .unwrap()
+            .contains("non-negative"));
     }
 }
