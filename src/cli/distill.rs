@@ -215,28 +215,7 @@ fn summary(
             set.resumed_classes
         );
     }
-    if !set.absent_classes.is_empty() {
-        let names = &teacher.meta.class_names;
-        let k = names.len();
-        let absent: Vec<String> = set
-            .absent_classes
-            .iter()
-            .take(10)
-            .map(|&c| format!("{c} ({})", names[c]))
-            .collect();
-        let more = set.absent_classes.len().saturating_sub(absent.len());
-        println!(
-            "the data holds {} of the teacher's {k} classes: distilled those; absent (recorded \
-             as config.absent_classes): {}{}",
-            k - set.absent_classes.len(),
-            absent.join(", "),
-            if more > 0 {
-                format!(" and {more} more")
-            } else {
-                String::new()
-            }
-        );
-    }
+    print_absent_classes(set, teacher);
     let t = &set.timings;
     println!(
         "{:?}: {} images ({} per class, factor {}) from {} → {} and {}",
@@ -278,4 +257,31 @@ fn summary(
             set.report.skipped_examples.join("; ")
         );
     }
+}
+
+/// The teacher's classes the data did not hold (distilled without them), when any.
+fn print_absent_classes(set: &Distilled, teacher: &infoutil::teacher::Teacher) {
+    if set.absent_classes.is_empty() {
+        return;
+    }
+    let names = &teacher.meta.class_names;
+    let k = names.len();
+    let absent: Vec<String> = set
+        .absent_classes
+        .iter()
+        .take(10)
+        .map(|&c| format!("{c} ({})", names[c]))
+        .collect();
+    let more = set.absent_classes.len().saturating_sub(absent.len());
+    println!(
+        "the data holds {} of the teacher's {k} classes: distilled those; absent (recorded \
+         as config.absent_classes): {}{}",
+        k - set.absent_classes.len(),
+        absent.join(", "),
+        if more > 0 {
+            format!(" and {more} more")
+        } else {
+            String::new()
+        }
+    );
 }
