@@ -294,13 +294,19 @@ class OnnxTeacher:
 
 
 def resolve_label_teacher(config, h5_path):
-    """The label teacher recorded in a distilled file's config: absolute, or relative to the
-    repository root (where `infoutil distill` runs), or to the current directory."""
+    """The label teacher recorded in a distilled file's config: its path relative to the file's
+    own folder (label_teacher_from_output, so the file works from any directory), else the path
+    as recorded (absolute, or relative to the repository root where `infoutil distill` runs, or
+    to the current directory), else a file of that name beside the distilled file. The caller
+    checks the SHA-256 (label_teacher_sha256), so a file found by name is not taken on trust."""
     p = config.get("label_teacher") or config.get("teacher")
     if not p:
         raise UsageError(f"{h5_path}: its config names no label_teacher; pass --teacher PATH.onnx")
-    p = Path(p)
-    tries = [p] if p.is_absolute() else [REPO / p, Path.cwd() / p]
+    p, here = Path(p), Path(h5_path).resolve().parent
+    rel = config.get("label_teacher_from_output")
+    tries = [here / rel] if rel else []
+    tries += [p] if p.is_absolute() else [REPO / p, Path.cwd() / p]
+    tries.append(here / p.name)
     for t in tries:
         if t.exists():
             return t

@@ -13,8 +13,9 @@ graph can disagree with the float64 reference about:
 
 For each sample: the grad graph's norm (ONNX Runtime, the graph grad_proto builds, or --grad)
 against (1) the float64 torch.func reference the export verifies with, and (2) the same network in
-float64 with every ReLU / LeakyReLU / Hardtanh (ReLU6) / Clip / MaxPool2d module replaying the
-decisions the grad graph's own float32 forward took on ONNX Runtime (read from its Relu / MaxPool
+float64 with every ReLU / LeakyReLU / Hardtanh (ReLU6) / Clip / MaxPool2d call (modules called
+once or several times, and functional calls) replaying the decisions the grad graph's own float32
+forward took on ONNX Runtime (read from its Relu / MaxPool
 / Clip / LeakyRelu nodes; ORT's float32 convolutions round differently from PyTorch's, so its
 branches can differ from both), computed by an independent loop of torch.autograd.grad per sample
 (no ghost rules); and how many decisions differ from float64's. Other piecewise ops (Hardswish,
@@ -31,8 +32,7 @@ import torch
 
 from from_onnx import PIXELS, graph_input, normalized, torch_module
 from infoutil_export import exporter, metadata, verify
-from infoutil_export.branches import (branch_matched_sqnorms, branches_of, flips_and_replay,
-                                      graph_decisions, with_branches)
+from infoutil_export.branches import GraphDecisions, branch_matched_sqnorms, flips_and_replay
 from infoutil_export.data import read_idx_images, read_idx_labels
 
 
@@ -70,24 +70,22 @@ def main():
     else:
         proto, _ = exporter.grad_proto(model, exporter.graph_shape(args.input_shape, layout), input_name)
         feed_name = input_name
-    b32, b64, wrapped, other, (got,) = graph_decisions(proto, model, x, y, feed_name)
+    gd = GraphDecisions(proto, model, feed_name)
+    lined_up, (got,) = gd.record(x, y)
     got = got.astype(np.float64)
     ref = np.sqrt(verify.reference_grad_sqnorms(model, x, y)[0].sum(1))
-    if b32 is None:   # PyTorch's float32 decisions instead of the graph's
-        print("the grad graph's piecewise nodes do not line up with the modules: replaying "
-              "PyTorch's float32 decisions instead of ONNX Runtime's")
-        b32, _, _ = with_branches(model)
-        for b in branches_of(b32):
-            b.mode = "record"
+    if not lined_up:   # PyTorch's float32 decisions instead of the graph's
+        print(gd.describe() + ": replaying PyTorch's float32 decisions instead of ONNX Runtime's")
         with torch.no_grad():
-            b32(x)
-    flips, details = flips_and_replay(b32, b64, wrapped, len(x))
-    matched = np.sqrt(branch_matched_sqnorms(b64, x.double(), y).sum(1))
+            gd.c32.run(model, x, "record")
+    flips, details = flips_and_replay(gd.c32, gd.c64, len(x))
+    matched = np.sqrt(branch_matched_sqnorms(gd.m64, gd.c64, x.double(), y).sum(1))
+    other = gd.other
 
     err = np.abs(got - ref) / np.maximum(ref, verify.TINY_FLOOR)
     err_m = np.abs(got - matched) / np.maximum(matched, verify.TINY_FLOOR)
     over = err > args.tol
-    print(f"{args.n} images from {args.images} (start {args.start}); replayed: {len(wrapped)} modules"
+    print(f"{args.n} images from {args.images} (start {args.start}); replayed: {len(gd.c64.calls)} piecewise calls"
           + (f"; NOT replayed (piecewise?): {', '.join(other)}" if other else ""))
     print(f"grad graph vs float64 reference:            max rel err {err.max():.3g}, "
           f"{int(over.sum())} samples over {args.tol:g}")

@@ -155,7 +155,8 @@ def main(argv=None):
         c, h, w = common["input_shape"]
         vx, vy, how = verification_inputs(args, model if layout == "NCHW" else _nchw(model),
                                           (c, h, w), common["normalization"],
-                                          len(common["class_names"]))
+                                          common["class_names"],
+                                          json.loads(meta["resize"]) if meta.get("resize") else None)
         if layout == "NHWC":
             vx = vx.permute(0, 2, 3, 1).contiguous()
         print(f"[{name}] verification on {len(vx)} inputs: {how}", flush=True)

@@ -23,9 +23,11 @@ name a line); their number must be the network's output width.
 Verification (exporter.export, as for every other path here): the forward graph on ONNX Runtime
 against the module (max |logit diff| <= 1e-4, batches of n, 1 and 3) and the gradient graph
 against float64 torch.func per-sample gradients (max relative error <= 1e-4). Its inputs:
---images (idx3 gzip like Fashion-MNIST, labels file alongside, or a .npy of uint8 pixels
-[N, C, H, W] / [N, H, W, C] / [N, H, W], --labels .npy optional: else the network's own
-predictions), normalised as the metadata says; without --images, seeded standard-normal inputs
+--images (an image folder root/<class>/*.png|jpg with classes by name or number, an HDF5 file
+with /images and /labels as infoutil reads it, idx3 gzip like Fashion-MNIST with its labels file
+alongside, or a .npy of uint8 pixels [N, C, H, W] / [N, H, W, C] / [N, H, W] with --labels .npy
+optional, else the network's own predictions; any size, resized and centre-cropped as the
+metadata says, infoutil_export/images.py), normalised as the metadata says; without --images, seeded standard-normal inputs
 and labels. Nothing is written unless it passes; then OUT (NAME.onnx), NAME.grad.onnx and
 NAME.export.json (the report) in OUT's folder. Exit 1 on a refusal, 2 on a usage error.
 """
@@ -44,8 +46,7 @@ import torch.nn as nn
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from export_teacher import verification_set  # noqa: E402
 from from_onnx import PIXELS, normalized  # noqa: E402
-from infoutil_export import exporter, metadata  # noqa: E402
-from infoutil_export.data import read_idx_images, read_idx_labels  # noqa: E402
+from infoutil_export import exporter, images, metadata  # noqa: E402
 
 CHECKPOINT_KEYS = ("state_dict", "model", "model_state_dict")
 
@@ -190,37 +191,21 @@ def normalisation(args, channels, ap):
     return metadata.mean_std(mean, std)
 
 
-def pixels_from(path, shape):
-    """uint8 pixels [N, C, H, W] (and labels, when the file has them) from idx3 gzip or .npy."""
-    c, h, w = shape
-    labels = None
-    if path.endswith(".npy"):
-        a = np.load(path)
-        if a.ndim == 3:
-            a = a[:, None]
-        elif a.ndim == 4 and a.shape[1] != c and a.shape[3] == c:
-            a = a.transpose(0, 3, 1, 2)
-    else:
-        a = np.array(read_idx_images(path))[:, None]
-        lab = path.replace("images-idx3", "labels-idx1")
-        if lab != path and os.path.exists(lab):
-            labels = read_idx_labels(lab)
-    if a.dtype != np.uint8:
-        raise CommandError(f"{path}: expected uint8 pixels (0..255), got {a.dtype}")
-    if tuple(a.shape[1:]) != (c, h, w):
-        raise CommandError(f"{path}: images of shape {list(a.shape[1:])}, the network takes {[c, h, w]}")
-    return torch.from_numpy(np.ascontiguousarray(a)), labels
-
-
-def verification_inputs(args, model, shape, norm, k):
-    """(x normalised [n, C, H, W], y [n]): real images when given (random ones plus the most and
-    least confident, export_teacher.verification_set), else seeded standard-normal inputs."""
+def verification_inputs(args, model, shape, norm, names, resize=None):
+    """(x normalised [n, C, H, W], y [n]): real images when given (any layout images.load reads,
+    resized as the metadata says; random ones plus the most and least confident,
+    export_teacher.verification_set), else seeded standard-normal inputs."""
+    if isinstance(names, int):   # a class count (the signature before names were needed)
+        names = [str(i) for i in range(names)]
+    k = len(names)
     gen = torch.Generator().manual_seed(args.seed)
     if not args.images:
         x = torch.randn(args.n, *shape, generator=gen)
         return x, torch.randint(0, k, (args.n,), generator=gen), "seeded standard-normal inputs, random labels"
-    px, labels = pixels_from(args.images, shape)
-    px = px[:args.max_images]
+    try:
+        px, labels, read = images.load(args.images, shape, names, resize, args.max_images)
+    except images.ImageError as e:
+        raise CommandError(str(e)) from e
     x = normalized(px, norm, "NCHW")
     with torch.no_grad():
         logits = torch.cat([model(x[i:i + 256]) for i in range(0, len(x), 256)])
@@ -228,10 +213,10 @@ def verification_inputs(args, model, shape, norm, k):
         labels = np.load(args.labels)
     if labels is not None:
         y = torch.as_tensor(np.asarray(labels)[:len(x)], dtype=torch.int64)
-        how = f"{args.images} with its labels"
+        how = f"{read}, with their labels"
     else:
         y = logits.argmax(1)
-        how = f"{args.images}, labelled with the network's own predictions"
+        how = f"{read}, labelled with the network's own predictions"
     if int(y.max()) >= k or int(y.min()) < 0:
         raise CommandError(f"labels outside 0..{k - 1}")
     if len(x) <= args.n:
@@ -261,7 +246,8 @@ def main(argv=None):
                          "teachers). Default: the whole image resized to H x W")
     ap.add_argument("--class-names", required=True, metavar="FILE|a,b,c")
     ap.add_argument("--out", required=True, metavar="DIR/NAME.onnx")
-    ap.add_argument("--images", help="verification images: idx3 gzip or .npy uint8")
+    ap.add_argument("--images", help="verification images: an image folder (root/<class>/*.png|jpg), "
+                    "an HDF5 file (/images, /labels), a .npy of uint8 pixels or idx3 gzip")
     ap.add_argument("--labels", help=".npy int labels for --images")
     ap.add_argument("--max-images", type=int, default=10000, help="read at most this many")
     ap.add_argument("--n", type=int, default=64, help="verification batch")
@@ -317,7 +303,8 @@ def main(argv=None):
                                f"{getattr(out, 'shape', type(out).__name__)}; a teacher returns logits [N, K]")
         if out.shape[1] != len(names):
             raise CommandError(f"{len(names)} class names for {out.shape[1]} outputs")
-        vx, vy, how = verification_inputs(args, model, shape, norm, len(names))
+        resize = metadata.shorter_side(args.resize_shorter) if args.resize_shorter else None
+        vx, vy, how = verification_inputs(args, model, shape, norm, names, resize)
         print(f"[{name}] verification on {len(vx)} inputs: {how}")
         report = exporter.export(
             model, out_dir, name, input_shape=shape, class_names=names, normalization=norm,

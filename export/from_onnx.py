@@ -15,8 +15,9 @@ AveragePool auto_pad (SAME_UPPER, SAME_LOWER, VALID: how jax2onnx writes SAME pa
 explicit pads (onnx2torch implements only those); the graph SRC ships as is. Checks: that
 prepared graph reproduces SRC under ONNX Runtime (max |output diff| <= 1e-5), the converted module
 reproduces SRC under ONNX Runtime (max |logit diff| <= 1e-4), and the gradient graph matches
-torch.func in float64. Inputs for the checks: --images (idx gzip, normalised with the metadata)
-or seeded standard-normal inputs.
+torch.func in float64. Inputs for the checks: --images (an image folder, an HDF5 file, a .npy or
+idx gzip, any size and channel count the teacher takes, resized and normalised as the metadata
+says: infoutil_export/images.py) or seeded standard-normal inputs.
 """
 import argparse
 import copy
@@ -30,8 +31,7 @@ import torch
 import torch.nn as nn
 from onnx import numpy_helper, version_converter
 
-from infoutil_export import exporter, metadata, verify
-from infoutil_export.data import read_idx_images, read_idx_labels
+from infoutil_export import exporter, images, metadata, verify
 
 ONNX2TORCH_OPSET = 17   # onnx2torch 1.5 lacks several newer op versions (AveragePool-19, Cast-19)
 
@@ -303,7 +303,7 @@ def graph_input(src, input_shape, layout=None):
     return inputs[0].name, layout
 
 
-def main():
+def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("src")
     ap.add_argument("--out-dir", required=True)
@@ -317,11 +317,19 @@ def main():
                     help="what the graph takes instead of mean/std: raw255 (0-255), unit (0-1), "
                          "symmetric (-1..1)")
     ap.add_argument("--baked", action="store_true", help="the graph normalises its [0,1] input itself")
-    ap.add_argument("--images", help="idx3 gzip images for the checks (labels file alongside)")
+    ap.add_argument("--images", help="verification images: an image folder (root/<class>/*.png|jpg), "
+                    "an HDF5 file (/images, /labels), a .npy of uint8 pixels or idx3 gzip "
+                    "(labels file alongside); resized as the metadata says")
+    ap.add_argument("--labels", help=".npy int labels for a .npy --images (else the network's "
+                    "own predictions)")
+    ap.add_argument("--resize-shorter", type=int, metavar="S",
+                    help="images of other sizes: shorter side to S, then the centred H x W "
+                         "(written to the metadata). Default: SRC's own, else the whole image "
+                         "resized to H x W")
     ap.add_argument("--dataset", help="what the teacher was trained on (metadata)")
     ap.add_argument("--n", type=int, default=64)
     ap.add_argument("--threads", type=int, default=2)
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     try:
         report = convert(args, ap)
@@ -350,17 +358,35 @@ def convert(args, ap):
         ap.error("SRC has no infoutil metadata: give --input-shape, --class-names and "
                  "--mean/--std, --pixels or --baked")
     _, layout = graph_input(src, input_shape, args.layout or get("layout"))
+    resize = metadata.shorter_side(args.resize_shorter) if args.resize_shorter else \
+        (json.loads(get("resize")) if get("resize") else None)
     if args.images:
-        x_u8 = read_idx_images(args.images)[:args.n]
-        y = torch.from_numpy(read_idx_labels(args.images.replace("images-idx3", "labels-idx1"))[:args.n])
-        x = normalized(torch.from_numpy(np.array(x_u8)).unsqueeze(1), norm, layout)
+        x, y = real_images(args, src, input_shape, class_names, norm, layout, resize)
     else:
         gen = torch.Generator().manual_seed(0)
         x = torch.randn(args.n, *exporter.graph_shape(input_shape, layout), generator=gen)
         y = torch.randint(0, len(class_names), (args.n,), generator=gen)
     return export_onnx(args.src, args.out_dir, args.name, input_shape=input_shape,
                        class_names=class_names, normalization=norm, verify_x=x, verify_y=y,
-                       layout=layout, dataset=args.dataset)
+                       layout=layout, dataset=args.dataset, resize=resize)
+
+
+def real_images(args, src, input_shape, class_names, norm, layout, resize):
+    """(x in the graph's layout, y): the first --n of --images, labels from the source (or
+    --labels), else SRC's own predictions on ONNX Runtime."""
+    try:
+        px, y, how = images.load(args.images, input_shape, class_names, resize, limit=args.n)
+    except images.ImageError as e:
+        raise exporter.VerificationError(str(e)) from e
+    x = normalized(px, norm, layout)
+    if args.labels:
+        y = torch.as_tensor(np.load(args.labels)[:len(x)], dtype=torch.int64)
+    if y is None:
+        feed = graph_input(src, input_shape, layout)[0]
+        y = torch.from_numpy(verify.ort_session(args.src).run(None, {feed: x.numpy()})[0].argmax(1))
+        how += ", labelled with SRC's own predictions"
+    print(f"[{args.name}] verification images: {how}")
+    return x, y
 
 
 def normalized(pixels, norm, layout):
@@ -381,7 +407,7 @@ def torch_module(src_path, input_shape, layout, log=print):
 
 
 def export_onnx(src_path, out_dir, name, *, input_shape, class_names, normalization, verify_x,
-                verify_y, layout=None, dataset=None, module=None, log=print):
+                verify_y, layout=None, dataset=None, module=None, resize=None, log=print):
     """SRC_PATH (a forward ONNX) -> OUT_DIR/NAME.onnx (SRC with metadata) + NAME.grad.onnx.
     module: SRC already converted by torch_module (else it is converted here)."""
 
@@ -397,7 +423,8 @@ def export_onnx(src_path, out_dir, name, *, input_shape, class_names, normalizat
         checkpoint_epoch=get("checkpoint_epoch"), epochs_total=get("epochs_total"),
         dataset=dataset or get("dataset"),
         test_top1=float(get("test_top1")) if get("test_top1") else None,
-        extra={"source": os.path.basename(src_path)}, log=log)
+        extra={"source": os.path.basename(src_path), **({"resize": resize} if resize else {})},
+        log=log)
 
 
 if __name__ == "__main__":

@@ -16,12 +16,35 @@ from infoutil_export import exporter
 from infoutil_export.metadata import BAKED
 
 
+def replay(grad_path, model, x, y):
+    """The grad graph's norms against float64 on the graph's own float32 decisions, call by call,
+    on every sample (what the export does for samples over tolerance only)."""
+    import numpy as np
+    import onnx
+    from infoutil_export import branches, verify
+    gd = branches.GraphDecisions(onnx.load(grad_path), exporter.prepare_model(model))
+    lined_up, (norms,) = gd.record(x, y)
+    if not lined_up:
+        return {"replay_error": gd.describe()}
+    flips, _ = branches.flips_and_replay(gd.c32, gd.c64, len(x))
+    ref = np.sqrt(branches.branch_matched_sqnorms(gd.m64, gd.c64, x.double(), y).sum(1))
+    ops = [c.op.onnx_op for c in gd.c64.calls]
+    return {"piecewise_calls": len(ops), "relu_calls": ops.count("Relu"),
+            "relu_modules": sum(isinstance(m, torch.nn.ReLU) for m in model.modules()),
+            "decisions_flipped": int(flips.sum()),
+            "own_branch_norm_max_rel_err": float((np.abs(norms - ref) / ref).max())}
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", type=int, nargs="+", default=[32, 64])
     ap.add_argument("--n", type=int, default=16, help="samples compared per size")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--replay", action="store_true",
+                    help="also replay the grad graph's own float32 decisions on every sample "
+                         "(BasicBlock calls self.relu twice: one decision list per call)")
+    ap.add_argument("--keep", help="a folder to keep the exported files in")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -43,6 +66,7 @@ def main():
         y = torch.randint(0, 10, (args.n,), generator=gen)
         t0 = time.time()
         with tempfile.TemporaryDirectory() as d:
+            d = args.keep or d
             try:
                 rep = exporter.export(model, d, f"resnet18-{size}px", input_shape=(3, size, size),
                                       class_names=[str(i) for i in range(10)], normalization=BAKED,
@@ -51,6 +75,8 @@ def main():
                 print(f"resnet18 {size}px: FAILED: {e}")
                 ok = False
                 continue
+            if args.replay:
+                print(json.dumps(replay(f"{d}/resnet18-{size}px.grad.onnx", model, x, y)))
         g = rep["grad"]
         print(json.dumps({"size": size, "n": args.n,
                           "forward_max_abs_err": rep["forward"]["forward_max_abs_err"],

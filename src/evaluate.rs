@@ -91,6 +91,33 @@ impl Evaluation {
     }
 }
 
+/// Why a teacher's outputs `[N, K]` do not look like logits, or `None`: rows that sum to 1
+/// within 1e-3 with every value in `[0, 1]` (probabilities: a softmax at the end), or no value
+/// below 0 (an activation at the end: ReLU, sigmoid). The gradient graph differentiates
+/// cross-entropy of the outputs' softmax, so either makes its norms those of another loss.
+/// The same test as `export/infoutil_export/verify.py`'s `output_warning`.
+pub fn output_warning(logits: ndarray::ArrayView2<f32>) -> Option<&'static str> {
+    if logits.is_empty() || logits.ncols() < 2 {
+        return None;
+    }
+    let (min, max) = logits
+        .iter()
+        .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &v| {
+            (lo.min(v), hi.max(v))
+        });
+    let rows_sum_to_one = logits
+        .rows()
+        .into_iter()
+        .all(|r| (r.iter().map(|&v| f64::from(v)).sum::<f64>() - 1.0).abs() <= 1e-3);
+    if min >= 0.0 && max <= 1.0 && rows_sum_to_one {
+        Some("look like probabilities (every row sums to 1)")
+    } else if min >= 0.0 {
+        Some("are all non-negative (like an activation's output)")
+    } else {
+        None
+    }
+}
+
 /// Images collected until a chunk is full, then run through the teacher at once.
 #[derive(Default)]
 struct Chunk {
@@ -231,4 +258,29 @@ fn nothing_to_evaluate(path: &Path, report: &VisitReport) -> Error {
 fn stacked<D: ndarray::RemoveAxis>(parts: &[Array<f32, D>]) -> Option<Array<f32, D>> {
     let views: Vec<_> = parts.iter().map(|a| a.view()).collect();
     (!views.is_empty()).then(|| concatenate(Axis(0), &views).expect("same columns"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::output_warning;
+    use ndarray::array;
+
+    #[test]
+    fn outputs_that_are_not_logits_are_told_apart() {
+        let probs = array![[0.2f32, 0.8], [0.5, 0.5]];
+        let relu = array![[0.0f32, 3.0], [1.0, 0.0]];
+        let logits = array![[-1.0f32, 3.0], [1.0, 0.0]];
+        assert!(output_warning(probs.view())
+            .unwrap()
+            .contains("probabilities"));
+        assert!(output_warning(relu.view())
+            .unwrap()
+            .contains("non-negative"));
+        assert_eq!(output_warning(logits.view()), None);
+        // rows of non-negative values that do not sum to 1 are not probabilities
+        let sums = array![[0.2f32, 0.3], [0.5, 0.5]];
+        assert!(output_warning(sums.view())
+            .unwrap()
+            .contains("non-negative"));
+    }
 }

@@ -1,5 +1,5 @@
 """Branch points: float64 references that replay the float32 graph's own ReLU / Clip / MaxPool
-decisions.
+decisions, call by call.
 
 A ReLU / LeakyReLU / Hardtanh (ReLU6) / Clip / MaxPool2d decision taken within float32's rounding
 of its threshold (a pre-activation within rounding of 0, two max-pool candidates within rounding of
@@ -9,136 +9,189 @@ can be held to the float64 one. What can be checked is the graph against float64
 its own float32 forward took on ONNX Runtime (ORT's convolutions round differently from PyTorch's,
 so the decisions are read from the grad graph's Relu / LeakyRelu / MaxPool / Clip node inputs).
 
-The float64 side wraps every such module of the network (`with_branches`) and computes, per
-sample, an independent torch.autograd.grad (no ghost rules) with the recorded decisions
-(`branch_matched_sqnorms`). Piecewise ops that are not modules (F.relu calls) or not listed here
-(Hardswish, Max, Abs, ...) are not replayed; when the graph's piecewise nodes do not line up one
-to one with the wrapped modules, the decisions cannot be read and nothing is claimed.
+The unit is the *call*, not the module: a `TorchFunctionMode` (`Calls`) sees every piecewise torch
+call of a forward in order, whether it comes from a module (`nn.ReLU`, `nn.ReLU6`, `nn.MaxPool2d`,
+onnx2torch's Clip), a module called several times (torchvision's BasicBlock runs `self.relu`
+twice, EfficientNet blocks reuse one ReLU6), or a functional call (`F.relu`, `x.clamp(0, 6)`).
+The exported graph holds one node per call in the same order, so the k-th call lines up with the
+k-th such node. The float64 side computes, per sample, an independent torch.autograd.grad (no
+ghost rules) with the recorded decisions (`branch_matched_sqnorms`). Piecewise ops not listed
+here (Hardswish, Max, Abs, ...) are not replayed; when the graph's piecewise nodes do not line up
+one to one with the calls, the decisions cannot be read and nothing is claimed.
 """
 import copy
 
 import numpy as np
 import onnx
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
+from torch.overrides import TorchFunctionMode
 
 from . import verify
 
 
-class Branch(nn.Module):
-    """A piecewise-linear module that records its decisions (mode "record") or computes with
-    recorded ones (mode "replay", for the samples in `sel`)."""
+class Piecewise:
+    """One piecewise call's op: `decide(a)` its decisions on input a (what the grad graph's node
+    input is too), `replay(a, saved)` the op computed with given decisions (differentiable in a).
+    Bounds ops save 0 at/below the lower bound, 1 between, 2 at/above the upper one."""
 
-    def __init__(self, inner):
+    def __init__(self, onnx_op, lo=None, hi=None, slope=None, pool=None):
+        self.onnx_op, self.lo, self.hi, self.slope, self.pool = onnx_op, lo, hi, slope, pool
+
+    def decide(self, a):
+        if self.pool is not None:
+            return F.max_pool2d(a, **self.pool, return_indices=True)[1]
+        if self.slope is not None:
+            return a > 0
+        s = torch.ones_like(a, dtype=torch.int8)
+        if self.lo is not None:
+            s = s - (a <= self.lo).to(torch.int8)
+        if self.hi is not None:
+            s = s + (a >= self.hi).to(torch.int8)
+        return s
+
+    def replay(self, a, s):
+        if self.pool is not None:
+            return a.flatten(2).gather(2, s.flatten(2)).reshape(s.shape)
+        if self.slope is not None:
+            pos = s.to(a.dtype)
+            return a * (pos + (1 - pos) * self.slope)
+        out = a * (s == 1).to(a.dtype)
+        if self.lo is not None:
+            out = out + self.lo * (s == 0).to(a.dtype)
+        if self.hi is not None:
+            out = out + self.hi * (s == 2).to(a.dtype)
+        return out
+
+
+def _arg(args, kwargs, i, name, default=None):
+    return args[i] if len(args) > i else kwargs.get(name, default)
+
+
+def _scalar(v):
+    """A bound as a Python float (a 0-d / one-element tensor too); False when it is a tensor of
+    several values (a per-channel clamp: not replayed)."""
+    if v is None or isinstance(v, (int, float)):
+        return None if v is None else float(v)
+    if torch.is_tensor(v) and v.numel() == 1:
+        return float(v)
+    return False
+
+
+def _bounds(onnx_op, lo, hi):
+    lo, hi = _scalar(lo), _scalar(hi)
+    return None if lo is False or hi is False else Piecewise(onnx_op, lo=lo, hi=hi)
+
+
+def _pool(args, kwargs):
+    if _arg(args, kwargs, 6, "return_indices", False):
+        return None   # a caller that wants the indices: not an activation-style call
+    k = _arg(args, kwargs, 1, "kernel_size")
+    stride = _arg(args, kwargs, 2, "stride") or k   # None / () mean the kernel size
+    return Piecewise("MaxPool", pool=dict(
+        kernel_size=k, stride=stride, padding=_arg(args, kwargs, 3, "padding", 0),
+        dilation=_arg(args, kwargs, 4, "dilation", 1),
+        ceil_mode=bool(_arg(args, kwargs, 5, "ceil_mode", False))))
+
+
+# every spelling of the replayed ops that a network (or onnx2torch) calls, with how to read its
+# arguments; the outermost call is seen (inside the mode's handler the mode is off)
+PIECEWISE = {
+    F.relu: lambda a, k: Piecewise("Relu", lo=0.0),
+    torch.relu: lambda a, k: Piecewise("Relu", lo=0.0),
+    torch.Tensor.relu: lambda a, k: Piecewise("Relu", lo=0.0),
+    F.relu6: lambda a, k: Piecewise("Clip", lo=0.0, hi=6.0),
+    F.hardtanh: lambda a, k: _bounds("Clip", _arg(a, k, 1, "min_val", -1.0),
+                                     _arg(a, k, 2, "max_val", 1.0)),
+    F.leaky_relu: lambda a, k: Piecewise("LeakyRelu",
+                                         slope=float(_arg(a, k, 1, "negative_slope", 0.01))),
+    F.max_pool2d: _pool,
+    torch.max_pool2d: _pool,
+}
+for _f in (torch.clamp, torch.clip, torch.Tensor.clamp, torch.Tensor.clip, torch.clamp_,
+           torch.Tensor.clamp_, torch.Tensor.clip_):
+    PIECEWISE[_f] = lambda a, k: _bounds("Clip", _arg(a, k, 1, "min"), _arg(a, k, 2, "max"))
+for _f in (torch.relu_, torch.Tensor.relu_, F.relu_):
+    PIECEWISE[_f] = PIECEWISE[torch.relu]
+# where an in-place call says so (argument position, or always)
+INPLACE = {F.relu: 1, F.relu6: 1, F.hardtanh: 3, F.leaky_relu: 2, torch.relu_: True,
+           torch.Tensor.relu_: True, F.relu_: True, torch.clamp_: True, torch.Tensor.clamp_: True,
+           torch.Tensor.clip_: True}
+
+
+def _inplace(func, args, kwargs):
+    pos = INPLACE.get(func)
+    if pos is True or kwargs.get("inplace") is True:
+        return True
+    return isinstance(pos, int) and len(args) > pos and args[pos] is True
+ONNX_OPS = ("Relu", "LeakyRelu", "MaxPool", "Clip")
+SUSPECT = ("Max", "Min", "Hard", "Abs", "Sign", "Floor", "Round", "Ceil")
+
+
+class Call:
+    def __init__(self, op, saved, where):
+        self.op, self.saved, self.where = op, saved, where
+
+
+class Calls(TorchFunctionMode):
+    """The piecewise calls of one forward, in order. `run(model, x, "record")` records each call's
+    op and decisions; `run(model, x, "replay", sel)` computes every call with the recorded
+    decisions of the samples `sel` (a slice of the recorded batch)."""
+
+    def __init__(self):
         super().__init__()
-        self.inner, self.mode, self.saved, self.sel = inner, "plain", None, slice(None)
+        self.mode, self.sel, self.calls, self.pos = "plain", slice(None), [], 0
 
-    def bounds(self):
-        m = self.inner
-        if isinstance(m, nn.ReLU):
-            return 0.0, None
-        if isinstance(m, nn.Hardtanh):   # ReLU6 too
-            return m.min_val, m.max_val
-        return getattr(m, "min_val", None), getattr(m, "max_val", None)   # onnx2torch's OnnxClip
+    def run(self, model, x, mode, sel=slice(None)):
+        self.mode, self.sel, self.pos = mode, sel, 0
+        if mode == "record":
+            self.calls = []
+        with self:
+            out = model(x)
+        if mode == "replay" and self.pos != len(self.calls):
+            raise RuntimeError(f"the forward made {self.pos} piecewise calls, "
+                               f"{len(self.calls)} were recorded")
+        return out
 
-    def forward(self, a):
-        m = self.inner
-        if isinstance(m, nn.MaxPool2d):
-            out, idx = F.max_pool2d(a, m.kernel_size, m.stride, m.padding, m.dilation, m.ceil_mode,
-                                    return_indices=True)
-            if self.mode == "record":
-                self.saved = idx
-            if self.mode == "replay":
-                idx = self.saved[self.sel]
-                return a.flatten(2).gather(2, idx.flatten(2)).reshape(idx.shape)
-            return out
-        if isinstance(m, nn.LeakyReLU):
-            if self.mode == "record":
-                self.saved = a > 0
-            if self.mode == "replay":
-                pos = self.saved[self.sel].to(a.dtype)
-                return a * (pos + (1 - pos) * m.negative_slope)
-            return m(a)
-        lo, hi = self.bounds()   # saved: 0 at the lower bound, 1 between, 2 at the upper bound
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        make = PIECEWISE.get(func)
+        op = make(args, kwargs) if make is not None else None
+        if op is None or self.mode == "plain":
+            return func(*args, **kwargs)
+        a = args[0]
         if self.mode == "record":
-            self.saved = torch.ones_like(a, dtype=torch.int8)
-            if lo is not None:
-                self.saved = self.saved - (a <= lo).to(torch.int8)
-            if hi is not None:
-                self.saved = self.saved + (a >= hi).to(torch.int8)
-        if self.mode == "replay":
-            s = self.saved[self.sel]
-            out = a * (s == 1).to(a.dtype)
-            if lo is not None:
-                out = out + lo * (s == 0).to(a.dtype)
-            if hi is not None:
-                out = out + hi * (s == 2).to(a.dtype)
-            return out
-        return m(a)
+            self.calls.append(Call(op, op.decide(a.detach()), getattr(func, "__name__", str(func))))
+            return func(*args, **kwargs)
+        call = self.calls[self.pos]
+        self.pos += 1
+        if call.op.onnx_op != op.onnx_op:
+            raise RuntimeError(f"piecewise call {self.pos - 1} is {op.onnx_op} on replay, "
+                               f"{call.op.onnx_op} when recorded")
+        out = call.op.replay(a, call.saved[self.sel])
+        if _inplace(func, args, kwargs):   # F.relu(x, inplace=True), x.clamp_(0, 6), ...
+            return a.copy_(out)
+        return out
 
 
-REPLAYED = (nn.ReLU, nn.LeakyReLU, nn.Hardtanh, nn.MaxPool2d)
-ONNX_OP = {nn.ReLU: "Relu", nn.LeakyReLU: "LeakyRelu", nn.MaxPool2d: "MaxPool"}   # else Clip
-SUSPECT = ("Max", "Min", "Hard", "Abs", "Clip", "Relu", "ReLU", "Sign", "Floor", "Round", "Ceil")
+def suspects(model):
+    """Modules that look piecewise but are not replayed (their calls are not in PIECEWISE)."""
+    return [f"{name} ({type(mod).__name__})" for name, mod in model.named_modules()
+            if name and any(s in type(mod).__name__ for s in SUSPECT)
+            and not any(s in type(mod).__name__ for s in ("ReLU", "Hardtanh", "Clip", "MaxPool"))]
 
 
-def _clip_types():
-    try:
-        from onnx2torch.node_converters.clip import OnnxClip
-        return (OnnxClip,)
-    except ImportError:
-        return ()
-
-
-def onnx_op(branch):
-    return next((v for k, v in ONNX_OP.items() if type(branch.inner) is k), "Clip")
-
-
-def graph_branch_inputs(proto, branches):
-    """The inputs of the grad graph's Relu / LeakyRelu / MaxPool / Clip nodes, in graph order, one
-    per wrapped module (the forward part of the graph runs them in the module's order; the
-    backward of these ops uses Where / Equal masks, not the ops themselves). None when the nodes
-    do not line up with the modules one to one."""
-    ops = set(ONNX_OP.values()) | {"Clip"}
-    nodes = [nd for nd in proto.graph.node if nd.op_type in ops]
-    if [nd.op_type for nd in nodes] != [onnx_op(b) for b in branches]:
-        return None
-    return [nd.input[0] for nd in nodes]
-
-
-def with_branches(model):
-    """A copy with every replayable piecewise-linear module wrapped (names), and the names of the
-    other modules that look piecewise."""
-    m = copy.deepcopy(model)
-    wrapped, other = [], []
-    for name, mod in list(m.named_modules()):
-        if isinstance(mod, REPLAYED + _clip_types()):
-            parent, _, leaf = name.rpartition(".")
-            m.get_submodule(parent).add_module(leaf, Branch(mod))
-            wrapped.append(name)
-        elif name and any(s in type(mod).__name__ for s in SUSPECT):
-            other.append(f"{name} ({type(mod).__name__})")
-    return m, wrapped, other
-
-
-def branches_of(m):
-    return [b for b in m.modules() if isinstance(b, Branch)]
-
-
-def branch_matched_sqnorms(m64, x64, y):
-    """[N, P] float64 per-sample squared norms (named_parameters order) on the recorded branches,
-    one torch.autograd.grad each."""
+def branch_matched_sqnorms(m64, calls, x64, y):
+    """[N, P] float64 per-sample squared norms (named_parameters order) on the decisions recorded
+    in `calls` (for the batch x64), one torch.autograd.grad each."""
     params = [p for _, p in m64.named_parameters()]
-    branches = branches_of(m64)
     for p in params:
         p.requires_grad_(True)
     out = []
     with torch.enable_grad():
         for i in range(len(x64)):
-            for b in branches:
-                b.mode, b.sel = "replay", slice(i, i + 1)
-            loss = verify.stable_cross_entropy(m64(x64[i:i + 1]), y[i:i + 1])
+            logits = calls.run(m64, x64[i:i + 1], "replay", slice(i, i + 1))
+            loss = verify.stable_cross_entropy(logits, y[i:i + 1])
             gs = torch.autograd.grad(loss, params, allow_unused=True)
             out.append([0.0 if g is None else float(g.pow(2).sum()) for g in gs])
     return np.asarray(out, dtype=np.float64).reshape(len(x64), len(params))
@@ -146,59 +199,63 @@ def branch_matched_sqnorms(m64, x64, y):
 
 class GraphDecisions:
     """The grad graph `proto` (a ModelProto, left unchanged) on ONNX Runtime with its piecewise
-    nodes' inputs as extra outputs, and wrapped float32 / float64 copies of `model` (b32, b64;
-    names of the wrapped modules: wrapped, other suspects: other). taps is None when the graph's
-    nodes do not line up with the modules by op type in order."""
+    nodes' inputs as extra outputs, and a float64 copy of `model` (m64). After `record`, c32 holds
+    the graph's own float32 decisions per call and c64 float64's own."""
 
     def __init__(self, proto, model, input_name="x", extra_outputs=("norms",)):
-        self.b32, self.wrapped, self.other = with_branches(model)
-        self.b64, _, _ = with_branches(verify._copy_as(model, torch.float64))
+        self.m64 = verify._copy_as(model, torch.float64)
+        self.other = suspects(model)
+        self.c32, self.c64 = Calls(), Calls()
         self.input_name, self.extra = input_name, list(extra_outputs)
         proto = copy.deepcopy(proto)
-        self.taps = graph_branch_inputs(proto, branches_of(self.b32))
-        for t in self.taps or []:
-            proto.graph.output.append(onnx.helper.make_empty_tensor_value_info(t))
+        self.nodes = [nd for nd in proto.graph.node if nd.op_type in ONNX_OPS]
+        self.taps = list(dict.fromkeys(nd.input[0] for nd in self.nodes))
+        have = {o.name for o in proto.graph.output}
+        for t in self.taps:
+            if t not in have:
+                proto.graph.output.append(onnx.helper.make_empty_tensor_value_info(t))
         self.sess = verify.ort_session(proto.SerializeToString())
 
     def record(self, x, y):
-        """Run the graph on (x, y): b32's branches record the graph's own decisions, b64's
-        float64's own. Returns (lined_up, outs): lined_up false when the taps are missing or a
-        node's input is not the shape of its module's (another tensor, or a module unused);
-        outs the graph's extra outputs."""
-        outs = self.sess.run(self.extra + (self.taps or []),
-                             {self.input_name: x.numpy(), "y": y.numpy()})
-        br32, br64 = branches_of(self.b32), branches_of(self.b64)
-        for b in br32 + br64:
-            b.mode, b.saved = "record", None
+        """Run the graph on (x, y) and float64 on x. Returns (lined_up, outs): lined_up false when
+        the graph's piecewise nodes and the forward's piecewise calls differ in number, op or
+        shape; outs the graph's extra outputs."""
+        outs = self.sess.run(self.extra + self.taps, {self.input_name: x.numpy(), "y": y.numpy()})
+        tapped = dict(zip(self.taps, outs[len(self.extra):]))
         with torch.no_grad():
-            for b, a in zip(br32, outs[len(self.extra):] if self.taps is not None else []):
-                b(torch.from_numpy(a))
-            self.b64(x.double())
-        lined_up = self.taps is not None and all(
-            a.saved is not None and b.saved is not None and a.saved.shape == b.saved.shape
-            for a, b in zip(br32, br64))
+            self.c64.run(self.m64, x.double(), "record")
+        calls = self.c64.calls
+        if [c.op.onnx_op for c in calls] != [nd.op_type for nd in self.nodes]:
+            self.c32.calls = []
+            return False, outs[:len(self.extra)]
+        self.c32.calls = [Call(c.op, c.op.decide(torch.from_numpy(tapped[nd.input[0]])), c.where)
+                          for c, nd in zip(calls, self.nodes)]
+        lined_up = all(a.saved.shape == b.saved.shape for a, b in zip(self.c32.calls, calls))
         return lined_up, outs[:len(self.extra)]
 
+    def describe(self):
+        ops = [nd.op_type for nd in self.nodes]
+        calls = [c.op.onnx_op for c in self.c64.calls]
+        return (f"the grad graph's {len(ops)} Relu / LeakyRelu / MaxPool / Clip nodes do not line "
+                f"up one to one, in order and shape, with the forward's {len(calls)} piecewise "
+                f"calls (F.relu, F.relu6, F.hardtanh, F.leaky_relu, clamp, F.max_pool2d, from "
+                f"modules or not) (graph {_counts(ops)}; calls {_counts(calls)}), so the graph's "
+                "own decisions cannot be replayed")
 
-def graph_decisions(proto, model, x, y, input_name="x", extra_outputs=("norms",)):
-    """GraphDecisions(...).record(x, y) on all of x. Returns (b32, b64, wrapped, other, outs),
-    b32 None when the graph's nodes do not line up with the modules."""
-    gd = GraphDecisions(proto, model, input_name, extra_outputs)
-    lined_up, outs = gd.record(x, y)
-    return gd.b32 if lined_up else None, gd.b64, gd.wrapped, gd.other, outs
+
+def _counts(ops):
+    return ", ".join(f"{o} {ops.count(o)}" for o in ONNX_OPS if o in ops) or "none"
 
 
-def flips_and_replay(b32, b64, wrapped, n):
+def flips_and_replay(c32, c64, n):
     """Per-sample count of decisions where the graph's float32 differs from float64 [N], the
-    flipped decisions as (sample, module name, position); b64 is set to replay b32's decisions."""
-    br32, br64 = branches_of(b32), branches_of(b64)
+    flipped decisions as (sample, call name, position); c64 is set to replay c32's decisions."""
     flips = np.zeros(n, int)
     details = []
-    for name, a, b in zip(wrapped, br32, br64):
+    for k, (a, b) in enumerate(zip(c32.calls, c64.calls)):
         d = a.saved != b.saved
-        f = d.flatten(1).sum(1).numpy()
-        flips = flips + f
-        details += [(s, name, rest) for s, *rest in d.nonzero().tolist()]
+        flips = flips + d.flatten(1).sum(1).numpy()
+        details += [(s, f"call {k} ({b.where})", rest) for s, *rest in d.nonzero().tolist()]
         b.saved = a.saved
     return flips, details
 
@@ -212,7 +269,6 @@ def own_branch_check(onnx_path, model, x, y, input_name, samples, norms, sqnorms
     samples = np.asarray(samples, int)
     rep = {"n_over_tol_plain": int(len(samples))}
     gd = GraphDecisions(onnx.load(onnx_path), model, input_name)
-    wrapped, other = gd.wrapped, gd.other
     # the graph's decisions are read from a run on these samples alone (in chunks: the taps of
     # every piecewise node of a big batch would not fit), the norms judged are the batch's
     flips, sq = [], []
@@ -220,33 +276,27 @@ def own_branch_check(onnx_path, model, x, y, input_name, samples, norms, sqnorms
         sel = torch.from_numpy(samples[i:i + chunk])
         lined_up, _ = gd.record(x[sel], y[sel])
         if not lined_up:
-            rep["own_branch_error"] = (
-                "the grad graph's Relu / LeakyRelu / MaxPool / Clip nodes do not line up one to "
-                f"one and in shape with the inputs of the network's {len(wrapped)} replayable "
-                "modules (nn.ReLU, nn.LeakyReLU, nn.Hardtanh, nn.MaxPool2d, onnx2torch's Clip), "
-                "so the graph's own decisions cannot be replayed (a functional F.relu / "
-                "F.max_pool2d call has no module to replay)")
+            rep["own_branch_error"] = gd.describe()
             rep["n_unexplained"] = int(len(samples))
             return rep
-        flips.append(flips_and_replay(gd.b32, gd.b64, wrapped, len(sel))[0])
-        sq.append(branch_matched_sqnorms(gd.b64, x[sel].double(), y[sel]))
+        flips.append(flips_and_replay(gd.c32, gd.c64, len(sel))[0])
+        sq.append(branch_matched_sqnorms(gd.m64, gd.c64, x[sel].double(), y[sel]))
     flips, sq = np.concatenate(flips), np.concatenate(sq)
     ref = np.sqrt(sq.sum(1))
     got = norms[samples].astype(np.float64)
     rel = np.abs(got - ref) / np.maximum(ref, verify.TINY_FLOOR)
     sq_rel = (np.abs(sqnorms[samples].astype(np.float64) - sq)
               / np.maximum(ref ** 2, verify.TINY_FLOOR)[:, None]).max(1, initial=0.0)
-    f = flips
-    ok = (rel <= tol) & (sq_rel <= tol) & (f > 0)
+    ok = (rel <= tol) & (sq_rel <= tol) & (flips > 0)
     rep.update({
-        "n_branch_flipped": int((f > 0).sum()),
-        "n_decisions_flipped": int(f.sum()),
+        "n_branch_flipped": int((flips > 0).sum()),
+        "n_decisions_flipped": int(flips.sum()),
         "own_branch_norm_max_rel_err": float(rel.max()),
         "own_branch_sqnorm_max_rel_err": float(sq_rel.max()),
         "n_unexplained": int((~ok).sum()),
         "over_tol_samples": [int(s) for s in samples[:20]],
-        "replayed_modules": len(wrapped),
+        "replayed_calls": len(gd.c64.calls),
     })
-    if other:
-        rep["not_replayed"] = other
+    if gd.other:
+        rep["not_replayed"] = gd.other
     return rep

@@ -211,6 +211,8 @@ def export(model, out_dir, name, *, input_shape, class_names, normalization, ver
         log(f"[{name}] forward: max |logit diff| = {fwd['forward_max_abs_err']:.3g} "
             f"(tolerance {fwd_tol:.3g} = {FORWARD_TOL:g} x max(1, max |logit| {fwd['logit_scale']:.3g}), "
             f"n={fwd['n']})")
+        if "output_warning" in fwd:
+            log(f"[{name}] WARNING: {fwd['output_warning']}")
         g = report["grad"]
         if "batch_consistency_error" in g:
             raise VerificationError(g["batch_consistency_error"])

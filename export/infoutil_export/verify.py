@@ -71,6 +71,34 @@ def _copy_as(model, dtype):
     return m
 
 
+def output_op(proto):
+    """The op type of the node that makes the graph's first output (through Identity nodes)."""
+    g = proto.graph
+    name = g.output[0].name
+    made_by = {o: n for n in g.node for o in n.output}
+    while name in made_by:
+        node = made_by[name]
+        if node.op_type != "Identity":
+            return node.op_type
+        name = node.input[0]
+    return None
+
+
+def output_warning(logits):
+    """Why outputs [N, K] do not look like logits, or None: rows that sum to 1 within 1e-3 with
+    every value in [0, 1] (probabilities: a softmax at the end), or all values >= 0 (an
+    activation at the end: ReLU, sigmoid). The gradient graph differentiates cross-entropy of
+    softmax(outputs), so either makes the norms those of another loss."""
+    z = np.asarray(logits, dtype=np.float64)
+    if z.size == 0 or z.shape[1] < 2:
+        return None
+    if z.min() >= 0 and z.max() <= 1 and np.abs(z.sum(1) - 1).max() <= 1e-3:
+        return "look like probabilities (every row sums to 1)"
+    if z.min() >= 0:
+        return "are all non-negative (like an activation's output)"
+    return None
+
+
 def check_forward(onnx_path, model, x, input_name="x", batch_sizes=(1, 3)):
     """max |logits_onnx - logits_torch| over x, and over a few other batch sizes (dynamic batch)."""
     sess = ort_session(onnx_path)
@@ -81,7 +109,16 @@ def check_forward(onnx_path, model, x, input_name="x", batch_sizes=(1, 3)):
     for b in batch_sizes:
         got_b = sess.run(None, {input_name: x[:b].numpy()})[0]
         err = max(err, float(np.abs(got_b - ref[:b]).max()))
-    return {"forward_max_abs_err": err, "logit_scale": float(np.abs(ref).max()), "n": len(x)}
+    rep = {"forward_max_abs_err": err, "logit_scale": float(np.abs(ref).max()), "n": len(x)}
+    why = output_warning(ref)
+    if why:
+        import onnx
+        op = output_op(onnx.load(onnx_path)) or "unknown"
+        rep["output_warning"] = (
+            f"the outputs on the {len(x)} verification inputs {why}; the last op is {op}. "
+            "infoutil treats outputs as logits (cross-entropy of their softmax), so its gradient "
+            "norms would be those of another loss: export the graph before that op")
+    return rep
 
 
 def check_grad(onnx_path, model, x, y, input_name="x", batch_sizes=(1, 3), tol=None):

@@ -1,7 +1,7 @@
 """Branch-aware gradient verification: a sample that sits on a max-pool tie in float32 but not in
 float64 is over 1e-4 against plain float64, is accepted against float64 replaying the graph's own
-float32 decisions (read from ONNX Runtime) with the flip reported, and a wrong gradient graph is
-still refused.
+float32 decisions (read from ONNX Runtime) with the flip reported, call by call (a module called
+twice, functional calls), and a wrong gradient graph is still refused.
 
 The tie: a 1x1 convolution u + 2 v + 2 over two channels. The first max-pool candidate has
 (u, v) = (1, 0), so 3 exactly; the second (0, 0.5 + 2^-24), so 3 + 2^-23 exactly, which float32
@@ -85,27 +85,42 @@ def test_tie_is_accepted_with_flip_reported(d):
     return reports
 
 
-class Functional(nn.Module):
-    """net() with functional ReLU / max-pool calls: no module to replay (its own sit unused)."""
+class Reused(nn.Module):
+    """net()'s tie behind one nn.ReLU and one nn.MaxPool2d each called twice (as torchvision's
+    BasicBlock calls self.relu twice), with functional F.relu / Tensor.clamp calls between (no
+    module at all). The second conv (1x1, weight 1, bias 0.1) keeps the tied value the largest
+    of its second pooling window (the window's other values are ReLU'd -1s), so the tie still
+    carries the gradient."""
 
     def __init__(self):
         super().__init__()
-        self.m = net()
+        self.conv1, self.conv2 = net()[0], nn.Conv2d(1, 1, 1)
+        self.relu, self.pool = nn.ReLU(), nn.MaxPool2d(2)
+        self.fc = nn.Linear(2, 3)
+        with torch.no_grad():
+            self.conv2.weight.fill_(1.0)
+            self.conv2.bias.fill_(0.1)
+            self.fc.weight[:, 0] *= 10   # the tied window's feature
 
     def forward(self, x):
-        return self.m[4](self.m[3](F.max_pool2d(F.relu(self.m[0](x)), 2)))
+        h = self.pool(self.relu(self.conv1(x)))   # [1, 3, 5]: the tie at (0, 0)
+        h = F.relu(self.relu(self.conv2(h)) - 0.05).clamp(0.0, 6.0)
+        return self.fc(self.pool(h).flatten(1))   # [1, 1, 2]
 
 
-def test_functional_calls_are_not_replayed(d):
+def test_reused_and_functional_calls_are_replayed(d):
+    """Each call is replayed with its own decisions: the tie sample is accepted (the old
+    per-module replay refused this network: 6 graph nodes against 2 modules)."""
     x, y = data()
-    try:
-        exporter.export(Functional(), os.path.join(d, "fn"), "t", input_shape=SHAPE,
-                        class_names=list("abc"), normalization=metadata.BAKED, verify_x=x,
-                        verify_y=y, log=lambda *a: None)
-    except exporter.VerificationError as e:
-        assert "cannot be replayed" in str(e), e
-        return
-    raise AssertionError("a branch point was accepted without replaying the graph's decisions")
+    rep = exporter.export(Reused(), os.path.join(d, "reused"), "t", input_shape=SHAPE,
+                          class_names=list("abc"), normalization=metadata.BAKED, verify_x=x,
+                          verify_y=y, log=lambda *a: None)
+    g = rep["grad"]
+    assert g["norm_max_rel_err"] > TOL and g["verified"], g
+    assert g["over_tol_samples"] == [0] and g["n_branch_flipped"] == 1, g
+    assert g["n_unexplained"] == 0 and g["replayed_calls"] == 6, g
+    assert g["own_branch_norm_max_rel_err"] <= 1e-6, g
+    return g
 
 
 def scaled_column(grad_path, out_path, col, factor):
@@ -172,6 +187,8 @@ if __name__ == "__main__":
         print(f"wrong sqnorms column: {g['n_unexplained']} of {g['n_over_tol_plain']} over unexplained "
               f"(own-branch sqnorm err {g['own_branch_sqnorm_max_rel_err']:.3g}); wrong rule "
               f"refused: {e}")
-        test_functional_calls_are_not_replayed(d)
-        print("functional F.relu / F.max_pool2d: the tie sample is refused (nothing to replay)")
+        g = test_reused_and_functional_calls_are_replayed(d)
+        print(f"nn.ReLU and nn.MaxPool2d called twice, F.relu, clamp: plain float64 "
+              f"{g['norm_max_rel_err']:.3g}, {g['replayed_calls']} calls replayed, own-branch "
+              f"{g['own_branch_norm_max_rel_err']:.3g}: accepted")
     print("ok")

@@ -206,11 +206,63 @@ def test_wrong_graph_is_refused_and_nothing_written():
             ghost.RULES[f] = original
 
 
+def test_outputs_that_are_not_logits_are_named():
+    """A network ending in softmax and one ending in ReLU (the Keras CIFAR teacher's
+    Dense(10, activation="relu")): warned, with the last op named; plain logits are not."""
+    import numpy as np
+    from infoutil_export import verify
+    torch.manual_seed(0)
+    base = lambda: [nn.Conv2d(3, 4, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 5)]  # noqa: E731
+    x = torch.randn(6, 3, 16, 16)
+    found = {}
+    with tempfile.TemporaryDirectory() as d:
+        for tail, op, words in ((nn.Softmax(1), "Softmax", "probabilities"),
+                                (nn.ReLU(), "Relu", "non-negative"), (None, "Gemm", None)):
+            m = exporter.prepare_model(nn.Sequential(*base(), *([tail] if tail else [])))
+            path = os.path.join(d, f"{op}.onnx")
+            onnx.save(exporter.forward_proto(m, (3, 16, 16), "x"), path)
+            rep = verify.check_forward(path, m, x)
+            w = rep.get("output_warning")
+            assert (w is None) if words is None else (words in w and f"last op is {op}" in w), (op, w)
+            found[op] = w
+    assert verify.output_warning(np.array([[0.2, 0.8], [0.5, 0.5]])).startswith("look like prob")
+    assert verify.output_warning(np.array([[0.0, 3.0], [1.0, 0.0]])).startswith("are all non-neg")
+    assert verify.output_warning(np.array([[-1.0, 3.0], [1.0, 0.0]])) is None
+    return found
+
+
+def test_gram_form_keeps_precision_under_cancellation():
+    """|G U^T|^2 where the per-position terms cancel (u_l nearly the same everywhere, as over a
+    uniform background, and sum_l g_l nearly 0): R = sum_l |g_l||u_l| / |G U^T| ~ 700. A float32
+    Gram form is ~1e-3 off there (eps * R^2), which is the mechanism of a 1.2e-3 gradient-norm
+    error with no branch flip; both forms of the rule must stay within 1e-5 of float64."""
+    import numpy as np
+    rng = np.random.default_rng(0)
+    L, O, K = 49, 64, 288          # a 7x7 conv output, 64 channels, 32 in-channels x 3x3
+    u = np.abs(rng.normal(1, 0.02, (4, 1, K, 1))) + rng.normal(0, 1e-3, (4, 1, K, L))
+    g = rng.normal(0, 1, (4, 1, O, L))
+    g = g - 0.99 * g.mean(-1, keepdims=True)
+    ref = ((g @ u.swapaxes(-1, -2)) ** 2).sum((1, 2, 3))
+    G, U = torch.from_numpy(g).float(), torch.from_numpy(u).float()
+    naive = (torch.matmul(G.transpose(-1, -2), G) * torch.matmul(U.transpose(-1, -2), U)).sum((1, 2, 3))
+    assert (np.abs(naive.double().numpy() - ref) / ref).max() > 1e-4   # the case is a hard one
+    # at this shape the rule itself picks the Gram form (L^2 (O + K) = 845k multiply-adds
+    # against O K L = 903k), as it would for a 7x7 conv layer of an MNIST network
+    got = ghost._frobenius_sq_of_product(G, U)
+    assert got.dtype == torch.float32
+    err = float((np.abs(got.double().numpy() - ref) / ref).max())
+    assert err <= 1e-5, err
+    return err
+
+
 if __name__ == "__main__":
     torch.set_num_threads(int(os.environ.get("THREADS", "2")))
     print("classic layers: max rel err", test_classic_layers_verify())
     print("modern layers: max rel err", test_modern_layers_verify())
     test_constant_of_shape_gets_its_float32_default()
+    print("outputs that are not logits:", test_outputs_that_are_not_logits_are_named()["Softmax"])
+    print("cancelling |G U^T|^2 (float32 Gram form would be > 1e-4):",
+          test_gram_form_keeps_precision_under_cancellation())
     g = test_confident_samples_keep_relative_precision()
     print(f"confident samples: max rel err {g['norm_max_rel_err']:.3g} on reference norms "
           f"{g['ref_norm_min']:.3g} … {g['ref_norm_max']:.3g} (plain float32 torch.func: "

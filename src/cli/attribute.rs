@@ -41,7 +41,7 @@ pub struct AttributeArgs {
 
 pub fn run(args: AttributeArgs) -> anyhow::Result<()> {
     let cfg = args.shapley.config();
-    let rule = args.shapley.crop_rule();
+    let rule = args.shapley.crop_rule(1, 1); // crops of one image: the plain default
     cfg.check()?;
     rule.check(cfg.grid)?;
     let teacher = args.teacher.load()?;

@@ -6,7 +6,7 @@ use infoutil::distill::{
     default_checkpoint_dir, distill, label_teacher_for, Checkpoint, DistillConfig, Distilled,
     MapsFor, Method, Reuse, SavedMaps,
 };
-use infoutil::informativeness::Attribution;
+use infoutil::informativeness::{Attribution, CropRule};
 use infoutil::provenance::Provenance;
 use infoutil::teacher::Teacher;
 use infoutil::utility::Score;
@@ -76,6 +76,11 @@ pub struct DistillArgs {
 }
 
 impl DistillArgs {
+    fn crop_rule(&self) -> CropRule {
+        self.shapley
+            .crop_rule(self.ipc * self.factor * self.factor, self.candidates)
+    }
+
     /// The typed options, checked; `classes` is the teacher's class count (for `--classes`).
     fn config(&self, classes: usize) -> anyhow::Result<DistillConfig> {
         let cfg = DistillConfig {
@@ -85,7 +90,7 @@ impl DistillArgs {
             candidates: self.candidates,
             attribution: self.shapley.attribution,
             shapley: self.shapley.config(),
-            crops: self.shapley.crop_rule(),
+            crops: self.crop_rule(),
             score: self.score,
             only_recognised: self.only_recognised,
             seed: self.seed,
@@ -109,7 +114,7 @@ pub fn run(args: DistillArgs) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     // The options' own limits first: a typo should not wait for a teacher to load.
     args.shapley.config().check()?;
-    args.shapley.crop_rule().check(args.shapley.grid)?;
+    args.crop_rule().check(args.shapley.grid)?;
     let teacher = args.teacher.load()?;
     let label_teacher = load_label_teacher(&args, &teacher)?;
     let data_path = paths::shipped_or(&args.data, paths::DEFAULT_TRAIN_DATA);
@@ -234,6 +239,7 @@ fn summary(
             set.resumed_classes
         );
     }
+    print_absent_classes(set, teacher);
     let t = &set.timings;
     println!(
         "{:?}: {} images ({} per class, factor {}) from {} → {} and {}",
@@ -275,4 +281,31 @@ fn summary(
             set.report.skipped_examples.join("; ")
         );
     }
+}
+
+/// The teacher's classes the data did not hold (distilled without them), when any.
+fn print_absent_classes(set: &Distilled, teacher: &infoutil::teacher::Teacher) {
+    if set.absent_classes.is_empty() {
+        return;
+    }
+    let names = &teacher.meta.class_names;
+    let k = names.len();
+    let absent: Vec<String> = set
+        .absent_classes
+        .iter()
+        .take(10)
+        .map(|&c| format!("{c} ({})", names[c]))
+        .collect();
+    let more = set.absent_classes.len().saturating_sub(absent.len());
+    println!(
+        "the data holds {} of the teacher's {k} classes: distilled those; absent (recorded \
+         as config.absent_classes): {}{}",
+        k - set.absent_classes.len(),
+        absent.join(", "),
+        if more > 0 {
+            format!(" and {more} more")
+        } else {
+            String::new()
+        }
+    );
 }

@@ -29,9 +29,10 @@ pub struct ShapleyArgs {
     /// Noise scale α: σ = α·std(pooled map) for all but the last crop of an image.
     #[arg(long, default_value_t = CropRule::default().alpha)]
     pub alpha: f64,
-    /// Crops per image (the last one noise-free).
-    #[arg(long, default_value_t = CropRule::default().per_image)]
-    pub crops_per_image: usize,
+    /// Crops per image (the last one noise-free) [default: 5, or more when IPC × factor² crops
+    /// must come from few candidates: 4 × ⌈IPC·factor² / candidates⌉]
+    #[arg(long)]
+    pub crops_per_image: Option<usize>,
     /// Patches per side of a crop (the pooling kernel).
     #[arg(long, default_value_t = CropRule::default().span)]
     pub crop_span: usize,
@@ -58,10 +59,14 @@ impl ShapleyArgs {
         }
     }
 
-    pub fn crop_rule(&self) -> CropRule {
+    /// The crop rule of a run that keeps `need` crops per class from `candidates` images
+    /// (`--crops-per-image` when given, else [`CropRule::default_per_image`]).
+    pub fn crop_rule(&self, need: usize, candidates: usize) -> CropRule {
         CropRule {
             span: self.crop_span,
-            per_image: self.crops_per_image,
+            per_image: self
+                .crops_per_image
+                .unwrap_or_else(|| CropRule::default_per_image(need, candidates)),
             alpha: self.alpha,
         }
     }

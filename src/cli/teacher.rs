@@ -3,7 +3,7 @@ use std::path::PathBuf;
 use super::paths;
 use clap::{Args, Subcommand};
 use infoutil::data;
-use infoutil::evaluate::{evaluate, EvalOptions};
+use infoutil::evaluate::{evaluate, output_warning, EvalOptions};
 use infoutil::provenance::Provenance;
 
 use super::progress::Bars;
@@ -74,6 +74,16 @@ fn eval(args: EvalArgs) -> anyhow::Result<()> {
     if let Some(g) = &result.grad_norms {
         let mean = g.mean().unwrap_or(0.0);
         println!("mean per-sample gradient norm {mean:.4}");
+    }
+    if let Some(why) = output_warning(result.logits.view()) {
+        eprintln!(
+            "warning: {}'s outputs on these {} images {why}; its last op is {}. infoutil treats \
+             outputs as logits (cross-entropy of their softmax), so gradient norms and \
+             informativeness would be those of another loss: export the graph before that op",
+            teacher.path.display(),
+            result.len(),
+            teacher.output_op.as_deref().unwrap_or("unknown"),
+        );
     }
     if result.report.skipped > 0 {
         println!("skipped {} bad record(s), e.g.:", result.report.skipped);

@@ -83,7 +83,7 @@ pub fn distill(
     };
     let (path, classes) = read_classes(&mut run, source)?;
 
-    let wanted = wanted_classes(cfg, classes.len())?;
+    let (wanted, absent) = wanted_classes(cfg, &classes, &path)?;
     let mut out = soft_labels::Builder::new(teacher);
     let mut resumed = 0;
     let method = cfg.method.proposal();
@@ -119,6 +119,7 @@ pub fn distill(
     distilled.timings = run.timings;
     distilled.resumed_classes = resumed;
     distilled.maps_from = reuse.maps.map(|m| m.path.clone());
+    distilled.absent_classes = absent;
     Ok(distilled)
 }
 
@@ -157,15 +158,35 @@ fn same_input_and_classes(teacher: &Teacher, label_teacher: &Teacher) -> Result<
 }
 
 /// The classes this run distils (`cfg.classes`, or all `n`), each one the teacher has.
-fn wanted_classes(cfg: &DistillConfig, n: usize) -> Result<Vec<usize>> {
+/// The classes to distil and the teacher's classes absent from the data. Without --classes,
+/// the classes the data holds: a folder of 19 ImageNet classes is distilled as those 19, and
+/// the absent ones are recorded; an explicit list that names a class without images is still
+/// refused, class by class.
+fn wanted_classes(
+    cfg: &DistillConfig,
+    classes: &[Vec<usize>],
+    path: &std::path::Path,
+) -> Result<(Vec<usize>, Vec<usize>)> {
+    let n = classes.len();
+    let absent: Vec<usize> = match &cfg.classes {
+        Some(_) => Vec::new(),
+        None => (0..n).filter(|&c| classes[c].is_empty()).collect(),
+    };
     let wanted: Vec<usize> = match &cfg.classes {
         Some(list) => list.clone(),
-        None => (0..n).collect(),
+        None => (0..n).filter(|c| !absent.contains(c)).collect(),
     };
+    if wanted.is_empty() {
+        return Err(Error::data(
+            path,
+            None,
+            "no class of the teacher has images",
+        ));
+    }
     if let Some(&bad) = wanted.iter().find(|&&c| c >= n) {
         return Err(Error::Config(format!(
             "class {bad} does not exist: the teacher has {n} classes"
         )));
     }
-    Ok(wanted)
+    Ok((wanted, absent))
 }

@@ -85,6 +85,7 @@ impl Builder {
             report: VisitReport::default(),
             timings: Timings::default(),
             resumed_classes: 0,
+            absent_classes: Vec::new(),
             config: cfg.clone(),
             label_teacher: (
                 label_teacher.path.clone(),

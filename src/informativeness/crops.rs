@@ -33,6 +33,16 @@ impl CropRule {
     /// Most crops per image: more only repeat the same few blocks under more noise.
     pub const MAX_PER_IMAGE: usize = 256;
 
+    /// The default crops per image for a run that keeps `need` crops of a class (IPC × factor²)
+    /// from `candidates` images: the default 5, or four times the share of each candidate when
+    /// that is more. Noisy argmaxes of one map land on the same few blocks, so crops repeat: on
+    /// the shipped teacher one candidate gave 3 distinct crops of 5 and of 8, and 4 or more of
+    /// 12 in every class, where `--factor 2 --ipc 1` needs 4.
+    pub fn default_per_image(need: usize, candidates: usize) -> usize {
+        let share = need.div_ceil(candidates.max(1));
+        (4 * share).clamp(Self::default().per_image, Self::MAX_PER_IMAGE)
+    }
+
     /// The rule's own limits on a `grid × grid` map.
     pub fn check(&self, grid: usize) -> crate::error::Result<()> {
         let fail = |m: String| Err(crate::error::Error::Config(m));

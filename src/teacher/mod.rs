@@ -76,6 +76,8 @@ pub struct Teacher {
     pub file_sha256: String,
     /// Which backend runs, in words (e.g. "tract (cpu)").
     pub backend: String,
+    /// The op that makes the forward graph's output (e.g. "Gemm", "Softmax"), if found.
+    pub output_op: Option<String>,
     /// Why `auto` did not pick ONNX Runtime, when it did not.
     pub backend_note: Option<String>,
     forward: Box<dyn Engine>,
@@ -327,6 +329,7 @@ impl Teacher {
         Ok(Teacher {
             meta,
             path: path.to_path_buf(),
+            output_op: file.output_op(),
             file_sha256: file.file_sha256,
             backend: backend.describe(opts),
             backend_note,

@@ -71,6 +71,20 @@ impl OnnxFile {
         self.path.parent().unwrap_or(Path::new("."))
     }
 
+    /// The op type of the node that makes the graph's first output, looking through Identity
+    /// nodes (for messages about what the outputs are, e.g. "Softmax").
+    pub fn output_op(&self) -> Option<String> {
+        let g = self.graph();
+        let mut name = g.output.first()?.name.clone();
+        while let Some(node) = g.node.iter().find(|n| n.output.contains(&name)) {
+            if node.op_type != "Identity" {
+                return Some(node.op_type.clone());
+            }
+            name = node.input.first()?.clone();
+        }
+        None
+    }
+
     /// `metadata_props` as a map.
     pub fn metadata(&self) -> BTreeMap<String, String> {
         self.proto
@@ -293,5 +307,16 @@ fn collect_tensors<'a>(g: &'a GraphProto, out: &mut Vec<&'a TensorProto>) {
         for sub in attr.g.iter().chain(&attr.graphs) {
             collect_tensors(sub, out);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::OnnxFile;
+
+    #[test]
+    fn output_op_is_the_shipped_classifier() {
+        let f = OnnxFile::read(std::path::Path::new("models/fmnist-convnet3.onnx")).unwrap();
+        assert_eq!(f.output_op().as_deref(), Some("Gemm"));
     }
 }

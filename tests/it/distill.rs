@@ -536,4 +536,16 @@ fn a_distilled_file_holds_exactly_the_schemas_datasets_and_merge_keeps_them_all(
     let config: serde_json::Value =
         serde_json::from_str(&infoutil::store::read_attr(&f, "config").unwrap()).unwrap();
     assert_eq!(config["distill"]["shapley"]["estimator"], "leverage");
+    // The label teacher is also recorded relative to the file's folder, so a reader elsewhere
+    // finds it (examples/train_student.py tries that first).
+    let f = infoutil::store::open(&a).unwrap();
+    let config: serde_json::Value =
+        serde_json::from_str(&infoutil::store::read_attr(&f, "config").unwrap()).unwrap();
+    let rel = config["label_teacher_from_output"].as_str().unwrap();
+    assert!(rel.starts_with(".."), "{rel}");
+    let recorded = config["label_teacher"].as_str().unwrap();
+    assert_eq!(
+        dir.path().join(rel).canonicalize().unwrap(),
+        std::path::Path::new(recorded).canonicalize().unwrap()
+    );
 }

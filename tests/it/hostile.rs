@@ -817,3 +817,93 @@ fn too_few_crops_for_the_factor_names_the_options_to_change() {
         ],
     );
 }
+
+#[test]
+fn the_default_crops_per_image_is_enough_for_the_factor() {
+    // the refusal above with --crops-per-image left to its default: derived from IPC × factor²
+    // and the candidates (4 × ⌈4 / 1⌉ = 16), enough where the fixed default of 5 gave 3 distinct
+    // crops for class 1
+    let dir = tempfile::tempdir().unwrap();
+    let out = infoutil(
+        &[
+            "distill",
+            "--backend",
+            "tract",
+            "--factor",
+            "2",
+            "--ipc",
+            "1",
+            "--candidates",
+            "1",
+            "--classes",
+            "0,1",
+            "--budget",
+            "48",
+            "--out",
+            "f2.h5",
+        ],
+        dir.path(),
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(dir.path().join("f2.h5").exists());
+}
+
+#[test]
+fn data_with_some_of_the_teachers_classes_distils_those_and_records_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("two");
+    test_set_as_folder(&root, |c| format!("{c}"), None);
+    for c in 2..10 {
+        std::fs::remove_dir_all(root.join(format!("{c}"))).unwrap();
+    }
+    let root_arg = root.to_str().unwrap();
+    let out = infoutil(
+        &[
+            "distill",
+            "--backend",
+            "tract",
+            "--data",
+            root_arg,
+            "--ipc",
+            "1",
+            "--candidates",
+            "1",
+            "--budget",
+            "48",
+            "--out",
+            "sub.h5",
+        ],
+        dir.path(),
+    );
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(
+        t.contains("the data holds 2 of the teacher's 10 classes") && t.contains("3 (Dress)"),
+        "{t}"
+    );
+    let f = infoutil::store::open(&dir.path().join("sub.h5")).unwrap();
+    let config: serde_json::Value =
+        serde_json::from_str(&infoutil::store::read_attr(&f, "config").unwrap()).unwrap();
+    assert_eq!(
+        config["absent_classes"],
+        serde_json::json!([2, 3, 4, 5, 6, 7, 8, 9])
+    );
+    let labels: Vec<i64> = f.dataset("labels").unwrap().read_raw().unwrap();
+    assert_eq!(labels, vec![0, 1]);
+    // a list that names the absent class is still refused, naming it
+    refused(
+        dir.path(),
+        &[
+            "distill",
+            "--backend",
+            "tract",
+            "--data",
+            root_arg,
+            "--classes",
+            "3",
+            "--out",
+            "x.h5",
+        ],
+        &["class 3 (Dress) has no images"],
+    );
+}

@@ -44,6 +44,8 @@ pub struct Distilled {
     pub label_teacher: (PathBuf, String),
     /// The file whose Shapley maps it reused (`--maps-from`).
     pub maps_from: Option<PathBuf>,
+    /// The teacher's classes the data held no image of, so not distilled (without `--classes`).
+    pub absent_classes: Vec<usize>,
 }
 
 /// The distilled file's own `config` section, beside the run's context.
@@ -52,8 +54,16 @@ pub struct Section {
     pub distill: DistillConfig,
     pub label_teacher: PathBuf,
     pub label_teacher_sha256: String,
+    /// `label_teacher` relative to the distilled file's folder, so that a reader elsewhere (a
+    /// student's training script run from another directory) finds it; the SHA-256 checks it.
+    /// Absent in files written before it was recorded.
+    #[serde(default)]
+    pub label_teacher_from_output: Option<PathBuf>,
     #[serde(default)]
     pub maps_from: Option<PathBuf>,
+    /// The teacher's classes absent from the data (not distilled); empty when all were there.
+    #[serde(default)]
+    pub absent_classes: Vec<usize>,
 }
 
 impl Distilled {
@@ -79,7 +89,9 @@ impl Distilled {
             distill: self.config.clone(),
             label_teacher: self.label_teacher.0.clone(),
             label_teacher_sha256: self.label_teacher.1.clone(),
+            label_teacher_from_output: relative_to_folder_of(&self.label_teacher.0, path),
             maps_from: self.maps_from.clone(),
+            absent_classes: self.absent_classes.clone(),
         };
         let w = store::Writer::create(
             path,
@@ -192,4 +204,42 @@ pub(in crate::distill) fn open(path: &Path) -> Result<Shard> {
     let config: serde_json::Value = serde_json::from_str(&read(attr::CONFIG)?)
         .map_err(|e| Error::store(path, format!("config attribute: {e}")))?;
     Ok(Shard { file, config })
+}
+
+/// `target` as a path relative to the folder of `file` (e.g. `../models/t.onnx`), both resolved
+/// first (`file` need not exist yet), so that a reader that has only `file` finds `target` from
+/// wherever it runs. `None` when either cannot be resolved.
+fn relative_to_folder_of(target: &Path, file: &Path) -> Option<PathBuf> {
+    let target = std::fs::canonicalize(target).ok()?;
+    let folder = match file.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let folder = std::fs::canonicalize(folder).ok()?;
+    let (t, f): (Vec<_>, Vec<_>) = (target.components().collect(), folder.components().collect());
+    let common = t.iter().zip(&f).take_while(|(a, b)| a == b).count();
+    let mut rel: PathBuf = f[common..].iter().map(|_| "..").collect();
+    rel.extend(&t[common..]);
+    Some(rel)
+}
+
+#[cfg(test)]
+mod relative_path_tests {
+    use super::relative_to_folder_of;
+    use std::path::Path;
+
+    #[test]
+    fn a_path_relative_to_a_files_folder_leads_back_to_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let (models, out) = (dir.path().join("models"), dir.path().join("runs/a"));
+        std::fs::create_dir_all(&models).unwrap();
+        std::fs::create_dir_all(&out).unwrap();
+        let teacher = models.join("t.onnx");
+        std::fs::write(&teacher, b"x").unwrap();
+        let rel = relative_to_folder_of(&teacher, &out.join("d.h5")).unwrap();
+        assert_eq!(rel, Path::new("../../models/t.onnx"));
+        assert_eq!(std::fs::read(out.join(&rel)).unwrap(), b"x");
+        let beside = relative_to_folder_of(&teacher, &models.join("d.h5")).unwrap();
+        assert_eq!(beside, Path::new("t.onnx"));
+    }
 }
