@@ -4,15 +4,17 @@
 mod attribute;
 mod distill;
 mod inspect;
+mod options_json;
 mod paths;
 mod progress;
 mod shapley_args;
 mod teacher;
+mod version;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 use infoutil::teacher::{BackendChoice, Device, Teacher, TeacherOptions};
 
 #[derive(Parser)]
@@ -39,6 +41,9 @@ enum Command {
     Merge(MergeArgs),
     /// Print a readable summary of an HDF5 file that infoutil wrote.
     Inspect(inspect::InspectArgs),
+    /// Every subcommand's options as JSON, for the Python wrappers (python/infoutil).
+    #[command(hide = true)]
+    OptionsJson,
 }
 
 #[derive(Args)]
@@ -145,6 +150,10 @@ impl TeacherArgs {
 /// Runs the command. A panic is a bug, never the user's fault: it is reported in one line with
 /// where it happened, and the exit code is 2 (1 is an error the user can fix).
 pub fn main() -> ExitCode {
+    if version::asked() {
+        println!("{}", version::report());
+        return ExitCode::SUCCESS;
+    }
     let cli = Cli::parse();
     std::panic::set_hook(Box::new(|info| {
         eprintln!(
@@ -165,11 +174,21 @@ fn run(cli: Cli) -> ExitCode {
         Command::Distill(args) => distill::run(args),
         Command::Merge(args) => merge(args),
         Command::Inspect(args) => inspect::run(args),
+        Command::OptionsJson => {
+            println!("{}", options_json::all(&Cli::command()));
+            Ok(())
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            let message = format!("{e:#}");
+            eprintln!("error: {message}");
+            // The Python wrappers leave stderr to the terminal (progress bars draw only there)
+            // and read the message from here, to raise it as infoutil.Error.
+            if let Some(path) = std::env::var_os("INFOUTIL_ERROR_FILE") {
+                let _ = std::fs::write(path, &message);
+            }
             ExitCode::FAILURE
         }
     }
