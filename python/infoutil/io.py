@@ -1,10 +1,10 @@
 """Reading what infoutil reads, from Python: idx files, file hashes and a teacher's input
-normalisation. One copy for examples/ and benches/ (numpy only; onnxruntime or onnx for the
-teacher metadata).
+normalisation. One copy for the package, examples/ and benches/ (examples/infoutil_io.py
+re-exports it; numpy only; onnxruntime or onnx for the teacher metadata).
 
-    import infoutil_io
-    x = infoutil_io.read_idx("data/fashion-mnist-mini/t10k-images-idx3-ubyte.gz", 3)
-    mean, std = infoutil_io.normalization("models/fmnist-convnet3.onnx")
+    from infoutil import io
+    x = io.read_idx("data/fashion-mnist-mini/t10k-images-idx3-ubyte.gz", 3)
+    mean, std = io.normalization("models/fmnist-convnet3.onnx")
 """
 import gzip
 import hashlib
