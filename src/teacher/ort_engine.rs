@@ -246,3 +246,34 @@ impl Engine for OrtEngine {
         self.run_feeds(&feeds)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::beside_executable;
+    use std::fs;
+
+    #[test]
+    fn finds_the_onnxruntime_package_of_the_environment_holding_the_binary() {
+        let env = tempfile::tempdir().unwrap();
+        let exe = env.path().join("bin/infoutil");
+        let capi = env
+            .path()
+            .join("lib/python3.11/site-packages/onnxruntime/capi");
+        fs::create_dir_all(exe.parent().unwrap()).unwrap();
+        assert_eq!(beside_executable(&exe), None, "no lib/ yet");
+        fs::create_dir_all(&capi).unwrap();
+        // Its neighbours in capi/ (the providers' bridge, Python modules) are not the library.
+        for name in [
+            "libonnxruntime_providers_shared.so",
+            "onnxruntime_pybind11_state.so",
+        ] {
+            fs::write(capi.join(name), b"").unwrap();
+        }
+        assert_eq!(beside_executable(&exe), None);
+        fs::write(capi.join("libonnxruntime.so.1.31.1"), b"").unwrap();
+        assert_eq!(
+            beside_executable(&exe),
+            Some(capi.join("libonnxruntime.so.1.31.1"))
+        );
+    }
+}
