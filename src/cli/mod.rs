@@ -151,7 +151,9 @@ impl TeacherArgs {
 /// where it happened, and the exit code is 2 (1 is an error the user can fix).
 pub fn main() -> ExitCode {
     if version::asked() {
-        println!("{}", version::report());
+        // Not println!, which panics when the reader has gone (`infoutil --version | head -1`).
+        use std::io::Write;
+        let _ = writeln!(std::io::stdout(), "{}", version::report());
         return ExitCode::SUCCESS;
     }
     let cli = Cli::parse();

@@ -10,6 +10,9 @@ say() { echo "[wheel] $*" >&2; }
 out=out/wheel
 rm -rf "$out" && mkdir -p "$out/dist"
 
+# The cargo-built binary, kept before maturin links its own (stripped) one at the same path.
+cp target/release/infoutil "$out/cargo-infoutil"
+
 start=$(date +%s)
 .venv/bin/maturin build --release --quiet --out "$out/dist" 2> "$out/build.log" \
   || { tail -n 20 "$out/build.log" >&2; exit 1; }
@@ -33,7 +36,7 @@ if ldd "$exe" | grep -Ei "hdf5|libz\.so"; then say "the installed binary links a
 # The reference: the cargo-built binary on the same command and the same ONNX Runtime library.
 ort=$(ls "$out"/venv/lib/python3*/site-packages/onnxruntime/capi/libonnxruntime.so.* | head -1)
 mkdir -p "$out/reference"
-(cd "$out/reference" && ORT_DYLIB_PATH="$PWD/../../../$ort" ../../../target/release/infoutil \
+(cd "$out/reference" && ORT_DYLIB_PATH="$PWD/../../../$ort" ../cargo-infoutil \
    distill --candidates 10 --budget 64 --ipc 2 --out distilled.h5 > log.txt 2>&1) \
   || { cat "$out/reference/log.txt" >&2; exit 1; }
 
