@@ -155,50 +155,36 @@ def load_idx_pair(images_path, labels_path):
 sha256_file = infoutil_io.sha256_file
 
 
-def _attr(v):
-    if isinstance(v, bytes):
-        v = v.decode()
-    if isinstance(v, np.generic):
-        v = v.item()
-    return v
-
-
 def load_distilled(path):
-    """-> (images float32 [N,C,H,W], labels int64 [N], root attrs dict, config dict)."""
-    import h5py
+    """-> (images float32 [N,C,H,W], labels int64 [N], root attrs dict, config dict), read by
+    infoutil.torch.DistilledDataset (python/infoutil: the schema's conventions and version check)."""
+    try:
+        import infoutil
+    except ImportError:   # a checkout without the wheel installed: the package's source
+        sys.path.insert(0, str(REPO / "python"))
+        import infoutil
+    from infoutil.torch import DistilledDataset
     path = Path(path)
     expected = ("expected a file written by `infoutil distill` (HDF5, root attribute "
                 "kind = \"distilled\", datasets /images [N,C,H,W] float32 and /labels [N])")
     if not path.exists():
         raise UsageError(f"{path}: no such file; {expected}")
     try:
-        f = h5py.File(path, "r")
-    except OSError as e:
-        raise UsageError(f"{path}: not an HDF5 file ({e}); {expected}") from None
-    with f:
-        attrs = {k: _attr(v) for k, v in f.attrs.items()}
-        kind = attrs.get("kind")
-        if kind != "distilled":
-            found = f"kind = {kind!r}" if kind is not None else "no root attribute 'kind'"
-            raise UsageError(f"{path}: {found}; {expected}")
-        missing = [k for k in ("images", "labels") if k not in f]
-        missing += [a for a in ("ipc", "factor", "method", "config") if a not in attrs]
-        if missing:
-            raise UsageError(f"{path}: missing {', '.join(missing)}; {expected}")
-        images = f["images"][()]
-        labels = f["labels"][()]
+        ds = DistilledDataset(path)
+    except infoutil.Error as e:
+        raise UsageError(f"{e}; {expected}") from None
+    except (AttributeError, KeyError) as e:
+        raise UsageError(f"{path}: missing {e}; {expected}") from None
+    f = ds.file
+    missing = [a for a in ("ipc", "factor", "method", "config") if not hasattr(f, a)]
+    if missing:
+        raise UsageError(f"{path}: missing {', '.join(missing)}; {expected}")
+    images = ds.images.numpy()
     if images.ndim != 4 or images.dtype != np.float32:
         raise UsageError(f"{path}: /images is {images.dtype} {images.shape}; {expected}")
-    if labels.shape != (images.shape[0],):
-        raise UsageError(f"{path}: /labels has shape {labels.shape} for {images.shape[0]} images")
-    try:
-        config = json.loads(attrs["config"])
-    except json.JSONDecodeError as e:
-        raise UsageError(f"{path}: root attribute 'config' is not JSON ({e})") from None
-    for k in ("ipc", "factor", "seed"):
-        if k in attrs:
-            attrs[k] = int(attrs[k])
-    return images, labels.astype(np.int64), attrs, config
+    attrs = {k: getattr(f, k) for k in ("kind", "method", "ipc", "factor", "seed", "teacher_sha256",
+                                        "created_by", "schema_version") if hasattr(f, k)}
+    return images, ds.labels.numpy(), attrs, f.config
 
 
 def find_distill_stats(h5_path, explicit_log=None):

@@ -7,22 +7,20 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 say() { echo "[setup] $*" >&2; }
 
-# HDF5 C library for the hdf5-metno crate (found through pkg-config).
-if ! pkg-config --exists hdf5 2>/dev/null; then
-  say "installing libhdf5-dev and pkg-config (Debian packages)"
-  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq libhdf5-dev pkg-config >/dev/null
-fi
-
-# Python side: ONNX Runtime (its shared library serves the Rust `ort` backend), h5py for the
-# reader example, Pillow for examples/imagenet_tree.py. A failure here leaves the tract backend
-# working; ORT tests then say SKIP.
-if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c "import onnxruntime, h5py, numpy, PIL" 2>/dev/null; then
-  say "creating .venv with onnxruntime, h5py, numpy, pillow (PyPI)"
-  python3 -m venv .venv
+# Python side, from PyPI into .venv (no root): CMake >= 3.26 for the build (HDF5 is compiled
+# from source and linked statically; Debian 12's CMake is 3.25), ONNX Runtime (its shared library
+# serves the Rust `ort` backend), h5py for the readers, Pillow for examples/imagenet_tree.py,
+# maturin and auditwheel for the wheel's test. Without CMake the build cannot run: that failure
+# stops here; a missing ONNX Runtime leaves the tract backend working (ORT tests then say SKIP).
+if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c "import onnxruntime, h5py, numpy, PIL, cmake, maturin" 2>/dev/null; then
+  say "creating .venv with cmake, onnxruntime, h5py, numpy, pillow, maturin (PyPI)"
+  [ -x .venv/bin/python ] || python3 -m venv .venv
   .venv/bin/pip install -q --disable-pip-version-check -r scripts/requirements.txt \
-    || say "pip install failed: continuing without ONNX Runtime"
+    || say "pip install failed: continuing with what installed"
+fi
+if [ -z "${CMAKE:-}" ]; then
+  [ -x .venv/bin/cmake ] || { say "no CMake in .venv (pip install cmake failed): the HDF5 build needs CMake >= 3.26"; exit 1; }
+  export CMAKE="$PWD/.venv/bin/cmake"   # read by the cmake crate that builds HDF5
 fi
 
 if [ -z "${ORT_DYLIB_PATH:-}" ] && [ -x .venv/bin/python ]; then

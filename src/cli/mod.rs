@@ -4,16 +4,18 @@
 mod attribute;
 mod distill;
 mod inspect;
+mod options_json;
 mod paths;
 mod progress;
 mod report;
 mod shapley_args;
 mod teacher;
+mod version;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 use infoutil::teacher::{BackendChoice, Device, Teacher, TeacherOptions};
 
 #[derive(Parser)]
@@ -42,6 +44,9 @@ enum Command {
     Inspect(inspect::InspectArgs),
     /// Write an HTML report of an HDF5 file that infoutil wrote, to open in a browser.
     Report(report::ReportArgs),
+    /// Every subcommand's options as JSON, for the Python wrappers (python/infoutil).
+    #[command(hide = true)]
+    OptionsJson,
 }
 
 #[derive(Args)]
@@ -148,6 +153,12 @@ impl TeacherArgs {
 /// Runs the command. A panic is a bug, never the user's fault: it is reported in one line with
 /// where it happened, and the exit code is 2 (1 is an error the user can fix).
 pub fn main() -> ExitCode {
+    if version::asked() {
+        // Not println!, which panics when the reader has gone (`infoutil --version | head -1`).
+        use std::io::Write;
+        let _ = writeln!(std::io::stdout(), "{}", version::report());
+        return ExitCode::SUCCESS;
+    }
     let cli = Cli::parse();
     std::panic::set_hook(Box::new(|info| {
         eprintln!(
@@ -169,11 +180,21 @@ fn run(cli: Cli) -> ExitCode {
         Command::Merge(args) => merge(args),
         Command::Inspect(args) => inspect::run(args),
         Command::Report(args) => report::run(args),
+        Command::OptionsJson => {
+            println!("{}", options_json::all(&Cli::command()));
+            Ok(())
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            let message = format!("{e:#}");
+            eprintln!("error: {message}");
+            // The Python wrappers leave stderr to the terminal (progress bars draw only there)
+            // and read the message from here, to raise it as infoutil.Error.
+            if let Some(path) = std::env::var_os("INFOUTIL_ERROR_FILE") {
+                let _ = std::fs::write(path, &message);
+            }
             ExitCode::FAILURE
         }
     }

@@ -1,7 +1,8 @@
-//! The shipped defaults, found from the working directory or, failing that, from the source
-//! tree the binary was built from, so `infoutil` works without arguments in either place; and
-//! the check that no output overwrites an input. The command line's business: the library takes
-//! the paths it is given.
+//! The shipped defaults, found from the working directory, else where the wheel installs them
+//! (`share/infoutil/` of the environment whose `bin/` holds the binary), else from the source
+//! tree the binary was built from, so `infoutil` works without arguments in any folder; and the
+//! check that no output overwrites an input. The command line's business: the library takes the
+//! paths it is given.
 
 use std::path::{Path, PathBuf};
 
@@ -12,19 +13,20 @@ pub const DEFAULT_TEST_DATA: &str = "data/fashion-mnist-mini/t10k-images-idx3-ub
 /// The embedded real Fashion-MNIST training subset (30 images per class).
 pub const DEFAULT_TRAIN_DATA: &str = "data/fashion-mnist-mini/train-images-idx3-ubyte.gz";
 
-/// `rel` as given when it exists, else under the crate's source folder, else as given (so the
+/// `rel` as given when it exists, else under `share/infoutil/` beside the binary's `bin/` (the
+/// wheel's data, pyproject.toml), else under the crate's source folder, else as given (so the
 /// error names the path the user would expect).
 pub fn shipped(rel: &str) -> PathBuf {
     let here = Path::new(rel);
-    if here.exists() {
-        return here.to_path_buf();
-    }
+    let installed = std::env::current_exe()
+        .ok()
+        .and_then(|exe| Some(exe.parent()?.parent()?.join("share/infoutil").join(rel)));
     let built = Path::new(env!("CARGO_MANIFEST_DIR")).join(rel);
-    if built.exists() {
-        built
-    } else {
-        here.to_path_buf()
-    }
+    [Some(here.to_path_buf()), installed, Some(built)]
+        .into_iter()
+        .flatten()
+        .find(|p| p.exists())
+        .unwrap_or_else(|| here.to_path_buf())
 }
 
 /// The source tree the binary was built from, where the shipped teachers and data are (a file

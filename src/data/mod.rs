@@ -170,6 +170,13 @@ pub fn fingerprint(source: &dyn Source) -> Result<String> {
     use rayon::prelude::*;
     use sha2::{Digest, Sha256};
     let root = source.info().path.clone();
+    // Names relative to the dataset's folder: for a dataset named by a file (an idx images
+    // file), its companions (the labels file) are named from that file's folder, not by their
+    // full path, so the same dataset in another folder keeps its identity.
+    let root = match root.is_file() {
+        true => root.parent().map(Path::to_path_buf).unwrap_or_default(),
+        false => root,
+    };
     let files = source.inputs();
     let parts: Vec<Result<(String, u64, Vec<u8>)>> = files
         .par_iter()

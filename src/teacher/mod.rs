@@ -7,6 +7,7 @@ pub mod engine;
 pub mod meta;
 pub mod onnx_file;
 mod ort_engine;
+pub use ort_engine::{describe as describe_ort, library_path as ort_library_path};
 mod tract_engine;
 
 use std::collections::HashMap;

@@ -21,7 +21,8 @@ fn err(e: impl std::fmt::Display) -> Error {
 static ENV: OnceLock<std::result::Result<Environment, String>> = OnceLock::new();
 
 /// Where the ONNX Runtime library is looked for: the given path, else `ORT_DYLIB_PATH`, else the
-/// system loader's search path.
+/// `onnxruntime` Python package of the environment this binary is installed in (what `pip install
+/// infoutil` puts beside it), else the system loader's search path.
 pub fn library_path(explicit: Option<&Path>) -> PathBuf {
     explicit
         .map(Path::to_path_buf)
@@ -30,7 +31,39 @@ pub fn library_path(explicit: Option<&Path>) -> PathBuf {
                 .filter(|s| !s.is_empty())
                 .map(PathBuf::from)
         })
+        .or_else(|| beside_executable(&std::env::current_exe().ok()?))
         .unwrap_or_else(|| PathBuf::from("libonnxruntime.so"))
+}
+
+/// `libonnxruntime.so*` of the `onnxruntime` (or `onnxruntime-gpu`, same folder) package in the
+/// site-packages of the Python environment whose `bin/` holds `exe`: a venv, a `--user` install
+/// (`~/.local/bin` beside `~/.local/lib/python3.X`) or a system prefix. The wheel depends on
+/// onnxruntime, so a plain `pip install infoutil` runs ONNX Runtime with no setting.
+pub fn beside_executable(exe: &Path) -> Option<PathBuf> {
+    let prefix = exe.parent()?.parent()?;
+    let mut found: Vec<PathBuf> = std::fs::read_dir(prefix.join("lib"))
+        .ok()?
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("python3"))
+        .flat_map(|e| {
+            let capi = e.path().join("site-packages/onnxruntime/capi");
+            std::fs::read_dir(capi).into_iter().flatten().flatten()
+        })
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("libonnxruntime.so"))
+        })
+        .collect();
+    // The versioned file (libonnxruntime.so.1.31.1) sorts last; it is the library itself.
+    found.sort();
+    found.pop()
+}
+
+/// The ONNX Runtime build this process can load, as the library describes itself, or why not.
+pub fn describe(library: Option<&Path>) -> std::result::Result<String, String> {
+    environment(library).map_err(|e| e.to_string())?;
+    Ok(ort::info().to_string())
 }
 
 /// Load ONNX Runtime (once per process). The error says where it looked and how to fix it.
@@ -211,5 +244,36 @@ impl Engine for OrtEngine {
         let mut feeds = vec![Feed::F32(x.into_dyn())];
         feeds.extend(y.map(|y| Feed::I64(y.into_dyn())));
         self.run_feeds(&feeds)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::beside_executable;
+    use std::fs;
+
+    #[test]
+    fn finds_the_onnxruntime_package_of_the_environment_holding_the_binary() {
+        let env = tempfile::tempdir().unwrap();
+        let exe = env.path().join("bin/infoutil");
+        let capi = env
+            .path()
+            .join("lib/python3.11/site-packages/onnxruntime/capi");
+        fs::create_dir_all(exe.parent().unwrap()).unwrap();
+        assert_eq!(beside_executable(&exe), None, "no lib/ yet");
+        fs::create_dir_all(&capi).unwrap();
+        // Its neighbours in capi/ (the providers' bridge, Python modules) are not the library.
+        for name in [
+            "libonnxruntime_providers_shared.so",
+            "onnxruntime_pybind11_state.so",
+        ] {
+            fs::write(capi.join(name), b"").unwrap();
+        }
+        assert_eq!(beside_executable(&exe), None);
+        fs::write(capi.join("libonnxruntime.so.1.31.1"), b"").unwrap();
+        assert_eq!(
+            beside_executable(&exe),
+            Some(capi.join("libonnxruntime.so.1.31.1"))
+        );
     }
 }

@@ -784,3 +784,20 @@ fn an_image_folder_takes_the_teachers_class_numbers_and_records_them() {
         vec![1, 0, 0]
     );
 }
+
+#[test]
+fn idx_fingerprint_follows_the_content_not_the_folder() {
+    // The labels file beside an idx images file once entered the hash by its full path, so the
+    // same dataset in another folder (a checkout, an installed wheel) looked like another one.
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let fingerprint = |images: &Path| infoutil::data::fingerprint(open(images).unwrap().as_ref());
+    let (in_a, in_b) = (idx_pair(a.path(), true), idx_pair(b.path(), true));
+    assert_eq!(fingerprint(&in_a).unwrap(), fingerprint(&in_b).unwrap());
+    let mut labels = IDX_LABELS;
+    labels[0] = (labels[0] + 1) % 10;
+    write(
+        &b.path().join("labels-idx1-ubyte.gz"),
+        &gzip(&idx_labels(&labels)),
+    );
+    assert_ne!(fingerprint(&in_a).unwrap(), fingerprint(&in_b).unwrap());
+}
