@@ -8,6 +8,7 @@ pub mod meta;
 pub mod onnx_file;
 mod ort_engine;
 pub use ort_engine::{describe as describe_ort, library_path as ort_library_path};
+mod tract_device;
 mod tract_engine;
 
 use std::collections::HashMap;
@@ -103,6 +104,8 @@ pub fn grad_path(forward: &Path) -> PathBuf {
 enum Resolved {
     Tract,
     Ort,
+    /// tract planned by a device runtime (`tract_device`): `--backend tract --device cuda`.
+    TractDevice,
 }
 
 /// How this teacher's graphs become engines: the resolved backend and the shared image input.
@@ -128,6 +131,9 @@ impl Loader {
         Ok(match self.backend {
             Resolved::Tract => Box::new(tract_engine::TractEngine::load(file, &inputs, self.dims)?),
             Resolved::Ort => self.ort(file, &inputs)?,
+            Resolved::TractDevice => {
+                Box::new(tract_device::TractDeviceEngine::load(file, &inputs)?)
+            }
         })
     }
 
@@ -153,6 +159,7 @@ impl Loader {
         Ok(match self.backend {
             Resolved::Tract => Box::new(tract_engine::TractEngine::load_derived(file, shapes)?),
             Resolved::Ort => self.ort(file, inputs)?,
+            Resolved::TractDevice => Box::new(tract_device::TractDeviceEngine::load_derived(file)?),
         })
     }
 
@@ -172,6 +179,28 @@ impl Loader {
     }
 }
 
+/// `--backend tract --device cuda`: tract-cuda, in a build with it (or tract's CPU runtime standing
+/// in for it, named as such); never the plain CPU engine.
+fn tract_device_backend(opts: &TeacherOptions) -> Result<(Resolved, Option<String>)> {
+    if !cfg!(feature = "cuda-tract") && tract_device::stand_in().is_none() {
+        return Err(Error::Config(
+            "this build of infoutil runs tract on the CPU only; rebuild with --features \
+             cuda-tract for --backend tract --device cuda, or use --backend ort"
+                .into(),
+        ));
+    }
+    if opts.cuda.device_id != 0 || opts.cuda.memory_limit_mib.is_some() {
+        return Err(Error::Config(
+            "tract's CUDA runtime uses the first visible GPU and its own memory pool: choose the \
+             GPU with CUDA_VISIBLE_DEVICES instead of --cuda-device, and drop \
+             --cuda-memory-limit (ONNX Runtime's)"
+                .into(),
+        ));
+    }
+    tract_device::runtime()?;
+    Ok((Resolved::TractDevice, None))
+}
+
 fn resolve_backend(opts: &TeacherOptions) -> Result<(Resolved, Option<String>)> {
     if opts.device == Device::Cpu && !opts.cuda.is_default() {
         return Err(Error::Config(
@@ -186,9 +215,7 @@ fn resolve_backend(opts: &TeacherOptions) -> Result<(Resolved, Option<String>)> 
         ));
     }
     match (opts.backend, opts.device) {
-        (BackendChoice::Tract, Device::Cuda) => Err(Error::Config(
-            "tract runs on the CPU only; use --backend ort (or auto) for --device cuda".into(),
-        )),
+        (BackendChoice::Tract, Device::Cuda) => tract_device_backend(opts),
         (BackendChoice::Tract, Device::Cpu) => Ok((Resolved::Tract, None)),
         (BackendChoice::Ort, _) => {
             ort_engine::environment(opts.ort_library.as_deref())?;
@@ -264,6 +291,10 @@ impl Resolved {
     fn describe(self, opts: &TeacherOptions) -> String {
         match self {
             Resolved::Tract => "tract (cpu)".to_string(),
+            Resolved::TractDevice => match tract_device::stand_in() {
+                Some(rt) => format!("tract ({rt} runtime standing in for cuda)"),
+                None => "tract (cuda:0)".to_string(),
+            },
             Resolved::Ort => match opts.device {
                 Device::Cpu => "onnxruntime (cpu)".to_string(),
                 Device::Cuda => format!("onnxruntime (cuda:{})", opts.cuda.device_id),
@@ -306,7 +337,9 @@ impl Teacher {
         let meta = TeacherMeta::from_file(&file, "forward")?;
         check_weights(&file, &meta)?;
         let (backend, backend_note) = resolve_backend(opts)?;
-        if matches!(backend, Resolved::Tract) && meta.precision == Precision::Fp16 {
+        if matches!(backend, Resolved::Tract | Resolved::TractDevice)
+            && meta.precision == Precision::Fp16
+        {
             return Err(Error::teacher(
                 path,
                 "is a float16 copy of a teacher (infoutil.precision = fp16), which tract cannot \
@@ -351,7 +384,7 @@ impl Teacher {
     /// spreads each run over the cores itself.
     pub fn concurrent_runs(&self) -> usize {
         match self.loader.backend {
-            Resolved::Tract => 1,
+            Resolved::Tract | Resolved::TractDevice => 1,
             Resolved::Ort => self.loader.ort_sessions,
         }
     }

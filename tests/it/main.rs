@@ -23,4 +23,5 @@ mod slurm;
 mod store;
 mod teacher_files;
 mod teacher_numerics;
+mod tract_device;
 mod zoo;
