@@ -19,7 +19,7 @@ export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target/gpu-pack}
 
 cmake_ok=$(cmake --version 2>/dev/null | awk 'NR == 1 { split($3, v, "."); print (v[1] > 3 || (v[1] == 3 && v[2] >= 26)) }')
 [ "$cmake_ok" = 1 ] || { echo "pack.sh: the static HDF5 build needs CMake >= 3.26 on PATH (pip install cmake)" >&2; exit 2; }
-git check-ignore -q "$PACK" || { echo "pack.sh: $PACK/ must be ignored by git (.gitignore)" >&2; exit 2; }
+git check-ignore -q "$PACK/MANIFEST" || { echo "pack.sh: $PACK/ must be ignored by git (.gitignore)" >&2; exit 2; }
 
 cargo build --release --locked --features "$FEATURES"
 bin=$CARGO_TARGET_DIR/release/infoutil

@@ -25,6 +25,8 @@
 #   GPU_RUN_FWD_N, GPU_RUN_GRAD_N, GPU_RUN_STAGE1_N   images in the throughput runs (defaults
 #                         2048, 256, 16 on cuda; 32, 4, 1 on cpu)
 #   GPU_RUN_BATCH, GPU_RUN_GRAD_BATCH                 batch sizes (default 256 and 64; cpu 16, 4)
+#   GPU_RUN_TIMEOUT_SCALE each step's timeout times this (default 1; cpu 6: the stand-in runs a
+#                         batch on one core, and the dry run's CPU is a shared 2-core one)
 set -uo pipefail
 export LC_ALL=C
 [ -n "${EPOCHREALTIME:-}" ] || { echo "benches/gpu/run.sh needs bash >= 5" >&2; exit 2; }
@@ -38,7 +40,9 @@ PACK=${GPU_RUN_PACK:-gpu-pack}
 if [ "$DEVICE" = cuda ]; then
   EXACT=${GPU_RUN_EXACT:-0-3} FWD_N=${GPU_RUN_FWD_N:-2048} GRAD_N=${GPU_RUN_GRAD_N:-256}
   STAGE1_N=${GPU_RUN_STAGE1_N:-16} BATCH=${GPU_RUN_BATCH:-256} GRAD_BATCH=${GPU_RUN_GRAD_BATCH:-64}
+  SCALE=${GPU_RUN_TIMEOUT_SCALE:-1}
 else
+  SCALE=${GPU_RUN_TIMEOUT_SCALE:-6}
   EXACT=${GPU_RUN_EXACT:-0} FWD_N=${GPU_RUN_FWD_N:-32} GRAD_N=${GPU_RUN_GRAD_N:-4}
   STAGE1_N=${GPU_RUN_STAGE1_N:-1} BATCH=${GPU_RUN_BATCH:-16} GRAD_BATCH=${GPU_RUN_GRAD_BATCH:-4}
   # tract's CPU runtime plans for the device engine (src/teacher/tract_device.rs).
@@ -72,8 +76,8 @@ secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'; }
 
 # Seconds a step may take: what it asks for, cut to the budget left (less 15 s for the report).
 tmo() {
-  local left=$((DEADLINE - $(now) - 15))
-  if [ "$1" -lt "$left" ]; then echo "$1"; else echo "$left"; fi
+  local left=$((DEADLINE - $(now) - 15)) want=$(($1 * SCALE))
+  if [ "$want" -lt "$left" ]; then echo "$want"; else echo "$left"; fi
 }
 
 # run NAME WANT_S CMD...: CMD under `timeout`, output in $LOGDIR/NAME.log, exit status in
