@@ -376,14 +376,15 @@ row r18-stage1 "infoutil Stage 1 (attribute)" "$BATCH" "$STAGE1_N × 128 masked"
 t0=$EPOCHREALTIME
 torch_dev=cuda && [ "$DEVICE" = cpu ] && torch_dev=cpu
 run torch-ref 120 python3 benches/gpu/torch_ref.py --device "$torch_dev" --batch "$BATCH" --grad-batch "$GRAD_BATCH" --seconds 3
-if [ "$(rc_of torch-ref)" = 0 ]; then
+if [ "$(rc_of torch-ref)" = 0 ] && [ "$(grep -c '^| PyTorch' "$LOGDIR/torch-ref.log")" = 2 ]; then
   u=$(util_of "$t0" "$EPOCHREALTIME")
-  grep '^| PyTorch' "$LOGDIR/torch-ref.log" | sed "s/|\$/| $u | PASS |/" >>"$BODY"
+  while IFS= read -r line; do md "$line $u | PASS |"; done < <(grep '^| PyTorch' "$LOGDIR/torch-ref.log")
 else
   md "| PyTorch reference | | | | $(why torch-ref) | | | FAIL |"
   THR_FAIL="$THR_FAIL torch-ref"
 fi
-md "" "Placement of the ResNet-18 graphs: $(placement r18-fwd) $(placement r18-grad) $(placement r18-stage1)"
+md "" "Placement of the ResNet-18 graphs:" ""
+while IFS= read -r line; do md "- \`${line#note: }\`"; done < <(cat "$LOGDIR"/r18-*.log | grep '^note: tract on' | sort -u)
 if [ -z "$THR_FAIL" ]; then
   check "6 throughput" "raw inference, gradient norms, Stage 1, PyTorch reference" PASS "table in section 4"
 else
