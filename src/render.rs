@@ -283,9 +283,10 @@ pub fn save(img: &RgbImage, path: &Path) -> Result<()> {
         .write_image_data(img.as_bytes())
         .map_err(|e| fail(&e))?;
     writer.finish().map_err(|e| fail(&e))?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| Error::io(dir, e))?;
-    std::io::Write::write_all(&mut tmp, &encoded).map_err(|e| fail(&e))?;
-    tmp.persist(path).map_err(|e| fail(&e.error))?;
+    let _ = dir; // made above; the temporary goes beside the picture
+    let tmp = crate::outputs::temporary(path)?;
+    std::fs::write(tmp.path(), &encoded).map_err(|e| fail(&e))?;
+    tmp.persist(path).map_err(|e| fail(&e))?;
     Ok(())
 }
 
