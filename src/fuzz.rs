@@ -281,8 +281,11 @@ pub fn onnx(input: &[u8]) {
     let _ = GradMeta::from_file(&file);
 }
 
+/// A fuzz target: any bytes, no panic.
+pub type Target = fn(&[u8]);
+
 /// Every target, by the name of its folder under `fuzz/corpus/`.
-pub const TARGETS: [(&str, fn(&[u8])); 6] = [
+pub const TARGETS: [(&str, Target); 6] = [
     ("idx", idx),
     ("cifar", cifar),
     ("image", image),

@@ -106,6 +106,18 @@ fn check_one(option: &str, out: &Path) -> Result<PathBuf> {
     if let Some(why) = not_a_file(&target) {
         return Err(refuse(option, out, why));
     }
+    // /dev/stdout is a link into /proc that is a regular file when stdout is redirected to one:
+    // renaming a result over the link would replace the link itself (as root, /dev/stdout).
+    if [&out.to_path_buf(), &target]
+        .iter()
+        .any(|p| p.starts_with("/dev") || p.starts_with("/proc"))
+    {
+        return Err(refuse(
+            option,
+            out,
+            "is under /dev or /proc: outputs are written to regular files in ordinary folders",
+        ));
+    }
     let name = target.file_name().unwrap_or_default().len();
     if name + TEMP_EXTRA > NAME_MAX {
         return Err(refuse(

@@ -132,7 +132,7 @@ fn hostile_output_paths_are_refused_by_the_one_policy() {
     let long = d.join(format!("{}.h5", "a".repeat(246)));
     let cases: [(&str, PathBuf, &str); 9] = [
         ("--out", PathBuf::from("/dev/null"), "is a device"),
-        ("--out", PathBuf::from("/dev/stdout"), "is "),
+        ("--out", PathBuf::from("/dev/stdout"), "is "), // a pipe, a terminal or a log file
         ("--out", fifo, "named pipe"),
         ("--png", d.join("sock"), "socket"),
         ("--png", d.join("null-link"), "is a device"),
