@@ -174,14 +174,14 @@ fn build_h5(path: &Path, b: &mut Bytes) -> hdf5::Result<()> {
             false => (b.u8() % 8) as usize,
         })
         .collect();
+    let chunked = b.u8() % 2 == 1 || wide & 0x80 == 0;
+    if chunked && shape.contains(&0) {
+        shape[0] = shape[0].max(1);
+    }
     // Checked: a product that wraps must not pass for a small one (the fuzzer's first finding,
     // in this generator itself: it allocated 4×10^17 bytes).
     let elements = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
     let written = wide & 0x80 != 0 && elements.is_some_and(|n| n <= 1 << 16);
-    let chunked = b.u8() % 2 == 1 || !written;
-    if chunked && shape.contains(&0) {
-        shape[0] = shape[0].max(1);
-    }
     let mut images = file.new_dataset::<u8>().shape(shape.clone());
     if chunked {
         let chunk: Vec<usize> = shape.iter().map(|&d| d.clamp(1, 4)).collect();
