@@ -10,12 +10,17 @@ pub mod data;
 pub mod distill;
 pub mod error;
 pub mod evaluate;
+#[doc(hidden)]
+pub mod fuzz;
 pub mod informativeness;
+pub mod input;
+pub mod outputs;
 pub mod progress;
 pub mod provenance;
 pub mod reconstruct;
 pub mod render;
 pub mod report;
+pub mod run_identity;
 pub mod shapley;
 pub mod store;
 pub mod teacher;

@@ -264,13 +264,9 @@ pub fn outline(img: &mut RgbImage, b: &PixelBox, f: f64, colour: [u8; 3], inset:
 /// `img` as an RGB PNG at `path` (its folder made if missing), written to a temporary file
 /// beside it and renamed into place, so that an interrupted run leaves no half picture.
 pub fn save(img: &RgbImage, path: &Path) -> Result<()> {
-    let dir = match path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        Some(dir) => {
-            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-            dir
-        }
-        None => Path::new("."),
-    };
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    }
     let fail = |e: &dyn std::fmt::Display| Error::store(path, format!("cannot write PNG: {e}"));
     // Encoded in memory (pictures are bounded in size), so that a failed write to the file is
     // an error here, not lost in a buffered writer's drop.
@@ -283,9 +279,9 @@ pub fn save(img: &RgbImage, path: &Path) -> Result<()> {
         .write_image_data(img.as_bytes())
         .map_err(|e| fail(&e))?;
     writer.finish().map_err(|e| fail(&e))?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| Error::io(dir, e))?;
-    std::io::Write::write_all(&mut tmp, &encoded).map_err(|e| fail(&e))?;
-    tmp.persist(path).map_err(|e| fail(&e.error))?;
+    let tmp = crate::outputs::temporary(path)?;
+    std::fs::write(tmp.path(), &encoded).map_err(|e| fail(&e))?;
+    tmp.persist(path).map_err(|e| fail(&e))?;
     Ok(())
 }
 

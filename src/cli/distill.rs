@@ -110,11 +110,24 @@ impl DistillArgs {
     }
 }
 
+/// An option the method ignores is refused, not dropped without a word.
+fn refuse_ignored_options(args: &DistillArgs) -> anyhow::Result<()> {
+    if args.maps_from.is_some() && args.method != Method::Infoutil {
+        anyhow::bail!(
+            "--maps-from reuses InfoUtil's informativeness maps, which --method {} does not \
+             compute: use it with --method infoutil, or leave it out",
+            format!("{:?}", args.method).to_lowercase()
+        );
+    }
+    Ok(())
+}
+
 pub fn run(args: DistillArgs) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     // The options' own limits first: a typo should not wait for a teacher to load.
     args.shapley.config().check()?;
     args.crop_rule().check(args.shapley.grid)?;
+    refuse_ignored_options(&args)?;
     let teacher = args.teacher.load()?;
     let label_teacher = load_label_teacher(&args, &teacher)?;
     let data_path = paths::shipped_or(&args.data, paths::DEFAULT_TRAIN_DATA);

@@ -45,58 +45,8 @@ pub fn shipped_or(given: &Path, rel: &str) -> PathBuf {
     }
 }
 
-/// `path` with its folder made absolute and links resolved (the file itself need not exist).
-fn resolved(path: &Path) -> Option<PathBuf> {
-    if let Ok(p) = std::fs::canonicalize(path) {
-        return Some(p);
-    }
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    Some(std::fs::canonicalize(dir).ok()?.join(path.file_name()?))
-}
-
-/// Before any work: every output can be created where it is asked for, and none of them is one
-/// of the run's inputs (a dataset, a labels file, a teacher), which writing would destroy.
-/// `outputs` are `(option, path)` pairs so that the error names the option to change.
+/// Before any work: every output can be written under the output policy and none of them is one
+/// of the run's inputs; see [`infoutil::outputs::check`], which this is.
 pub fn check_outputs(outputs: &[(&str, &Path)], inputs: &[PathBuf]) -> infoutil::Result<()> {
-    use infoutil::Error;
-    let inputs: Vec<(PathBuf, &PathBuf)> = inputs
-        .iter()
-        .filter_map(|p| Some((resolved(p)?, p)))
-        .collect();
-    for &(option, out) in outputs {
-        let Some(target) = resolved(out) else {
-            let dir = out.parent().unwrap_or(Path::new("."));
-            return Err(Error::Config(format!(
-                "{option} {}: the folder {} does not exist",
-                out.display(),
-                dir.display()
-            )));
-        };
-        if let Some((_, given)) = inputs.iter().find(|(p, _)| *p == target) {
-            return Err(Error::Config(format!(
-                "{option} {} is an input of this run ({}); writing it would destroy it: choose \
-                 another output path",
-                out.display(),
-                given.display()
-            )));
-        }
-        if target.is_dir() {
-            return Err(Error::Config(format!(
-                "{option} {} is a folder; give a file name",
-                out.display()
-            )));
-        }
-        let dir = target.parent().unwrap_or(Path::new("."));
-        tempfile::tempfile_in(dir).map_err(|e| {
-            Error::Config(format!(
-                "{option} {}: cannot write in {} ({e})",
-                out.display(),
-                dir.display()
-            ))
-        })?;
-    }
-    Ok(())
+    infoutil::outputs::check(outputs, inputs)
 }

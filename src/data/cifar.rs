@@ -7,7 +7,6 @@
 //! come from `batches.meta.txt` / `fine_label_names.txt` next to the data when present.
 //! Records are fixed-size, so reads seek straight to the selected ones.
 
-use std::fs::File;
 use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
@@ -15,6 +14,7 @@ use ndarray::Array3;
 
 use super::{deliver, selected_indices, Record, Selection, Source, SourceInfo, VisitReport};
 use crate::error::{Error, Result};
+use crate::input;
 
 const PIXELS: usize = 3 * 32 * 32;
 
@@ -128,7 +128,7 @@ impl CifarSource {
                     "mixes CIFAR-10 and CIFAR-100 files",
                 ));
             }
-            let len = count_records(&file, variant.record_size())?;
+            let len = count_records(&file, variant)?;
             batches.push(Batch {
                 path: file,
                 first,
@@ -137,7 +137,7 @@ impl CifarSource {
             first += len;
         }
         let dir = batches[0].path.parent().unwrap_or(Path::new("."));
-        let class_names = read_class_names(&dir.join(variant.names_file()), variant.classes());
+        let class_names = read_class_names(&dir.join(variant.names_file()), variant.classes())?;
         Ok(CifarSource {
             info: SourceInfo {
                 path: path.to_path_buf(),
@@ -195,12 +195,20 @@ impl Source for CifarSource {
         self.batches.iter().map(|b| b.path.clone()).collect()
     }
 
+    fn match_classes(&mut self, teacher_classes: &[String]) -> Result<()> {
+        if let Some(names) = &self.info.class_names {
+            let map = super::class_names::agree(&self.info.path, names, teacher_classes)?;
+            self.info.class_map = Some(map);
+        }
+        Ok(())
+    }
+
     fn labels(&mut self) -> Result<Vec<usize>> {
         let size = self.variant.record_size() as u64;
         let at = self.variant.label_bytes() as u64 - 1;
         let mut labels = Vec::with_capacity(self.info.len);
         for batch in &self.batches {
-            let mut file = File::open(&batch.path).map_err(|e| Error::io(&batch.path, e))?;
+            let mut file = input::open(&batch.path)?;
             for k in 0..batch.len as u64 {
                 let mut byte = [0u8];
                 file.seek(SeekFrom::Start(k * size + at))
@@ -241,13 +249,13 @@ impl Source for CifarSource {
 /// visit of every record reads sequentially through the buffer.
 struct Cursor {
     path: PathBuf,
-    file: BufReader<File>,
+    file: BufReader<std::fs::File>,
     pos: u64,
 }
 
 impl Cursor {
     fn open(path: &Path) -> Result<Self> {
-        let file = File::open(path).map_err(|e| Error::io(path, e))?;
+        let file = input::open(path)?;
         Ok(Cursor {
             path: path.to_path_buf(),
             file: BufReader::with_capacity(64 << 10, file),
@@ -269,33 +277,61 @@ impl Cursor {
     }
 }
 
-/// Records in a batch file; a size that is not a whole number of records means a cut file.
-fn count_records(path: &Path, size: usize) -> Result<usize> {
-    let bytes = std::fs::metadata(path)
-        .map_err(|e| Error::io(path, e))?
-        .len() as usize;
+/// Records in a batch file; a size that is not a whole number of records means a cut file, or a
+/// file of the other variant under this variant's name (said so, with the names to use).
+fn count_records(path: &Path, variant: Variant) -> Result<usize> {
+    let size = variant.record_size() as u64;
+    let bytes = input::len(path)?;
     let (whole, rest) = (bytes / size, bytes % size);
     if rest != 0 {
+        let other = match variant {
+            Variant::Cifar10 => Variant::Cifar100,
+            Variant::Cifar100 => Variant::Cifar10,
+        };
+        let other_size = other.record_size() as u64;
+        let hint = if bytes % other_size == 0 {
+            format!(
+                "; it is a whole number of {other_size}-byte {other:?} records: a {other:?} \
+                 file under a {variant:?} name? ({})",
+                "CIFAR-10 files are data_batch_*.bin and test_batch.bin, CIFAR-100 files \
+                 train.bin and test.bin"
+            )
+        } else {
+            String::new()
+        };
         return Err(Error::data(
             path,
             None,
             format!(
-                "truncated: {bytes} bytes is not a whole number of {size}-byte records; \
-                 record {whole} is cut after {rest} bytes"
+                "truncated: {bytes} bytes is not a whole number of {size}-byte {variant:?} \
+                 records; record {whole} is cut after {rest} bytes{hint}"
             ),
         ));
     }
-    Ok(whole)
+    Ok(whole as usize)
 }
 
-/// Class names, one a line, when the file is there and has one per class (else none).
-fn read_class_names(path: &Path, classes: usize) -> Option<Vec<String>> {
-    let text = std::fs::read_to_string(path).ok()?;
-    let names: Vec<String> = text
+/// Class names, one a line, when the file is there (a file with a name per class, else an error).
+fn read_class_names(path: &Path, classes: usize) -> Result<Option<Vec<String>>> {
+    if !path.exists() {
+        return Ok(None);
+    }
+    let bytes = input::read(path)?;
+    let names: Vec<String> = String::from_utf8_lossy(&bytes)
         .lines()
         .map(str::trim)
         .filter(|l| !l.is_empty())
         .map(String::from)
         .collect();
-    (names.len() == classes).then_some(names)
+    if names.len() != classes {
+        return Err(Error::data(
+            path,
+            None,
+            format!(
+                "holds {} class names, one a line; expected {classes}",
+                names.len()
+            ),
+        ));
+    }
+    Ok(Some(names))
 }

@@ -44,10 +44,15 @@ impl FolderSource {
         }
         let mut files = Vec::new();
         for (label, class) in classes.iter().enumerate() {
-            let images = sorted_entries(class)?
-                .into_iter()
+            let entries = sorted_entries(class)?;
+            let before = files.len();
+            let images = entries
+                .iter()
                 .filter(|p| p.is_file() && EXTENSIONS.contains(&extension(p).as_str()));
-            files.extend(images.map(|p| (p, label)));
+            files.extend(images.map(|p| (p.clone(), label)));
+            if files.len() == before {
+                return Err(no_images_in(class, &entries));
+            }
         }
         if files.is_empty() {
             return Err(Error::data(
@@ -168,6 +173,13 @@ impl Source for FolderSource {
         self.files.iter().map(|(p, _)| p.clone()).collect()
     }
 
+    fn record_path(&self, index: usize) -> PathBuf {
+        self.files
+            .get(index)
+            .map(|(p, _)| p.clone())
+            .unwrap_or_else(|| self.info.path.clone())
+    }
+
     fn match_classes(&mut self, teacher_classes: &[String]) -> Result<()> {
         let folders = self.info.class_names.clone().unwrap_or_default();
         let class_of = match_folders(&folders, teacher_classes)
@@ -215,6 +227,29 @@ impl Source for FolderSource {
     }
 }
 
+/// A class folder without one image is refused at open (not after the classes before it were
+/// computed), saying what it holds instead.
+fn no_images_in(class: &Path, entries: &[PathBuf]) -> Error {
+    let mut others: Vec<String> = entries
+        .iter()
+        .map(|p| format!(".{}", extension(p)))
+        .collect();
+    others.sort();
+    others.dedup();
+    let held = match entries.len() {
+        0 => "is empty".to_string(),
+        k => format!(
+            "holds {k} entries but no .png, .jpg or .jpeg file (found: {})",
+            others.join(" ")
+        ),
+    };
+    Error::data(
+        class,
+        None,
+        format!("class folder {held}; every class folder needs at least one image"),
+    )
+}
+
 /// Entries of a folder, hidden ones left out, sorted by name.
 fn sorted_entries(dir: &Path) -> Result<Vec<PathBuf>> {
     let mut entries = Vec::new();
@@ -233,15 +268,33 @@ fn decode(path: &Path, index: usize) -> Result<Array3<u8>> {
     let bad = |e: &dyn std::fmt::Display| {
         Error::data(path, Some(index), format!("unreadable image: {e}"))
     };
-    let bytes = std::fs::read(path).map_err(|e| bad(&e))?;
+    let bytes = crate::input::read(path).map_err(|e| bad(&e))?;
+    decode_bytes(&bytes).map_err(|e| bad(&e))
+}
+
+/// Decode a PNG or JPEG held in memory to CHW `u8` (what [`decode`] does after reading the
+/// file; the fuzz targets call this).
+pub fn decode_bytes(bytes: &[u8]) -> std::result::Result<Array3<u8>, String> {
     let (c, h, w, hwc) = if bytes.starts_with(&[0xFF, 0xD8]) {
-        decode_jpeg(&bytes).map_err(|e| bad(&e))?
+        decode_jpeg(bytes)?
     } else if bytes.starts_with(PNG_SIGNATURE) {
-        decode_png(&bytes).map_err(|e| bad(&e))?
+        decode_png(bytes)?
     } else {
-        return Err(bad(&"neither a PNG nor a JPEG (by its first bytes)"));
+        return Err("neither a PNG nor a JPEG (by its first bytes)".into());
     };
-    let hwc = Array3::from_shape_vec((h, w, c), hwc).expect("decoded buffer is h×w×c");
+    // The decoders' sizes come from the file: checked as every reader's are.
+    let field = |name, v: usize| (name, v as u64);
+    crate::input::image(
+        Path::new("the image"),
+        field("channels", c),
+        field("height", h),
+        field("width", w),
+    )
+    .map_err(|e| e.to_string())?;
+    let len = hwc.len();
+    let hwc = Array3::from_shape_vec((h, w, c), hwc).map_err(|_| {
+        format!("the decoder gave {len} bytes for a {w}×{h} image of {c} channel(s)")
+    })?;
     Ok(hwc
         .permuted_axes([2, 0, 1])
         .as_standard_layout()
@@ -260,6 +313,15 @@ fn decode_png(bytes: &[u8]) -> std::result::Result<(usize, usize, usize, Vec<u8>
     decoder.set_transformations(Transformations::normalize_to_color8());
     let mut reader = decoder.read_info().map_err(|e| e.to_string())?;
     let size = reader.output_buffer_size().ok_or("the PNG is too large")?;
+    // The header's size, checked before the buffer is allocated: the decoder's byte limit does
+    // not bound this buffer (found by the `image` fuzz target: a 40-byte PNG asked for 55 GB).
+    let (w, h) = (reader.info().width, reader.info().height);
+    if size as u64 > crate::input::MAX_IMAGE_BYTES {
+        return Err(format!(
+            "the PNG header says {w}×{h} pixels, {size} bytes decoded; expected at most {}",
+            crate::input::MAX_IMAGE_BYTES
+        ));
+    }
     let mut buf = vec![0; size];
     let info = reader.next_frame(&mut buf).map_err(|e| e.to_string())?;
     buf.truncate(info.buffer_size());
@@ -290,6 +352,11 @@ fn decode_jpeg(bytes: &[u8]) -> std::result::Result<(usize, usize, usize, Vec<u8
     let strict = || DecoderOptions::default().set_strict_mode(true);
     let mut probe = zune_jpeg::JpegDecoder::new_with_options(ZCursor::new(bytes), strict());
     probe.decode_headers().map_err(|e| e.to_string())?;
+    if let Some((w, h)) = probe.dimensions() {
+        let sides = [("height", h as u64), ("width", w as u64)];
+        crate::input::dims(Path::new("the JPEG header"), &sides, crate::input::MAX_SIDE)
+            .map_err(|e| e.to_string())?;
+    }
     let grey = matches!(
         probe.input_colorspace(),
         Some(ColorSpace::Luma | ColorSpace::LumaA)

@@ -17,6 +17,7 @@ use ndarray::{s, Array4};
 
 use super::{deliver, selected_indices, Record, Selection, Source, SourceInfo, VisitReport};
 use crate::error::{Error, Result};
+use crate::input;
 
 /// Upper bound on the bytes of one block read.
 const BLOCK_BYTES: usize = 16 << 20;
@@ -35,6 +36,7 @@ pub struct H5Source {
 impl H5Source {
     pub fn open(path: &Path) -> Result<Self> {
         let err = |msg: String| Error::data(path, None, msg);
+        input::regular(path)?;
         let file = crate::store::unlocked()
             .open(path)
             .map_err(|e| err(format!("cannot open as HDF5: {e}")))?;
@@ -47,6 +49,11 @@ impl H5Source {
         let shape = check_images(path, &images)?;
         let n = images.shape()[0];
         check_labels(path, &labels_ds, n)?;
+        // The sizes above come from the file: what they add up to must be stored in it before
+        // all labels (and blocks of images) are allocated.
+        check_stored(path, &images, "/images", product_of(&shape) as u64)?;
+        let label_size = labels_ds.dtype().map(|t| t.size() as u64).unwrap_or(8);
+        check_stored(path, &labels_ds, "/labels", label_size)?;
         let class_names = read_class_names(path, &file)?;
         Ok(H5Source {
             info: SourceInfo {
@@ -115,6 +122,14 @@ impl Source for H5Source {
         &self.info
     }
 
+    fn match_classes(&mut self, teacher_classes: &[String]) -> Result<()> {
+        if let Some(names) = &self.info.class_names {
+            let map = super::class_names::agree(&self.info.path, names, teacher_classes)?;
+            self.info.class_map = Some(map);
+        }
+        Ok(())
+    }
+
     fn labels(&mut self) -> Result<Vec<usize>> {
         if self.labels.is_none() {
             self.labels = Some(self.read_labels()?);
@@ -176,15 +191,84 @@ fn check_images(path: &Path, images: &Dataset) -> Result<[usize; 3]> {
             format!("/images must be uint8, found {dtype}"),
         ));
     }
-    match images.shape().as_slice() {
-        &[_, c, h, w] => Ok([c, h, w]),
-        &[_, h, w] => Ok([1, h, w]),
-        other => Err(Error::data(
+    let [c, h, w] = match images.shape().as_slice() {
+        &[_, c, h, w] => [c, h, w],
+        &[_, h, w] => [1, h, w],
+        other => {
+            return Err(Error::data(
+                path,
+                None,
+                format!("/images must be [n, C, H, W] or [n, H, W], found shape {other:?}"),
+            ))
+        }
+    };
+    let field = |name, v: usize| (name, v as u64);
+    input::image(
+        path,
+        field("/images channels", c),
+        field("/images height", h),
+        field("/images width", w),
+    )
+}
+
+fn product_of(shape: &[usize; 3]) -> usize {
+    shape.iter().product()
+}
+
+/// HDF5 filters this build decodes (deflate is built in, with the checksum and shuffle filters);
+/// any other (LZF, Blosc, Zstd, … plugins) is named here instead of failing later in HDF5's
+/// plugin search with "can't open directory".
+fn check_filters(path: &Path, ds: &Dataset, name: &str) -> Result<()> {
+    use hdf5::filters::Filter;
+    for filter in ds.filters() {
+        if let Filter::User(id, _) = filter {
+            let known = match id {
+                32000 => " (LZF)",
+                32001 => " (Blosc)",
+                307 => " (bzip2)",
+                32004 => " (LZ4)",
+                32015 => " (Zstandard)",
+                _ => "",
+            };
+            return Err(Error::data(
+                path,
+                None,
+                format!(
+                    "{name} is compressed with HDF5 filter {id}{known}, which infoutil cannot \
+                     decode; save it with gzip compression (h5py: compression=\"gzip\") or none"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Largest expansion of compressed HDF5 data: deflate's limit (about 1032:1); the other filters
+/// this build decodes do not compress.
+const MAX_EXPANSION: u64 = 1032;
+
+/// The dataset's records must be stored in the file: a dataset whose shape says 2^36 records
+/// but whose chunks were never written holds nothing to read, and reading its labels would
+/// allocate them all. `record` is the stored bytes of one record.
+fn check_stored(path: &Path, ds: &Dataset, name: &str, record: u64) -> Result<()> {
+    check_filters(path, ds, name)?;
+    let n = ds.shape().first().copied().unwrap_or(0) as u64;
+    let stored = ds.storage_size();
+    let can_hold = match ds.filters().is_empty() {
+        true => stored,
+        false => stored.saturating_mul(MAX_EXPANSION),
+    };
+    input::holds(path, 0, (name, n), record, can_hold).map_err(|_| {
+        Error::data(
             path,
             None,
-            format!("/images must be [n, C, H, W] or [n, H, W], found shape {other:?}"),
-        )),
-    }
+            format!(
+                "{name} has {n} records of {record} bytes but the file stores {stored} bytes of \
+                 it: records never written, or a damaged file"
+            ),
+        )
+    })?;
+    Ok(())
 }
 
 /// `/labels` must be integers, one per image.

@@ -10,7 +10,6 @@
 //!
 //! [`open`]: super::open
 
-use std::fs::File;
 use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 
@@ -18,6 +17,7 @@ use ndarray::Array3;
 
 use super::{deliver, selected_indices, Record, Selection, Source, SourceInfo, VisitReport};
 use crate::error::{Error, Result};
+use crate::input;
 
 const IMAGES_MAGIC: u32 = 2051;
 const LABELS_MAGIC: u32 = 2049;
@@ -48,24 +48,44 @@ impl IdxSource {
             LABELS_MAGIC,
             1,
         )?;
-        let (n, height, width) = (dims[0], dims[1], dims[2]);
-        if label_dims[0] != n {
+        // Every size below comes from the headers: checked before anything is allocated.
+        let [_, height, width] = input::image(
+            images,
+            ("channels", 1),
+            ("rows", dims[1]),
+            ("columns", dims[2]),
+        )?;
+        let (n64, record) = (dims[0], (height * width) as u64);
+        if label_dims[0] != n64 {
             return Err(Error::data(
                 images,
                 None,
                 format!(
-                    "holds {n} images but {} holds {} labels",
+                    "holds {n64} images but {} holds {} labels",
                     labels_path.display(),
                     label_dims[0]
                 ),
             ));
         }
         if is_gzip(images)? {
-            verify_gzip(images, 16, height * width, n)?;
-            verify_gzip(&labels_path, 8, 1, n)?;
+            // gzip hides its size: the totals are checked for overflow here and against the
+            // decompressed stream as it is read through.
+            let expected = input::holds(images, 16, ("number of images", n64), record, u64::MAX)?;
+            let n =
+                usize::try_from(n64).map_err(|_| Error::data(images, None, "too many images"))?;
+            verify_gzip(images, expected, 16, height * width, n)?;
+            verify_gzip(&labels_path, 8 + n64, 8, 1, n)?;
         } else {
-            check_raw_size(images, n, height * width)?;
+            check_raw_size(images, n64, record)?;
+            input::holds(
+                &labels_path,
+                8,
+                ("number of labels", n64),
+                1,
+                input::len(&labels_path)?,
+            )?;
         }
+        let n = n64 as usize; // fits: the file holds n records of at least one byte
         Ok(IdxSource {
             info: SourceInfo {
                 path: images.to_path_buf(),
@@ -216,7 +236,7 @@ fn labels_path_for(images: &Path) -> Result<PathBuf> {
 
 fn is_gzip(path: &Path) -> Result<bool> {
     let mut magic = [0u8; 2];
-    let mut file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut file = input::open(path)?;
     let n = file.read(&mut magic).map_err(|e| Error::io(path, e))?;
     Ok(n == 2 && magic == [0x1f, 0x8b])
 }
@@ -224,7 +244,7 @@ fn is_gzip(path: &Path) -> Result<bool> {
 /// A buffered reader over the decompressed contents (gzip is detected by its magic bytes).
 fn open_stream(path: &Path) -> Result<Box<dyn Read>> {
     let gzip = is_gzip(path)?;
-    let file = BufReader::new(File::open(path).map_err(|e| Error::io(path, e))?);
+    let file = BufReader::new(input::open(path)?);
     Ok(if gzip {
         Box::new(BufReader::new(flate2::bufread::MultiGzDecoder::new(file)))
     } else {
@@ -233,7 +253,7 @@ fn open_stream(path: &Path) -> Result<Box<dyn Read>> {
 }
 
 /// Check the magic number and read the `ndim` big-endian `u32` dimensions.
-fn read_header(stream: &mut impl Read, path: &Path, magic: u32, ndim: usize) -> Result<Vec<usize>> {
+fn read_header(stream: &mut impl Read, path: &Path, magic: u32, ndim: usize) -> Result<Vec<u64>> {
     let mut word = [0u8; 4];
     let mut next = |what: &str| -> Result<u32> {
         stream.read_exact(&mut word).map_err(|e| {
@@ -259,20 +279,19 @@ fn read_header(stream: &mut impl Read, path: &Path, magic: u32, ndim: usize) -> 
         ));
     }
     (0..ndim)
-        .map(|_| next("dimensions").map(|d| d as usize))
+        .map(|_| next("dimensions").map(u64::from))
         .collect()
 }
 
 /// gzip's checksum is only checked at the end of the stream, which a visit that stops after its
 /// last record never reaches: read each file through once at open, so a corrupt or cut file is
 /// refused before anything is computed from it (as Python's gzip refuses it).
-fn verify_gzip(path: &Path, header: usize, record: usize, n: usize) -> Result<()> {
-    let expected = header + n * record;
+fn verify_gzip(path: &Path, expected: u64, header: usize, record: usize, n: usize) -> Result<()> {
     let mut stream = open_stream(path)?;
     let mut buf = vec![0u8; 1 << 16];
     let mut got = 0;
-    let at = |got: usize| {
-        let r = got.saturating_sub(header) / record.max(1);
+    let at = |got: u64| {
+        let r = (got as usize).saturating_sub(header) / record.max(1);
         format!(
             "after {got} of {expected} bytes, in record {} of {n}",
             r.min(n)
@@ -281,7 +300,14 @@ fn verify_gzip(path: &Path, header: usize, record: usize, n: usize) -> Result<()
     loop {
         match stream.read(&mut buf) {
             Ok(0) => break,
-            Ok(k) => got += k,
+            // Past twice the promised size it cannot be this header's file: stop, so that a
+            // bomb is not read to its end (before that, read on to reach a damaged stream's
+            // checksum error, the more useful message).
+            Ok(k) if got + k as u64 > expected.saturating_mul(2).saturating_add(1 << 20) => {
+                got += k as u64;
+                break;
+            }
+            Ok(k) => got += k as u64,
             Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
                 return Err(ran_out_gzip(
                     path,
@@ -297,8 +323,13 @@ fn verify_gzip(path: &Path, header: usize, record: usize, n: usize) -> Result<()
             path,
             None,
             format!(
-                "decompresses to {got} bytes but its idx header promises {expected}; \
-                 truncated or padded file?"
+                "decompresses to {}{got} bytes but its idx header promises {expected}; \
+                 truncated or padded file?",
+                if got > expected.saturating_mul(2).saturating_add(1 << 20) {
+                    "more than "
+                } else {
+                    ""
+                }
             ),
         ));
     }
@@ -314,13 +345,15 @@ fn ran_out_gzip(path: &Path, at: &str, why: &str) -> Error {
 }
 
 /// For an uncompressed images file the size is known up front, so a cut file is caught at open.
-fn check_raw_size(path: &Path, n: usize, size: usize) -> Result<()> {
-    let bytes = std::fs::metadata(path)
-        .map_err(|e| Error::io(path, e))?
-        .len() as usize;
-    let have = bytes.saturating_sub(16);
-    if have < n * size {
-        return Err(ran_out(path, have / size.max(1), n, "the file ends"));
-    }
+fn check_raw_size(path: &Path, n: u64, size: u64) -> Result<()> {
+    let bytes = input::len(path)?;
+    input::holds(path, 16, ("number of images", n), size, bytes).map_err(|_| {
+        ran_out(
+            path,
+            (bytes.saturating_sub(16) / size) as usize,
+            n as usize,
+            "the file ends",
+        )
+    })?;
     Ok(())
 }

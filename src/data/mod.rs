@@ -6,6 +6,7 @@
 //! input space, and is the only place that does.
 
 pub mod cifar;
+pub mod class_names;
 pub mod folder;
 pub mod h5;
 pub mod idx;
@@ -104,6 +105,12 @@ pub trait Source: Send {
         vec![self.info().path.clone()]
     }
 
+    /// The file that holds record `index`, for errors about that record (image folders hold
+    /// one file a record; other formats one file for all).
+    fn record_path(&self, _index: usize) -> PathBuf {
+        self.info().path.clone()
+    }
+
     /// Give records the teacher's class numbers where the format labels them by name (image
     /// folders); formats that store numbers keep them. Runs before any label is used.
     fn match_classes(&mut self, _teacher_classes: &[String]) -> Result<()> {
@@ -127,8 +134,7 @@ pub trait Source: Send {
 /// `data_batch_*.bin` (CIFAR-10) or `train.bin` (CIFAR-100), and as an ImageFolder otherwise.
 /// A file is recognised by its first bytes (gzip, idx, HDF5) or, for CIFAR, its name.
 pub fn open(path: &Path) -> Result<Box<dyn Source>> {
-    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
-    if meta.is_dir() {
+    if crate::input::file_or_folder(path)? {
         return open_dir(path);
     }
     let head = read_head(path)?;
@@ -181,7 +187,10 @@ pub fn fingerprint(source: &dyn Source) -> Result<String> {
     let parts: Vec<Result<(String, u64, Vec<u8>)>> = files
         .par_iter()
         .map(|f| {
-            let bytes = std::fs::read(f).map_err(|e| Error::io(f, e))?;
+            // Streamed: a 1.6 GB file costs a 64 KiB buffer, not 1.6 GB of memory.
+            let mut digest = Sha256::new();
+            let mut file = std::io::BufReader::with_capacity(64 << 10, crate::input::open(f)?);
+            let len = std::io::copy(&mut file, &mut digest).map_err(|e| Error::io(f, e))?;
             let name = f.strip_prefix(&root).unwrap_or(f.as_path());
             let name = match name.as_os_str().is_empty() {
                 true => f
@@ -191,7 +200,7 @@ pub fn fingerprint(source: &dyn Source) -> Result<String> {
                     .into_owned(),
                 false => name.to_string_lossy().into_owned(),
             };
-            Ok((name, bytes.len() as u64, Sha256::digest(&bytes).to_vec()))
+            Ok((name, len, digest.finalize().to_vec()))
         })
         .collect();
     let mut hasher = Sha256::new();
@@ -225,7 +234,7 @@ fn open_dir(path: &Path) -> Result<Box<dyn Source>> {
 /// The first few bytes of a file (fewer if it is shorter), to recognise its format.
 fn read_head(path: &Path) -> Result<Vec<u8>> {
     use std::io::Read;
-    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let file = crate::input::open(path)?;
     let mut head = Vec::with_capacity(8);
     file.take(8)
         .read_to_end(&mut head)
@@ -300,14 +309,14 @@ pub fn read_converted(
     indices: Vec<usize>,
     spec: &preprocess::InputSpec,
 ) -> Result<(ndarray::Array4<f32>, Vec<usize>)> {
-    let path = source.info().path.clone();
     let n = indices.len();
     let mut x = ndarray::Array4::zeros((n, spec.channels, spec.height, spec.width));
     let mut labels = Vec::with_capacity(n);
+    let paths: Vec<PathBuf> = indices.iter().map(|&i| source.record_path(i)).collect();
     source.visit(&Selection::Indices(indices), false, &mut |r| {
         let slot = x.index_axis_mut(ndarray::Axis(0), labels.len());
         spec.convert_into(r.image.view(), slot)
-            .map_err(|m| Error::data(&path, Some(r.index), m))?;
+            .map_err(|m| Error::data(&paths[labels.len()], Some(r.index), m))?;
         labels.push(r.label);
         Ok(())
     })?;

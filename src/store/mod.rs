@@ -38,7 +38,7 @@ pub struct Header<'a> {
 /// An HDF5 result being written; dropped without [`finish`](Self::finish), it leaves nothing.
 pub struct Writer {
     file: Option<hdf5::File>,
-    tmp: tempfile::TempPath,
+    tmp: crate::outputs::Temporary,
     path: PathBuf,
 }
 
@@ -65,17 +65,7 @@ impl Writer {
         };
         let name = path.file_name().unwrap_or_default().to_string_lossy();
         remove_stale_temporaries(dir, &name);
-        let prefix = format!(".{name}.");
-        let mut builder = tempfile::Builder::new();
-        builder.prefix(&prefix).suffix(".tmp");
-        // A result file is an ordinary file (0666 less the umask, like the PNGs beside it), not
-        // the owner-only file a temporary file would be.
-        #[cfg(unix)]
-        builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
-        let tmp = builder
-            .tempfile_in(dir)
-            .map_err(|e| Error::io(dir, e))?
-            .into_temp_path();
+        let tmp = crate::outputs::temporary(path)?;
         let file = unlocked().create(&tmp).map_err(|e| err(path, e))?;
         let w = Writer {
             file: Some(file),
@@ -192,7 +182,7 @@ impl Writer {
             f.close().map_err(|e| err(&self.path, e))?;
         }
         let Writer { tmp, path, .. } = self;
-        tmp.persist(&path).map_err(|e| Error::io(&path, e.error))?;
+        tmp.persist(&path).map_err(|e| Error::io(&path, e))?;
         Ok(path)
     }
 }
@@ -296,6 +286,12 @@ pub(crate) fn unlocked() -> hdf5::FileBuilder {
 
 /// Open a file this tool wrote, checking that it is one and of a schema this build reads.
 pub fn open(path: &Path) -> Result<hdf5::File> {
+    // A folder or a pipe gets "is a folder, expected a regular file", not HDF5's "file read
+    // failed" (or a hang).
+    crate::input::regular(path).map_err(|e| match e {
+        Error::Data { msg, .. } => err(path, msg),
+        other => other,
+    })?;
     let file = unlocked()
         .open(path)
         .map_err(|e| err(path, format!("not a readable HDF5 file ({e})")))?;

@@ -208,13 +208,61 @@ fn precision(p: &Props, role: &str) -> Result<(Precision, Option<String>)> {
     }
 }
 
+/// The smallest and largest normalisation std accepted: a std below 1e-6 (1e-40 parses to a
+/// float32 subnormal) turns pixel steps into values past 1e6, and one above 1e6 (1e39 parses to
+/// inf) makes every input constant; neither is a teacher's.
+const STD_RANGE: (f32, f32) = (1e-6, 1e6);
+
+/// Means and stds of `infoutil.normalization`: finite, means within ±1e6, stds in [`STD_RANGE`].
+fn check_normalization(path: &Path, mean: &[f32], std: &[f32]) -> Result<()> {
+    let bad = |what: &str, c: usize, v: f32, expected: &str| {
+        Err(Error::teacher(
+            path,
+            format!(
+                "metadata 'infoutil.normalization' {what}[{c}] is {v}, expected {expected} \
+                 (a number this large or small came from a typo or an overflow)"
+            ),
+        ))
+    };
+    if let Some((c, &v)) = mean
+        .iter()
+        .enumerate()
+        .find(|(_, m)| !m.is_finite() || m.abs() > 1e6)
+    {
+        return bad("mean", c, v, "a finite number between -1e6 and 1e6");
+    }
+    let (lo, hi) = STD_RANGE;
+    if let Some((c, &v)) = std
+        .iter()
+        .enumerate()
+        .find(|(_, s)| !s.is_finite() || **s < lo || **s > hi)
+    {
+        return bad("std", c, v, "a finite number between 1e-6 and 1e6");
+    }
+    Ok(())
+}
+
+/// `infoutil.input_shape` `[C, H, W]`: each in range, as a header's dimensions are.
+fn check_input_shape(path: &Path, [c, h, w]: [usize; 3]) -> Result<()> {
+    let field = |name, v: usize| (name, v as u64);
+    crate::input::image(
+        Path::new("metadata 'infoutil.input_shape'"),
+        field("channels", c),
+        field("height", h),
+        field("width", w),
+    )
+    .map(|_| ())
+    .map_err(|e| Error::teacher(path, e.to_string()))
+}
+
 /// The declared input: `[C, H, W]`, a normalisation with C positive scales, a resize that
 /// covers the crop.
 fn input_spec(p: &Props, file: &OnnxFile) -> Result<InputSpec> {
     let [channels, height, width]: [usize; 3] = p.json("input_shape")?;
     let normalization: Normalization = p.json("normalization")?;
+    check_input_shape(&file.path, [channels, height, width])?;
     if let Normalization::MeanStd { mean, std } = &normalization {
-        if mean.len() != channels || std.len() != channels || std.iter().any(|&s| s <= 0.0) {
+        if mean.len() != channels || std.len() != channels {
             return Err(Error::teacher(
                     &file.path,
                     format!(
@@ -222,12 +270,23 @@ fn input_spec(p: &Props, file: &OnnxFile) -> Result<InputSpec> {
                     ),
                 ));
         }
+        check_normalization(&file.path, mean, std)?;
     }
     let resize = match p.opt("resize") {
         None => Resize::Stretch,
         Some(_) => p.json("resize")?,
     };
     if let Resize::ShorterSide { size } = resize {
+        if size as u64 > crate::input::MAX_SIDE {
+            return Err(Error::teacher(
+                &file.path,
+                format!(
+                    "metadata 'infoutil.resize' scales the shorter side to {size}; expected at \
+                     most {}",
+                    crate::input::MAX_SIDE
+                ),
+            ));
+        }
         if size < height.max(width) {
             return Err(Error::teacher(
                 &file.path,

@@ -8,6 +8,7 @@ pub mod meta;
 pub mod onnx_file;
 mod ort_engine;
 pub use ort_engine::{describe as describe_ort, library_path as ort_library_path};
+mod probe;
 mod tract_device;
 mod tract_engine;
 
@@ -319,8 +320,11 @@ impl Loader {
             )));
         }
         let (gfile, engine) = self.sibling(gpath, "grad", meta)?;
+        let gmeta = GradMeta::from_file(&gfile)?;
+        let (outputs, params) = (gfile.output_names(), gmeta.param_names.len());
+        probe::grad(engine.as_ref(), gpath, &outputs, self.dims, params)?;
         Ok(Ok(GradGraph {
-            meta: GradMeta::from_file(&gfile)?,
+            meta: gmeta,
             file: gfile,
             engine,
         }))
@@ -359,6 +363,7 @@ impl Teacher {
                 .dims([meta.input.channels, meta.input.height, meta.input.width]),
         };
         let forward = loader.engine(&file, &meta.input_name, false)?;
+        probe::forward(forward.as_ref(), path, loader.dims, meta.num_classes())?;
         let grad = loader.grad_graph(&grad_path(path), &meta)?;
         Ok(Teacher {
             meta,
@@ -519,7 +524,28 @@ impl Teacher {
         let sqnorms = concat(sqnorms, p);
         self.check_finite(norms.axis_chunks_iter(Axis(0), 1), "gradient norm")?;
         self.check_finite(sqnorms.rows(), "squared gradient norm")?;
+        self.check_non_negative(&graph.file.path, norms.iter().chain(sqnorms.iter()))?;
         Ok(GradNorms { norms, sqnorms })
+    }
+
+    /// A norm is never negative: a gradient graph that says otherwise is broken, and ranking its
+    /// numbers would pick crops by garbage.
+    fn check_non_negative<'a>(
+        &self,
+        grad: &Path,
+        values: impl Iterator<Item = &'a f32>,
+    ) -> Result<()> {
+        match values.copied().find(|v| *v < 0.0) {
+            None => Ok(()),
+            Some(v) => Err(Error::teacher(
+                &self.path,
+                format!(
+                    "its gradient graph {} gave the gradient norm {v}; a norm is at least 0, so \
+                     the gradient graph is broken (export it again with export/export_teacher.py)",
+                    grad.display()
+                ),
+            )),
+        }
     }
 
     /// Class labels as a graph's `y` input, each checked against the class count.

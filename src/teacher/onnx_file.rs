@@ -32,9 +32,15 @@ pub struct OnnxFile {
 
 impl OnnxFile {
     pub fn read(path: &Path) -> Result<Self> {
-        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        let bytes = crate::input::read(path)?;
+        Self::from_bytes(path, &bytes)
+    }
+
+    /// [`OnnxFile::read`] of `bytes` as the file at `path` (its folder is where external data is
+    /// looked for); the fuzz targets call this.
+    pub fn from_bytes(path: &Path, bytes: &[u8]) -> Result<Self> {
         let proto = tract_onnx::onnx()
-            .proto_model_for_read(&mut bytes.as_slice())
+            .proto_model_for_read(&mut &bytes[..])
             .map_err(|e| Error::teacher(path, format!("not an ONNX model ({e})")))?;
         // Protobuf decodes many non-ONNX byte strings without complaint; a model has both.
         if proto.ir_version == 0 || proto.graph.is_none() {
@@ -46,7 +52,7 @@ impl OnnxFile {
         let file = OnnxFile {
             path: path.to_path_buf(),
             proto,
-            file_sha256: hex(&Sha256::digest(&bytes)),
+            file_sha256: hex(&Sha256::digest(bytes)),
             in_memory: false,
         };
         file.check_external_data()?;

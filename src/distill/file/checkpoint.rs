@@ -92,6 +92,8 @@ impl Checkpoint {
             "teacher_sha256": teacher.file_sha256,
             "data_sha256": data_sha256,
             "class_folders": data.class_map,
+            // A resumed run on another backend would mix both backends' classes.
+            "backend": crate::run_identity::backend(&teacher.backend),
         });
         Checkpoint::new(dir, resume, &decides)
     }

@@ -67,13 +67,10 @@ impl Summary {
     }
 }
 
-/// The configuration with the shard's class list taken out: equal for shards of one run.
+/// What shards of one run share: the run identity (the shard's class list, paths and
+/// scheduling options such as the batch size are not part of it).
 fn without_classes(config: &serde_json::Value) -> serde_json::Value {
-    let mut c = config.clone();
-    if let Some(d) = c.get_mut("distill").and_then(|d| d.as_object_mut()) {
-        d.remove("classes");
-    }
-    c
+    crate::run_identity::of_config(config)
 }
 
 /// Copy `field` of the open shard `file` into `rows`, in the element type the shards hold.
