@@ -22,7 +22,7 @@ import infoutil
 
 ARGS = ["--candidates", "10", "--budget", "64", "--ipc", "2"]
 # Config entries that name where files are, which differ between a checkout and a venv.
-PATHS = ("teacher", "grad_graph", "data", "label_teacher")
+PATHS = ("teacher", "grad_graph", "data", "label_teacher", "label_teacher_from_output")
 
 
 def check(cond, message):
