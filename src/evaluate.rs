@@ -4,11 +4,12 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use ndarray::{concatenate, Array, Array1, Array2, Array4, Axis};
+use ndarray::{concatenate, Array, Array1, Array2, Axis};
 use serde::Serialize;
 
 pub use crate::base::logits::argmax;
-use crate::data::{Record, Selection, Source, VisitReport};
+use crate::data::reader::{Batch, Reader};
+use crate::data::{Selection, Source, VisitReport};
 use crate::error::{Error, Result};
 use crate::progress::Progress;
 use crate::provenance::Provenance;
@@ -118,39 +119,6 @@ pub fn output_warning(logits: ndarray::ArrayView2<f32>) -> Option<&'static str> 
     }
 }
 
-/// Images collected until a chunk is full, then run through the teacher at once.
-#[derive(Default)]
-struct Chunk {
-    x: Vec<f32>,
-    y: Vec<usize>,
-    index: Vec<i64>,
-}
-
-impl Chunk {
-    /// Record `r` converted to the teacher's input; a label the teacher lacks is an error
-    /// naming the record.
-    fn take(&mut self, r: Record, teacher: &Teacher, path: &Path) -> Result<()> {
-        let (spec, k) = (&teacher.meta.input, teacher.num_classes());
-        if r.label >= k {
-            return Err(Error::data(
-                path,
-                Some(r.index),
-                format!(
-                    "label {} is out of range for a teacher with {k} classes",
-                    r.label
-                ),
-            ));
-        }
-        let mut img = Array4::<f32>::zeros((1, spec.channels, spec.height, spec.width));
-        spec.convert_into(r.image.view(), img.index_axis_mut(Axis(0), 0))
-            .map_err(|m| Error::data(path, Some(r.index), m))?;
-        self.x.extend(img.iter());
-        self.y.push(r.label);
-        self.index.push(r.index as i64);
-        Ok(())
-    }
-}
-
 /// The teacher's outputs on the chunks so far.
 #[derive(Default)]
 struct Outputs {
@@ -161,36 +129,34 @@ struct Outputs {
 }
 
 impl Outputs {
-    /// Run `chunk` through the teacher and empty it.
-    fn flush(
+    /// Run `batch` through the teacher.
+    fn add(
         &mut self,
-        chunk: &mut Chunk,
+        batch: Batch,
         teacher: &Teacher,
         grad_norms: bool,
         progress: &dyn Progress,
     ) -> Result<()> {
-        if chunk.y.is_empty() {
-            return Ok(());
-        }
-        let spec = &teacher.meta.input;
-        let n = chunk.y.len();
-        let x = Array4::from_shape_vec(
-            (n, spec.channels, spec.height, spec.width),
-            std::mem::take(&mut chunk.x),
-        )
-        .expect("sized per image");
-        let at = |e: Error| e.locate(STAGE, |row| chunk.index.get(row).map(|&i| i as usize));
-        self.logits.push(teacher.logits(x.view()).map_err(at)?);
+        let n = batch.len();
+        let at = |e: Error| e.locate(STAGE, |row| batch.index.get(row).copied());
+        self.logits
+            .push(teacher.logits(batch.x.view()).map_err(at)?);
         if grad_norms {
-            let g = teacher.grad_norms(x.view(), &chunk.y).map_err(at)?;
+            let g = teacher
+                .grad_norms(batch.x.view(), &batch.labels)
+                .map_err(at)?;
             self.norms.push(g.norms);
         }
-        self.labels.extend(chunk.y.drain(..).map(|c| c as i64));
-        self.source_index.append(&mut chunk.index);
+        self.labels.extend(batch.labels.iter().map(|&c| c as i64));
+        self.source_index
+            .extend(batch.index.iter().map(|&i| i as i64));
         progress.advance(STAGE, n as u64);
         Ok(())
     }
 }
+
+/// Records run through the teacher at once.
+const CHUNK: usize = 4096;
 
 /// The progress stage of [`evaluate`].
 pub const STAGE: &str = "teacher eval";
@@ -203,28 +169,19 @@ pub fn evaluate(
 ) -> Result<Evaluation> {
     let started = Instant::now();
     let k = teacher.num_classes();
-    let chunk_len = 4096;
     let path = source.info().path.clone();
     source.match_classes(&teacher.meta.class_names)?;
     progress.start(STAGE, source.info().len as u64);
 
-    let mut chunk = Chunk::default();
     let mut outputs = Outputs::default();
-    let mut local_skips = VisitReport::default();
-    let mut report = source.visit(&Selection::All, opts.skip_bad, &mut |r| {
-        match chunk.take(r, teacher, &path) {
-            Err(e) if opts.skip_bad && e.is_record_error() => local_skips.skip(&e),
-            other => other?,
-        }
-        if chunk.y.len() >= chunk_len {
-            outputs.flush(&mut chunk, teacher, opts.grad_norms, progress)?;
-        }
-        Ok(())
-    })?;
-    outputs.flush(&mut chunk, teacher, opts.grad_norms, progress)?;
+    let report = Reader::new(&teacher.meta.input, k)
+        .skip_bad(opts.skip_bad)
+        .batches_of(CHUNK)
+        .read(source, &Selection::All, &mut |batch| {
+            outputs.add(batch, teacher, opts.grad_norms, progress)
+        })?;
     progress.finish(STAGE);
 
-    report.absorb(local_skips);
     if outputs.labels.is_empty() {
         return Err(nothing_to_evaluate(&path, &report));
     }

@@ -70,5 +70,7 @@ pub fn images(t: &Teacher, n: usize, stride: usize) -> (Array4<f32>, Vec<usize>)
     ));
     let mut source = data::open(&path).expect("embedded data");
     let indices = (0..n).map(|i| i * stride).collect();
-    data::read_converted(source.as_mut(), indices, &t.meta.input).expect("reads")
+    let reader = data::reader::Reader::new(&t.meta.input, t.num_classes());
+    let (batch, _) = reader.read_all(source.as_mut(), indices).expect("reads");
+    (batch.x, batch.labels)
 }

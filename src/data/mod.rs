@@ -3,7 +3,8 @@
 //! Every format implements [`Source`]: a cheap pass over the labels (so the pipeline can draw
 //! per-class candidates), then a visit over all records or a chosen, sorted set of indices.
 //! Records come as raw `u8` pixels in CHW order; [`preprocess`] turns them into the teacher's
-//! input space, and is the only place that does.
+//! input space, and is the only place that does; [`reader`] reads records through it for a
+//! teacher, the one way every stage does.
 
 pub mod cifar;
 pub mod class_names;
@@ -11,6 +12,7 @@ pub mod folder;
 pub mod h5;
 pub mod idx;
 pub mod preprocess;
+pub mod reader;
 pub mod stats;
 
 use std::path::{Path, PathBuf};
@@ -300,25 +302,4 @@ pub(crate) fn deliver(
         }
         Err(e) => Err(e),
     }
-}
-
-/// The records at `indices` (sorted) converted to `spec`'s input space, `[n, C, H, W]`, with
-/// their labels; a bad record is an error.
-pub fn read_converted(
-    source: &mut dyn Source,
-    indices: Vec<usize>,
-    spec: &preprocess::InputSpec,
-) -> Result<(ndarray::Array4<f32>, Vec<usize>)> {
-    let n = indices.len();
-    let mut x = ndarray::Array4::zeros((n, spec.channels, spec.height, spec.width));
-    let mut labels = Vec::with_capacity(n);
-    let paths: Vec<PathBuf> = indices.iter().map(|&i| source.record_path(i)).collect();
-    source.visit(&Selection::Indices(indices), false, &mut |r| {
-        let slot = x.index_axis_mut(ndarray::Axis(0), labels.len());
-        spec.convert_into(r.image.view(), slot)
-            .map_err(|m| Error::data(&paths[labels.len()], Some(r.index), m))?;
-        labels.push(r.label);
-        Ok(())
-    })?;
-    Ok((x, labels))
 }

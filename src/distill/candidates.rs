@@ -1,12 +1,13 @@
 //! Candidates: the real images of one class that a method may take crops from, drawn with the
 //! seed, read from the dataset and converted to the teacher's input.
 
-use ndarray::{Array3, Array4, Axis};
+use ndarray::{Array3, Array4};
 use rand::rngs::StdRng;
 
-use crate::data::preprocess::InputSpec;
-use crate::data::{Selection, Source, VisitReport};
+use crate::data::reader::{label_problem, Reader};
+use crate::data::{Source, VisitReport};
 use crate::error::{Error, Result};
+use crate::teacher::Teacher;
 
 /// The candidates of one class, in dataset order.
 pub struct Candidates {
@@ -41,11 +42,8 @@ pub fn by_class(
         match out.get_mut(y) {
             Some(list) => list.push(i),
             None => {
-                let e = Error::data(
-                    path,
-                    Some(i),
-                    format!("label {y} is out of range for a teacher with {classes} classes"),
-                );
+                let msg = label_problem(y, classes).expect("outside the classes");
+                let e = Error::data(path, Some(i), msg);
                 if !skip_bad {
                     return Err(e);
                 }
@@ -71,36 +69,18 @@ pub fn draw(pool: &[usize], n: usize, rng: &mut StdRng) -> Vec<usize> {
 pub fn load(
     source: &mut dyn Source,
     indices: Vec<usize>,
-    spec: &InputSpec,
+    teacher: &Teacher,
     skip_bad: bool,
     report: &mut VisitReport,
 ) -> Result<Candidates> {
-    let path = source.info().path.clone();
-    let mut raw = Vec::with_capacity(indices.len());
-    let mut kept = Vec::with_capacity(indices.len());
-    let mut x = Vec::with_capacity(indices.len());
-    let visit = source.visit(&Selection::Indices(indices), skip_bad, &mut |r| {
-        match spec.convert(r.image.view()) {
-            Ok(img) => {
-                x.push(img);
-                raw.push(r.image);
-                kept.push(r.index);
-            }
-            Err(m) if skip_bad => report.skip(&Error::data(&path, Some(r.index), m)),
-            Err(m) => return Err(Error::data(&path, Some(r.index), m)),
-        }
-        Ok(())
-    })?;
-    report.absorb(visit);
-    let views: Vec<_> = x.iter().map(|a| a.view().insert_axis(Axis(0))).collect();
-    let x = if views.is_empty() {
-        Array4::zeros((0, spec.channels, spec.height, spec.width))
-    } else {
-        ndarray::concatenate(Axis(0), &views).expect("same shape")
-    };
+    let (batch, read) = Reader::new(&teacher.meta.input, teacher.num_classes())
+        .skip_bad(skip_bad)
+        .keep_stored()
+        .read_all(source, indices)?;
+    report.absorb(read);
     Ok(Candidates {
-        source_index: kept,
-        raw,
-        x,
+        source_index: batch.index,
+        raw: batch.stored,
+        x: batch.x,
     })
 }

@@ -49,8 +49,7 @@ pub(super) fn class(
     let t = Instant::now();
     let method = cfg.method.proposal();
     let picked = candidates::draw(pool, method.candidates(cfg), &mut rng);
-    let spec = &teacher.meta.input;
-    let cands = candidates::load(source, picked, spec, cfg.skip_bad, &mut run.report)?;
+    let cands = candidates::load(source, picked, teacher, cfg.skip_bad, &mut run.report)?;
     run.timings.read += t.elapsed().as_secs_f64();
     if cands.is_empty() {
         return Err(Error::data(
@@ -78,6 +77,7 @@ pub(super) fn class(
         )));
     }
     let t = Instant::now();
+    let spec = &teacher.meta.input;
     let result = ClassResult::stitch(&cands, c, &chosen, cfg.factor, spec, log);
     run.timings.reconstruction += t.elapsed().as_secs_f64();
     Ok(result)

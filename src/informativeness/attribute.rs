@@ -8,6 +8,8 @@ use super::game_graph::GameGraph;
 use super::grid::Grid;
 use super::masking::{baseline_image, Baseline, Value};
 use crate::data::preprocess::InputSpec;
+use crate::data::reader::Reader;
+use crate::data::{Record, Selection, Source, VisitReport};
 use crate::error::{Error, Result};
 use crate::progress::Progress;
 use crate::shapley::{Coalition, Diagnostics, Estimator, GameSet, MAX_BUDGET, MAX_PLAYERS};
@@ -224,7 +226,7 @@ fn baselines(
 /// each chunk's records (as stored), maps `[n, g, g]` and crop boxes (source pixels), so memory
 /// does not grow with the number of records.
 pub struct Attributed<'a> {
-    pub records: &'a [crate::data::Record],
+    pub records: &'a [Record],
     pub maps: &'a Array3<f64>,
     pub crops: &'a [Vec<super::PixelBox>],
 }
@@ -256,12 +258,12 @@ impl RecordOptions<'_> {
 
 pub fn attribute_records(
     teacher: &Teacher,
-    source: &mut dyn crate::data::Source,
+    source: &mut dyn Source,
     indices: Vec<usize>,
     job: &RecordOptions,
     progress: &dyn Progress,
     sink: &mut dyn FnMut(Attributed) -> Result<()>,
-) -> Result<crate::data::VisitReport> {
+) -> Result<VisitReport> {
     use rand::SeedableRng;
     let RecordOptions {
         maps: opts,
@@ -269,62 +271,39 @@ pub fn attribute_records(
         seed,
         skip_bad,
     } = *job;
-    let spec = teacher.meta.input.clone();
-    let path = source.info().path.clone();
+    let spec = &teacher.meta.input;
     source.match_classes(&teacher.meta.class_names)?;
     job.check(teacher)?;
     let grid = Grid::new(opts.shapley.grid, spec.height, spec.width).map_err(Error::Config)?;
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    let mut pending: Vec<crate::data::Record> = Vec::new();
-    let mut skipped = crate::data::VisitReport::default();
     progress.start(STAGE, indices.len() as u64);
-    let mut flush = |pending: &mut Vec<crate::data::Record>| -> Result<()> {
-        if pending.is_empty() {
-            return Ok(());
-        }
-        let mut x = Array4::zeros((pending.len(), spec.channels, spec.height, spec.width));
-        for (i, r) in pending.iter().enumerate() {
-            spec.convert_into(r.image.view(), x.index_axis_mut(Axis(0), i))
-                .map_err(|m| Error::data(&path, Some(r.index), m))?;
-        }
-        let labels: Vec<usize> = pending.iter().map(|r| r.label).collect();
-        let maps = informative_maps(teacher, x.view(), &labels, opts, seed, progress)
-            .map_err(|e| e.locate(STAGE, |i| pending.get(i).map(|r| r.index)))?;
-        let crops = source_crops(&maps, pending, &grid, rule, &spec, &mut rng);
-        sink(Attributed {
-            records: pending,
-            maps: &maps,
-            crops: &crops,
+    let report = Reader::new(spec, teacher.num_classes())
+        .skip_bad(skip_bad)
+        .batches_of(CHUNK)
+        .keep_stored()
+        .read(source, &Selection::Indices(indices), &mut |batch| {
+            let (records, x) = batch.into_records();
+            let labels: Vec<usize> = records.iter().map(|r| r.label).collect();
+            let maps = informative_maps(teacher, x.view(), &labels, opts, seed, progress)
+                .map_err(|e| e.locate(STAGE, |i| records.get(i).map(|r| r.index)))?;
+            let crops = source_crops(&maps, &records, &grid, rule, spec, &mut rng);
+            sink(Attributed {
+                records: &records,
+                maps: &maps,
+                crops: &crops,
+            })
         })?;
-        pending.clear();
-        Ok(())
-    };
-    let k = teacher.num_classes();
-    let mut report = source.visit(
-        &crate::data::Selection::Indices(indices),
-        skip_bad,
-        &mut |r| {
-            match unusable(&r, k, &spec) {
-                Some(m) if skip_bad => skipped.skip(&Error::data(&path, Some(r.index), m)),
-                Some(m) => return Err(Error::data(&path, Some(r.index), m)),
-                None => pending.push(r),
-            }
-            if pending.len() >= 256 {
-                flush(&mut pending)?;
-            }
-            Ok(())
-        },
-    )?;
-    flush(&mut pending)?;
     progress.finish(STAGE);
-    report.absorb(skipped);
     Ok(report)
 }
+
+/// Records explained at once.
+const CHUNK: usize = 256;
 
 /// Each record's informative crops from its map, in source pixels.
 fn source_crops(
     maps: &Array3<f64>,
-    records: &[crate::data::Record],
+    records: &[Record],
     grid: &Grid,
     rule: &super::CropRule,
     spec: &InputSpec,
@@ -340,22 +319,4 @@ fn source_crops(
                 .collect()
         })
         .collect()
-}
-
-/// Why a record cannot be attributed with a teacher of `k` classes and input `spec`, if so.
-fn unusable(r: &crate::data::Record, k: usize, spec: &InputSpec) -> Option<String> {
-    if r.label >= k {
-        Some(format!(
-            "label {} is out of range for a teacher with {k} classes",
-            r.label
-        ))
-    } else if r.image.dim().0 != spec.channels {
-        Some(format!(
-            "image has {} channel(s), the teacher expects {}",
-            r.image.dim().0,
-            spec.channels
-        ))
-    } else {
-        None
-    }
 }

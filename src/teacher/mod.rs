@@ -24,6 +24,7 @@ pub use engine::{BackendChoice, CudaOptions, Device, Engine, Feed, InputShape, P
 pub use meta::{CamMeta, GradMeta, Layout, Precision, TeacherMeta};
 use onnx_file::OnnxFile;
 
+use crate::data::reader::label_problem;
 use crate::error::{Error, Result};
 
 /// The ONNX protobuf messages, for graphs built around a teacher's forward graph (the game
@@ -551,10 +552,8 @@ impl Teacher {
     /// Class labels as a graph's `y` input, each checked against the class count.
     fn label_array(&self, y: &[usize]) -> Result<Array1<i64>> {
         let k = self.num_classes();
-        if let Some(&bad) = y.iter().find(|&&c| c >= k) {
-            return Err(Error::Config(format!(
-                "label {bad} is out of range for a teacher with {k} classes"
-            )));
+        if let Some(m) = y.iter().find_map(|&c| label_problem(c, k)) {
+            return Err(Error::Config(m));
         }
         Ok(y.iter().map(|&c| c as i64).collect())
     }

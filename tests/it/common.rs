@@ -40,8 +40,11 @@ pub fn ort(rel: &str, test: &str) -> Option<Teacher> {
 /// The first `n` images of the embedded test subset in `teacher`'s input space, with labels.
 pub fn mini_test(teacher: &Teacher, n: usize) -> (Array4<f32>, Vec<usize>) {
     let mut source = data::open(&repo(MINI_TEST)).expect("embedded data opens");
-    let (x, labels) = data::read_converted(source.as_mut(), (0..n).collect(), &teacher.meta.input)
+    let reader = data::reader::Reader::new(&teacher.meta.input, teacher.num_classes());
+    let (batch, _) = reader
+        .read_all(source.as_mut(), (0..n).collect())
         .expect("embedded data reads");
+    let (x, labels) = (batch.x, batch.labels);
     assert_eq!(labels.len(), n);
     (x, labels)
 }

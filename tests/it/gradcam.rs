@@ -151,7 +151,8 @@ fn distill_with_gradcam_stores_the_maps_it_chose_crops_from() {
     let mut order: Vec<usize> = (0..index.len()).collect();
     order.sort_by_key(|&k| index[k]);
     let records: Vec<usize> = order.iter().map(|&k| index[k] as usize).collect();
-    let (x, _) = data::read_converted(source.as_mut(), records, &t.meta.input).unwrap();
+    let reader = data::reader::Reader::new(&t.meta.input, t.num_classes());
+    let x = reader.read_all(source.as_mut(), records).unwrap().0.x;
     let labels: Vec<usize> = order.iter().map(|&k| label[k] as usize).collect();
     let direct = gradcam_maps(&t, x.view(), &labels, 4, &Silent).unwrap();
     for (&k, d) in order.iter().zip(direct.outer_iter()) {

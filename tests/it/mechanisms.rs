@@ -218,8 +218,11 @@ fn image_folders_name_the_file_and_a_class_without_images_at_open() {
     std::fs::write(class.join("colour.png"), rgb).unwrap();
     let teacher = tract("models/fmnist-convnet3.onnx");
     let mut src = infoutil::data::open_for(dir.path(), &teacher.meta.class_names).unwrap();
-    let e = infoutil::data::read_converted(src.as_mut(), vec![0], &teacher.meta.input)
-        .unwrap_err()
+    let reader = infoutil::data::reader::Reader::new(&teacher.meta.input, teacher.num_classes());
+    let e = reader
+        .read_all(src.as_mut(), vec![0])
+        .err()
+        .unwrap()
         .to_string();
     assert!(
         e.contains("Bag/colour.png, record 0: image has 3 channel"),
