@@ -32,8 +32,7 @@ use run::mean_pixel;
 /// beside it for IPC ≤ 10, the teacher itself above, and why (the choice changes the result, so
 /// callers say it).
 pub fn label_teacher_for(teacher: &std::path::Path, ipc: usize) -> (std::path::PathBuf, String) {
-    let stem = teacher.file_stem().unwrap_or_default().to_string_lossy();
-    let early = teacher.with_file_name(format!("{stem}-early.onnx"));
+    let early = crate::teacher::siblings::early_path(teacher);
     if ipc > 10 {
         let why = "the teacher itself, as the paper does above IPC 10";
         (teacher.to_path_buf(), why.into())

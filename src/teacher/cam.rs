@@ -3,24 +3,17 @@
 //! respect to them. The map itself is computed from these by `informativeness::gradcam`, so the
 //! exported graph holds no choice of the method, only what autograd gives.
 
-use std::path::{Path, PathBuf};
-
 use ndarray::{concatenate, Array4, ArrayD, ArrayView4, Axis, Ix4};
 
 use super::engine::Engine;
 use super::meta::CamMeta;
+use super::siblings::cam_path;
 use super::{shape_error, Teacher};
 use crate::error::{Error, Result};
 
 pub(super) struct CamGraph {
     meta: CamMeta,
     engine: Box<dyn Engine>,
-}
-
-/// The Grad-CAM graph that belongs to a forward graph: `NAME.onnx` → `NAME.cam.onnx`.
-pub fn cam_path(forward: &Path) -> PathBuf {
-    let stem = forward.file_stem().unwrap_or_default().to_string_lossy();
-    forward.with_file_name(format!("{stem}.cam.onnx"))
 }
 
 /// One layer's activations `A` and `∂ logit_y / ∂ A`, both `[N, K, h, w]` (channels first,

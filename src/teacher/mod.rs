@@ -9,6 +9,7 @@ pub mod onnx_file;
 mod ort_engine;
 pub use ort_engine::{describe as describe_ort, library_path as ort_library_path};
 mod probe;
+pub mod siblings;
 mod tract_device;
 mod tract_engine;
 
@@ -19,10 +20,11 @@ use std::sync::{Arc, Mutex, OnceLock};
 use ndarray::{concatenate, s, Array1, Array2, ArrayD, ArrayView1, ArrayView4, Axis, Ix1, Ix2};
 use rayon::prelude::*;
 
-pub use cam::{cam_path, CamParts};
+pub use cam::CamParts;
 pub use engine::{BackendChoice, CudaOptions, Device, Engine, Feed, InputShape, Placement};
 pub use meta::{CamMeta, GradMeta, Layout, Precision, TeacherMeta};
 use onnx_file::OnnxFile;
+pub use siblings::{cam_path, grad_path};
 
 use crate::data::reader::label_problem;
 use crate::error::{Error, Result};
@@ -94,12 +96,6 @@ pub struct Teacher {
     /// [`Teacher::derived_engine`]).
     derived: Mutex<HashMap<String, Arc<dyn Engine>>>,
     batch_size: usize,
-}
-
-/// The gradient graph that belongs to a forward graph: `NAME.onnx` → `NAME.grad.onnx`.
-pub fn grad_path(forward: &Path) -> PathBuf {
-    let stem = forward.file_stem().unwrap_or_default().to_string_lossy();
-    forward.with_file_name(format!("{stem}.grad.onnx"))
 }
 
 #[derive(Debug, Clone, Copy)]
