@@ -3,15 +3,13 @@
 
 use std::path::{Path, PathBuf};
 
-use ndarray::{Array1, Array2, Array3};
 use sha2::{Digest, Sha256};
 
-use crate::base::PixelBox;
 use crate::distill::config::DistillConfig;
 use crate::distill::score::ClassLog;
-use crate::distill::stitch::{box_i32, ClassResult};
+use crate::distill::stitch::ClassResult;
 use crate::error::{Error, Result};
-use crate::store::{self, schema::attr, schema::class_part, schema::distilled, schema::kind};
+use crate::store::{self, schema::attr, schema::class_part, schema::kind};
 
 /// Where finished classes are kept: one HDF5 file per class in `dir`, each stamped with a
 /// fingerprint of everything that decides its contents.
@@ -53,26 +51,7 @@ impl Checkpoint {
         w.put(&class_part::PIXELS, r.pixels.view())?;
         w.put(&class_part::SOURCE_INDEX, r.source_index.view())?;
         w.put(&class_part::CROP_BOX, r.crop_box.view())?;
-        let log = &r.log;
-        let cand = Array1::from(
-            log.source_index
-                .iter()
-                .map(|&i| i as i64)
-                .collect::<Vec<_>>(),
-        );
-        w.put(&distilled::CANDIDATE_INDEX, cand.view())?;
-        let per = log.boxes.first().map_or(0, Vec::len);
-        let boxes: Vec<i32> = log.boxes.iter().flatten().flat_map(box_i32).collect();
-        let boxes =
-            Array3::from_shape_vec((log.boxes.len(), per, 4), boxes).expect("same per image");
-        w.put(&distilled::CANDIDATE_CROP_BOX, boxes.view())?;
-        let scores: Vec<f64> = log.scores.iter().flatten().copied().collect();
-        let scores =
-            Array2::from_shape_vec((log.scores.len(), per), scores).expect("same per image");
-        w.put(&distilled::CANDIDATE_SCORE, scores.view())?;
-        if let Some(m) = &log.maps {
-            w.put(&distilled::CANDIDATE_SHAPLEY, m.view())?;
-        }
+        super::candidates::write(&w, std::slice::from_ref(&r.log))?;
         w.finish()?;
         Ok(())
     }
@@ -116,31 +95,13 @@ impl Checkpoint {
                 ),
             ));
         }
-        let boxes: Array3<i32> = store::read(&f, &path, &distilled::CANDIDATE_CROP_BOX)?;
-        let scores: Array2<f64> = store::read(&f, &path, &distilled::CANDIDATE_SCORE)?;
-        let index: Array1<i64> = store::read(&f, &path, &distilled::CANDIDATE_INDEX)?;
-        let maps = match store::has(&f, &distilled::CANDIDATE_SHAPLEY) {
-            true => Some(store::read(&f, &path, &distilled::CANDIDATE_SHAPLEY)?),
-            false => None,
-        };
+        let rows = super::candidates::read(&f, &path, Some(class))?;
         let log = ClassLog {
             label: class,
-            source_index: index.iter().map(|&i| i as usize).collect(),
-            maps,
-            boxes: boxes
-                .outer_iter()
-                .map(|bs| {
-                    bs.outer_iter()
-                        .map(|b| PixelBox {
-                            y0: b[0] as usize,
-                            x0: b[1] as usize,
-                            y1: b[2] as usize,
-                            x1: b[3] as usize,
-                        })
-                        .collect()
-                })
-                .collect(),
-            scores: scores.outer_iter().map(|r| r.to_vec()).collect(),
+            source_index: rows.index,
+            maps: rows.maps,
+            boxes: rows.boxes,
+            scores: rows.scores,
         };
         Ok(Some(ClassResult {
             label: class,

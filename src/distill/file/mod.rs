@@ -1,14 +1,15 @@
-//! The distilled file: the set in memory and its HDF5 form (written here), the per-class
-//! checkpoint, the merge of shards and the reuse of an earlier file's maps. The only code that
+//! The distilled file: the set in memory and its HDF5 form (written here), its candidates'
+//! datasets (written and read in `candidates.rs`), the per-class checkpoint, the merge of shards and the reuse of an earlier file's maps. The only code that
 //! knows how a distilled file is laid out.
 
+mod candidates;
 pub mod checkpoint;
 pub mod merge;
 pub mod reuse;
 
 use std::path::{Path, PathBuf};
 
-use ndarray::{Array1, Array2, Array3, Array4, Axis};
+use ndarray::{Array1, Array2, Array3, Array4};
 
 use crate::data::VisitReport;
 use crate::distill::config::DistillConfig;
@@ -115,64 +116,8 @@ impl Distilled {
         w.put(&distilled::SOFT_LOGITS, self.soft_logits.view())?;
         w.put(&distilled::SOURCE_INDEX, self.source_index.view())?;
         w.put(&distilled::CROP_BOX, self.crop_box.view())?;
-        self.write_candidates(&w)?;
+        candidates::write(&w, &self.candidates)?;
         w.finish()
-    }
-
-    fn write_candidates(&self, w: &store::Writer) -> Result<()> {
-        let index: Vec<i64> = self
-            .candidates
-            .iter()
-            .flat_map(|l| l.source_index.iter().map(|&i| i as i64))
-            .collect();
-        let label: Vec<i64> = self
-            .candidates
-            .iter()
-            .flat_map(|l| l.source_index.iter().map(|_| l.label as i64))
-            .collect();
-        let n = index.len();
-        let per = self
-            .candidates
-            .iter()
-            .flat_map(|l| l.boxes.iter().map(Vec::len))
-            .max()
-            .unwrap_or(0);
-        let mut boxes = Array3::<i32>::from_elem((n, per, 4), -1);
-        let mut scores = Array2::<f32>::from_elem((n, per), f32::NAN);
-        let rows = self
-            .candidates
-            .iter()
-            .flat_map(|l| l.boxes.iter().zip(&l.scores));
-        for (i, (bs, ss)) in rows.enumerate() {
-            for (j, (b, &s)) in bs.iter().zip(ss).enumerate() {
-                boxes
-                    .slice_mut(ndarray::s![i, j, ..])
-                    .assign(&Array1::from(vec![
-                        b.y0 as i32,
-                        b.x0 as i32,
-                        b.y1 as i32,
-                        b.x1 as i32,
-                    ]));
-                scores[[i, j]] = s as f32;
-            }
-        }
-        w.put(&distilled::CANDIDATE_INDEX, Array1::from(index).view())?;
-        w.put(&distilled::CANDIDATE_LABEL, Array1::from(label).view())?;
-        w.put(&distilled::CANDIDATE_CROP_BOX, boxes.view())?;
-        w.put(&distilled::CANDIDATE_SCORE, scores.view())?;
-        let maps: Vec<_> = self
-            .candidates
-            .iter()
-            .filter_map(|l| l.maps.as_ref())
-            .collect();
-        if !maps.is_empty() {
-            let views: Vec<_> = maps.iter().map(|m| m.view()).collect();
-            let all = ndarray::concatenate(Axis(0), &views)
-                .expect("same grid")
-                .mapv(|v| v as f32);
-            w.put(&distilled::CANDIDATE_SHAPLEY, all.view())?;
-        }
-        Ok(())
     }
 }
 

@@ -9,14 +9,14 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use ndarray::{Array1, Array2, Array3, Axis};
+use ndarray::Array2;
 
 use super::{open, Section};
 use crate::error::{Error, Result};
 use crate::informativeness::attribute::ShapleyConfig;
 use crate::informativeness::Attribution;
 use crate::provenance::Recorded;
-use crate::store::{self, schema::attr, schema::distilled};
+use crate::store::{self, schema::attr};
 use crate::teacher::Teacher;
 
 /// Maps by (class, dataset record).
@@ -51,19 +51,14 @@ impl SavedMaps {
         let recorded: Recorded<Section> = serde_json::from_value(shard.config.clone())
             .map_err(|e| Error::store(path, format!("config cannot be read: {e}")))?;
         same_maps(&recorded, want).map_err(|m| Error::store(path, m))?;
-        if !store::has(&shard.file, &distilled::CANDIDATE_SHAPLEY) {
+        let rows = super::candidates::read(&shard.file, path, None)?;
+        let Some(maps) = rows.maps else {
             return fail("has no Shapley maps (it was not made by --method infoutil)".into());
-        }
-        let index: Array1<i64> = store::read(&shard.file, path, &distilled::CANDIDATE_INDEX)?;
-        let label: Array1<i64> = store::read(&shard.file, path, &distilled::CANDIDATE_LABEL)?;
-        let maps: Array3<f32> = store::read(&shard.file, path, &distilled::CANDIDATE_SHAPLEY)?;
-        if maps.len_of(Axis(0)) != index.len() || label.len() != index.len() {
-            return fail("candidates/shapley, source_index and label differ in length".into());
-        }
+        };
         let maps = maps
             .outer_iter()
-            .zip(label.iter().zip(&index))
-            .map(|(m, (&c, &i))| ((c as usize, i as usize), m.mapv(f64::from)))
+            .zip(rows.label.iter().zip(&rows.index))
+            .map(|(m, (&c, &i))| ((c, i), m.to_owned()))
             .collect();
         Ok(SavedMaps {
             path: path.to_path_buf(),
