@@ -3,7 +3,7 @@
     python benches/student_eval.py [N] [STUDENT...]     # defaults: 2000 convnet3 resnet18 vit mixer
 
 For each student (random weights; the arithmetic does not depend on them) the logits of N random
-28-px images are computed on one thread by examples/train_student.py's `logits_of`, alternating
+28-px images are computed on one thread by scripts/train_student.py's `logits_of`, alternating
 the backends twice (torch, ort, torch, ort) in one process; prints the CPU time of each run
 (`time.process_time`, which a loaded machine disturbs far less than wall time) and the ratio of
 the faster runs. Needs examples/requirements-student.txt.
@@ -14,7 +14,7 @@ import time
 
 import torch
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples"))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "scripts"))
 import train_student as ts  # noqa: E402
 
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Markdown results table from a folder of examples/train_student.py result JSONs.
+"""Markdown results table from a folder of scripts/train_student.py result JSONs.
 
     python examples/results_table.py RESULTS_DIR [--out results.md]
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Issue 5's results table on real Fashion-MNIST: distil the full 60 000-image training set with
-# every method and ablation, train a student on each file (examples/train_student.py, RDED's
+# every method and ablation, train a student on each file (scripts/train_student.py, RDED's
 # protocol, full 10 000-image test set), and write the table (examples/results_table.py).
 #
 #   scripts/results_fmnist.sh [SEEDS] [IPCS] [JOBS]     # defaults: "0 1 2" "1 10 50" 2
@@ -67,7 +67,7 @@ if [ -n "${FULL_TRAIN:-}" ]; then
     out=$dir/whole-training-set-e$epochs-s$s
     [ -f "$out.json" ] && continue
     echo "[train] whole training set, $epochs epochs, seed $s"
-    $py examples/train_student.py --full-train-images "$data" --full-train-labels "$fm/train-labels-idx1-ubyte.gz" \
+    $py scripts/train_student.py --full-train-images "$data" --full-train-labels "$fm/train-labels-idx1-ubyte.gz" \
       --epochs "$epochs" --seed "$s" --threads 1 --test-images "$test_images" --test-labels "$test_labels" \
       --out "$out.json" > "$out.train.log" 2>&1
   done

@@ -28,7 +28,7 @@ train() {
   done | xargs -r -P "$jobs" -I{} bash -c '
     name={}; variant=${name%-ipc*}; seed=${name##*-s}
     echo "[train '"$arch"'] $name"
-    '"$py"' examples/train_student.py '"$dir"'/$name.h5 --student '"$arch"' --variant $variant --seed $seed \
+    '"$py"' scripts/train_student.py '"$dir"'/$name.h5 --student '"$arch"' --variant $variant --seed $seed \
       --threads 1 --test-images '"$test_images"' --test-labels '"$test_labels"' \
       --distill-command "$(cat '"$dir"'/$name.cmd)" --out '"$out"'/$name.json > '"$out"'/$name.train.log 2>&1'
 }

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Issue 15's cross-architecture table: do files distilled with the ConvNet-3 teacher train
-# students of other architectures? A small ViT and an MLP-Mixer (examples/train_student.py
+# students of other architectures? A small ViT and an MLP-Mixer (scripts/train_student.py
 # --student vit|mixer, sized for 28 px) on the IPC 10 files of random, RDED, InfoUtil and tuned
 # InfoUtil, 3 seeds, with the results table's protocol (full 10 000-image test set).
 #

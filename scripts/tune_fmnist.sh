@@ -3,7 +3,7 @@
 # training set: the test set is never read. The last 300 training images of each class are held
 # out (examples/split_validation.py); the other 57 000 are distilled at IPC 1 with one choice
 # changed at a time from the defaults, and a ConvNet-3 student per file is scored on the 3 000
-# held-out images (examples/train_student.py, the same protocol as the results table).
+# held-out images (scripts/train_student.py, the same protocol as the results table).
 #
 #   scripts/tune_fmnist.sh [SEEDS] [JOBS] [IPC]     # defaults: "0 1 2" 2 1
 #

@@ -1,7 +1,7 @@
 //! Reconstruction: crops of real images, stitched `factor × factor` into distilled images.
 //!
 //! Everything happens in pixel units (0–255, as f32) so that one stitched image yields both the
-//! teacher-space tensor (`InputSpec::normalize`) and the `u8` picture people look at; a crop is
+//! teacher-space tensor (`InputSpec::pixels_into`) and the `u8` picture people look at; a crop is
 //! resized once, bilinearly, straight from the source pixels.
 
 use ndarray::{s, Array3, ArrayView3, Axis};

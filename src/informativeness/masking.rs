@@ -98,6 +98,11 @@ fn box_blur(image: ArrayView3<f32>, r: usize) -> Array3<f32> {
 }
 
 /// Write the image of `coalition` (bit p set ⇒ patch p kept) into `out`.
+///
+/// Not the pipeline's masking, which the game graph does inside the teacher's run: the plain
+/// reference that tests/it/game_graph.rs checks the graph against and benches/attribution.rs
+/// times it against. Hidden from the documentation for that reason, public so they can call it.
+#[doc(hidden)]
 pub fn masked_into(
     image: ArrayView3<f32>,
     baseline: ArrayView3<f32>,
@@ -117,7 +122,10 @@ pub fn masked_into(
     }
 }
 
-/// Coalition values from a batch of logits (one row per masked image) for class `c`.
+/// Coalition values from a batch of logits (one row per masked image) for class `c`: with
+/// [`masked_into`], the reference of tests/it/game_graph.rs and benches/attribution.rs (the
+/// pipeline's values come out of the game graph).
+#[doc(hidden)]
 pub fn values(logits: ArrayView2<f32>, c: usize, value: Value) -> Vec<f64> {
     logits
         .rows()

@@ -537,7 +537,7 @@ fn a_distilled_file_holds_exactly_the_schemas_datasets_and_merge_keeps_them_all(
         serde_json::from_str(&infoutil::store::read_attr(&f, "config").unwrap()).unwrap();
     assert_eq!(config["distill"]["shapley"]["estimator"], "leverage");
     // The label teacher is also recorded relative to the file's folder, so a reader elsewhere
-    // finds it (examples/train_student.py tries that first).
+    // finds it (scripts/train_student.py tries that first).
     let f = infoutil::store::open(&a).unwrap();
     let config: serde_json::Value =
         serde_json::from_str(&infoutil::store::read_attr(&f, "config").unwrap()).unwrap();

@@ -2,12 +2,14 @@
 """Train a student on a file that `infoutil distill` wrote, with RDED's evaluation protocol.
 
     python -m pip install -r examples/requirements-student.txt
-    python examples/train_student.py out/distilled.h5 --out out/student.json
-    python examples/train_student.py out/distilled.h5 --student resnet18 --seed 1 \\
-        --test-images /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz \\
-        --test-labels /usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz --out r.json
-    python examples/train_student.py --full-train-images /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz \\
-        --full-train-labels /usr/share/datasets/fashion-mnist/train-labels-idx1-ubyte.gz --epochs 30 --out full.json
+    python scripts/train_student.py out/distilled.h5 --out out/student.json
+    python scripts/train_student.py out/distilled.h5 --student resnet18 --seed 1 \\
+        --test-images $FM/t10k-images-idx3-ubyte.gz --test-labels $FM/t10k-labels-idx1-ubyte.gz --out r.json
+    python scripts/train_student.py --full-train-images $FM/train-images-idx3-ubyte.gz \\
+        --full-train-labels $FM/train-labels-idx1-ubyte.gz --epochs 30 --out full.json
+
+(FM: a folder with Fashion-MNIST's four idx files, e.g. where Debian's dataset-fashion-mnist
+package puts them; scripts/results_env.sh names it.)
 
 Protocol (RDED, CVPR 2024, `validation/main.py` of LINs-lab/RDED; followed by InfoUtil; see
 docs/results.md "Students"). Every batch of distilled images is augmented and
@@ -105,10 +107,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import infoutil_io  # noqa: E402  (examples/infoutil_io.py: the shared idx reader and hash)
-
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "examples"))
+import infoutil_io  # noqa: E402  (examples/infoutil_io.py: the shared idx reader and hash)
 DEFAULT_TEST_IMAGES = "data/fashion-mnist-mini/t10k-images-idx3-ubyte.gz"
 DEFAULT_TEST_LABELS = "data/fashion-mnist-mini/t10k-labels-idx1-ubyte.gz"
 DEFAULT_FULL_TRAIN_TEACHER = "models/fmnist-convnet3.onnx"
@@ -741,7 +742,7 @@ def train(args, student, teacher, images, labels, test_x, test_y, factor, batch)
 # ----------------------------------------------------------------------------- self-test
 
 def self_test():
-    """Checks of the pieces that have an exact definition (python examples/train_student.py --self-test)."""
+    """Checks of the pieces that have an exact definition (python scripts/train_student.py --self-test)."""
     gen = torch.Generator().manual_seed(0)
     rng = np.random.default_rng(0)
     B, H, W = 64, 28, 28
