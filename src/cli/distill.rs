@@ -1,5 +1,6 @@
 use std::path::PathBuf;
 
+use super::choices::{one_of, METHODS, SCORES};
 use super::paths;
 use clap::Args;
 use infoutil::distill::{
@@ -27,7 +28,7 @@ pub struct DistillArgs {
     /// Dataset to distil (default: the embedded Fashion-MNIST training subset).
     #[arg(long, default_value = paths::DEFAULT_TRAIN_DATA)]
     data: PathBuf,
-    #[arg(long, value_enum, default_value = "infoutil")]
+    #[arg(long, default_value = "infoutil", value_parser = one_of(METHODS))]
     method: Method,
     /// Distilled images per class.
     #[arg(long, default_value_t = 10)]
@@ -39,7 +40,7 @@ pub struct DistillArgs {
     #[arg(long, default_value_t = 300)]
     candidates: usize,
     /// Utility score of a crop (ablations: last-layer, loss).
-    #[arg(long, value_enum, default_value = "grad-norm")]
+    #[arg(long, default_value = "grad-norm", value_parser = one_of(SCORES))]
     score: Score,
     /// Select among the crops the teacher assigns to their own class first, and take others only
     /// when too few are (InfoUtil; an option of this toolkit, not of the paper).

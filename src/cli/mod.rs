@@ -2,6 +2,7 @@
 //! translates arguments into a library call.
 
 mod attribute;
+mod choices;
 mod distill;
 mod inspect;
 mod options_json;
@@ -15,6 +16,7 @@ mod version;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use choices::{one_of, BACKENDS, DEVICES};
 use clap::{Args, CommandFactory, Parser, Subcommand};
 use infoutil::teacher::{BackendChoice, Device, Teacher, TeacherOptions};
 
@@ -75,10 +77,10 @@ pub struct TeacherArgs {
     #[arg(long, default_value = paths::DEFAULT_TEACHER)]
     pub teacher: PathBuf,
     /// Inference backend: auto uses ONNX Runtime when its library loads, else tract.
-    #[arg(long, value_enum, default_value = "auto")]
+    #[arg(long, default_value = "auto", value_parser = one_of(BACKENDS))]
     pub backend: BackendChoice,
     /// cuda needs ONNX Runtime with its CUDA provider; it never falls back to the CPU.
-    #[arg(long, value_enum, default_value = "cpu")]
+    #[arg(long, default_value = "cpu", value_parser = one_of(DEVICES))]
     pub device: Device,
     /// Images per backend call [default: 64 on the CPU, 256 with --device cuda].
     #[arg(long)]

@@ -1,6 +1,8 @@
 //! Options shared by `attribute` and `distill`: how informativeness maps and crops are computed.
 
 use clap::Args;
+
+use super::choices::{one_of, ATTRIBUTIONS, BASELINES, VALUES};
 use infoutil::informativeness::attribute::ShapleyConfig;
 use infoutil::informativeness::{Attribution, Baseline, CropRule, Value};
 use infoutil::shapley::Estimator;
@@ -9,7 +11,7 @@ use infoutil::shapley::Estimator;
 pub struct ShapleyArgs {
     /// What ranks an image's patches: Shapley values, or Grad-CAM (needs the teacher's
     /// NAME.cam.onnx; only --grid of the Shapley options applies).
-    #[arg(long, value_enum, default_value = "shapley")]
+    #[arg(long, default_value = "shapley", value_parser = one_of(ATTRIBUTIONS))]
     pub attribution: Attribution,
     /// Patches per side: g×g players per image.
     #[arg(long, default_value_t = ShapleyConfig::default().grid)]
@@ -21,10 +23,10 @@ pub struct ShapleyArgs {
     #[arg(long, default_value = "leverage", value_parser = parse_estimator)]
     pub estimator: Estimator,
     /// What replaces the patches outside a coalition.
-    #[arg(long, value_enum, default_value = "zero")]
+    #[arg(long, default_value = "zero", value_parser = one_of(BASELINES))]
     pub baseline: Baseline,
     /// What a coalition is worth: the teacher's logit, probability or log-probability of the class.
-    #[arg(long, value_enum, default_value = "logit")]
+    #[arg(long, default_value = "logit", value_parser = one_of(VALUES))]
     pub value: Value,
     /// Noise scale α: σ = α·std(pooled map) for all but the last crop of an image.
     #[arg(long, default_value_t = CropRule::default().alpha)]

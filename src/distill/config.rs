@@ -7,7 +7,7 @@ use crate::informativeness::attribute::ShapleyConfig;
 use crate::informativeness::{Attribution, CropRule};
 use crate::utility::Score;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Method {
     /// Shapley-informative crops, gradient-norm utility (the paper's method).

@@ -9,7 +9,7 @@ use crate::base::logits::log_prob;
 use crate::data::preprocess::InputSpec;
 
 /// What replaces the patches outside a coalition.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Baseline {
     /// 0 in the teacher's normalised input space (Captum's default).
@@ -24,7 +24,7 @@ pub enum Baseline {
 }
 
 /// What a coalition is worth: the teacher's output for the image's class.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Value {
     Logit,

@@ -17,17 +17,7 @@ pub use masking::{Baseline, Value};
 pub use output::Attributions;
 
 /// Which map ranks an image's patches.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    Default,
-    PartialEq,
-    Eq,
-    serde::Serialize,
-    serde::Deserialize,
-    clap::ValueEnum,
-)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Attribution {
     /// Shapley values of the patches (the paper's method).
     #[default]
@@ -36,7 +26,6 @@ pub enum Attribution {
     /// Grad-CAM at the teacher's last convolutional block, averaged over each patch (needs the
     /// teacher's Grad-CAM graph, NAME.cam.onnx).
     #[serde(rename = "gradcam")]
-    #[value(name = "gradcam")]
     GradCam,
 }
 

@@ -6,7 +6,7 @@ use serde::Serialize;
 use crate::error::Result;
 
 /// Which inference library runs the teacher.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum BackendChoice {
     /// ONNX Runtime when its library loads, else tract.
@@ -17,7 +17,7 @@ pub enum BackendChoice {
     Ort,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Device {
     Cpu,
