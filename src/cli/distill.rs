@@ -212,6 +212,7 @@ fn load_label_teacher(args: &DistillArgs, teacher: &Teacher) -> anyhow::Result<O
         Some(p) => (p.clone(), "given with --label-teacher".to_string()),
         None => label_teacher_for(&teacher.path, args.ipc),
     };
+    let why = super::flags::in_message(&why);
     eprintln!("soft labels from {}: {why}", label_path.display());
     Ok(if label_path == teacher.path {
         None

@@ -4,6 +4,7 @@
 mod attribute;
 mod choices;
 mod distill;
+mod flags;
 mod inspect;
 mod options_json;
 mod paths;
@@ -190,7 +191,7 @@ fn run(cli: Cli) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            let message = format!("{e:#}");
+            let message = flags::in_message(&format!("{e:#}"));
             eprintln!("error: {message}");
             // The Python wrappers leave stderr to the terminal (progress bars draw only there)
             // and read the message from here, to raise it as infoutil.Error.

@@ -50,32 +50,32 @@ impl DistillConfig {
         let fail = |m: &str| Err(Error::Config(m.into()));
         if self.ipc == 0 || self.ipc > Self::MAX_IPC {
             return Err(Error::Config(format!(
-                "--ipc {}: between 1 and {} images per class",
+                "`ipc` {}: between 1 and {} images per class",
                 self.ipc,
                 Self::MAX_IPC
             )));
         }
         if self.factor == 0 || self.factor > Self::MAX_FACTOR {
             return Err(Error::Config(format!(
-                "--factor {}: between 1 and {} crops per side",
+                "`factor` {}: between 1 and {} crops per side",
                 self.factor,
                 Self::MAX_FACTOR
             )));
         }
         if self.only_recognised && !self.method.proposal().filters_recognised() {
             return fail(
-                "--only-recognised filters InfoUtil's crops: use it with --method infoutil",
+                "`only_recognised` filters InfoUtil's crops: use it with `method` infoutil",
             );
         }
         if self.attribution != Attribution::Shapley && self.method != Method::Infoutil {
-            return fail("--attribution chooses InfoUtil's crops: use it with --method infoutil");
+            return fail("`attribution` chooses InfoUtil's crops: use it with `method` infoutil");
         }
         if self.candidates == 0 {
-            return fail("--candidates must be at least 1");
+            return fail("`candidates` must be at least 1");
         }
         if let Some(classes) = &self.classes {
             if classes.is_empty() {
-                return fail("--classes selects no class");
+                return fail("`classes` selects no class");
             }
         }
         self.method.proposal().check(self)?;

@@ -42,7 +42,7 @@ pub fn label_teacher_for(teacher: &std::path::Path, ipc: usize) -> (std::path::P
     } else {
         let why = format!(
             "the teacher itself: the paper uses an early checkpoint for IPC ≤ 10, but there is no \
-             {} (give one with --label-teacher)",
+             {} (give one with `label_teacher`)",
             early.display()
         );
         (teacher.to_path_buf(), why)

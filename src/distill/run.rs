@@ -63,9 +63,9 @@ pub(super) fn class(
     let chosen = select(&crops, cfg.ipc * per_image);
     if chosen.len() < cfg.ipc * per_image {
         return Err(Error::Config(format!(
-            "class {c} offers {} distinct crops from {} candidate image(s), but --ipc {} × \
-                 --factor {}² needs {}: raise --crops-per-image (now {}) or --candidates (now {}, \
-                 the class has {} images), or lower --ipc or --factor",
+            "class {c} offers {} distinct crops from {} candidate image(s), but `ipc` {} × \
+                 `factor` {}² needs {}: raise `per_image` (now {}) or `candidates` (now {}, \
+                 the class has {} images), or lower `ipc` or `factor`",
             chosen.len(),
             cands.len(),
             cfg.ipc,

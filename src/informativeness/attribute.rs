@@ -51,14 +51,14 @@ impl ShapleyConfig {
         let g = self.grid;
         if g == 0 || g * g > MAX_PLAYERS {
             return Err(Error::Config(format!(
-                "--grid {g}: between 1 and {} patches per side (grid² players, at most \
+                "`grid` {g}: between 1 and {} patches per side (grid² players, at most \
                  {MAX_PLAYERS})",
                 Self::MAX_GRID
             )));
         }
         crate::shapley::check_budget(self.budget).map_err(|_| {
             Error::Config(format!(
-                "--budget {}: between 2 (v(∅) and v(all)) and {MAX_BUDGET} (every coalition of \
+                "`budget` {}: between 2 (v(∅) and v(all)) and {MAX_BUDGET} (every coalition of \
                  {MAX_PLAYERS} players)",
                 self.budget
             ))

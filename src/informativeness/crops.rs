@@ -48,20 +48,20 @@ impl CropRule {
         let fail = |m: String| Err(crate::error::Error::Config(m));
         if self.span == 0 || self.span > grid {
             return fail(format!(
-                "--crop-span {}: between 1 and --grid ({grid}) patches per side",
+                "`span` {}: between 1 and `grid` ({grid}) patches per side",
                 self.span
             ));
         }
         if self.per_image == 0 || self.per_image > Self::MAX_PER_IMAGE {
             return fail(format!(
-                "--crops-per-image {}: between 1 and {}",
+                "`per_image` {}: between 1 and {}",
                 self.per_image,
                 Self::MAX_PER_IMAGE
             ));
         }
         if !self.alpha.is_finite() || self.alpha < 0.0 {
             return fail(format!(
-                "--alpha {}: the noise scale must be a finite number ≥ 0 (0 turns noise off)",
+                "`alpha` {}: the noise scale must be a finite number ≥ 0 (0 turns noise off)",
                 self.alpha
             ));
         }

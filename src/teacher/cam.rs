@@ -77,8 +77,8 @@ impl Teacher {
         let path = cam_path(&self.path);
         if !path.exists() {
             let why = format!(
-                "--attribution gradcam needs the Grad-CAM graph {}, which does not exist; \
-                 export it with export/export_cam.py (or use --attribution shapley)",
+                "`attribution` gradcam needs the Grad-CAM graph {}, which does not exist; \
+                 export it with export/export_cam.py (or use `attribution` shapley)",
                 path.display()
             );
             return Err(Error::teacher(&self.path, why).to_string());

@@ -183,15 +183,15 @@ fn tract_device_backend(opts: &TeacherOptions) -> Result<(Resolved, Option<Strin
     if !cfg!(feature = "cuda-tract") && tract_device::stand_in().is_none() {
         return Err(Error::Config(
             "this build of infoutil runs tract on the CPU only; rebuild with --features \
-             cuda-tract for --backend tract --device cuda, or use --backend ort"
+             cuda-tract for `backend` tract `device` cuda, or use `backend` ort"
                 .into(),
         ));
     }
     if opts.cuda.device_id != 0 || opts.cuda.memory_limit_mib.is_some() {
         return Err(Error::Config(
             "tract's CUDA runtime uses the first visible GPU and its own memory pool: choose the \
-             GPU with CUDA_VISIBLE_DEVICES instead of --cuda-device, and drop \
-             --cuda-memory-limit (ONNX Runtime's)"
+             GPU with CUDA_VISIBLE_DEVICES instead of `cuda_device`, and drop \
+             `cuda_memory_limit` (ONNX Runtime's)"
                 .into(),
         ));
     }
@@ -202,13 +202,13 @@ fn tract_device_backend(opts: &TeacherOptions) -> Result<(Resolved, Option<Strin
 fn resolve_backend(opts: &TeacherOptions) -> Result<(Resolved, Option<String>)> {
     if opts.device == Device::Cpu && !opts.cuda.is_default() {
         return Err(Error::Config(
-            "--cuda-device and --cuda-memory-limit choose a GPU's share: they need --device cuda"
+            "`cuda_device` and `cuda_memory_limit` choose a GPU's share: they need `device` cuda"
                 .into(),
         ));
     }
     if opts.cuda.memory_limit_mib == Some(0) {
         return Err(Error::Config(
-            "--cuda-memory-limit 0: give the limit in MiB, at least 1 (omit it for no limit)"
+            "`cuda_memory_limit` 0: give the limit in MiB, at least 1 (omit it for no limit)"
                 .into(),
         ));
     }
@@ -276,7 +276,7 @@ impl TeacherOptions {
         }
         if self.ort_sessions == 0 || self.ort_sessions > 64 {
             return Err(Error::Config(format!(
-                "--ort-sessions {}: between 1 and 64",
+                "`ort_sessions` {}: between 1 and 64",
                 self.ort_sessions
             )));
         }
@@ -344,7 +344,7 @@ impl Teacher {
             return Err(Error::teacher(
                 path,
                 "is a float16 copy of a teacher (infoutil.precision = fp16), which tract cannot \
-                 run: use --backend ort, or the float32 teacher it was converted from",
+                 run: use `backend` ort, or the float32 teacher it was converted from",
             ));
         }
         let loader = Loader {

@@ -329,7 +329,7 @@ fn shards_of_classes_merge_into_the_full_run() {
         .unwrap_err()
         .to_string();
     assert!(
-        err.contains("missing: 9") && err.contains("--allow-missing-classes"),
+        err.contains("missing: 9") && err.contains("`allow_missing_classes`"),
         "{err}"
     );
     assert!(!out.exists());
@@ -471,7 +471,7 @@ fn only_recognised_prefers_crops_the_teacher_assigns_to_their_class() {
         .err()
         .expect("refused")
         .to_string();
-    assert!(e.contains("--only-recognised"), "{e}");
+    assert!(e.contains("`only_recognised`"), "{e}");
 }
 
 /// Every dataset of an HDF5 file, by path.

@@ -68,7 +68,7 @@ fn tract_refuses_a_float16_teacher_and_says_what_runs_it() {
     let msg = err.to_string();
     assert!(msg.contains("fmnist-convnet3-fp16.onnx"), "{msg}");
     assert!(
-        msg.contains("float16") && msg.contains("--backend ort"),
+        msg.contains("float16") && msg.contains("`backend` ort"),
         "{msg}"
     );
 }

@@ -232,7 +232,7 @@ fn a_gpus_share_is_chosen_only_with_cuda() {
             .err()
             .unwrap()
             .to_string();
-        assert!(msg.contains("need --device cuda"), "{msg}");
+        assert!(msg.contains("need `device` cuda"), "{msg}");
     }
     let opts = TeacherOptions {
         backend: BackendChoice::Ort,
@@ -247,8 +247,8 @@ fn a_gpus_share_is_chosen_only_with_cuda() {
         .err()
         .unwrap()
         .to_string();
-    assert!(msg.contains("--cuda-memory-limit 0"), "{msg}");
-    // The command line says the same.
+    assert!(msg.contains("`cuda_memory_limit` 0"), "{msg}");
+    // The command line says the same, in its flags.
     let dir = tempfile::tempdir().unwrap();
     let run = infoutil(&["teacher", "eval", "--cuda-device", "1"], dir.path());
     assert!(!run.status.success());

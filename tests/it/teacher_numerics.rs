@@ -193,7 +193,7 @@ fn concurrent_ort_sessions_do_not_change_results() {
         .err()
         .unwrap()
         .to_string();
-    assert!(e.contains("--ort-sessions 0"), "{e}");
+    assert!(e.contains("`ort_sessions` 0"), "{e}");
 }
 
 /// The full-norm output is the square root of the per-tensor sum, and the last-layer columns

@@ -90,7 +90,7 @@ impl Checkpoint {
             return Err(Error::store(
                 &path,
                 format!(
-                    "was made with other options, teacher or data; delete {} or run without --resume",
+                    "was made with other options, teacher or data; delete {} or run without `resume`",
                     self.dir.display()
                 ),
             ));

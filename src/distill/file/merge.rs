@@ -184,7 +184,7 @@ pub fn merge(inputs: &[PathBuf], out: &Path, allow_missing_classes: bool) -> Res
         let shown: Vec<String> = missing.iter().take(20).map(|c| c.to_string()).collect();
         return Err(Error::Config(format!(
             "the shards hold {} of the teacher's {classes} classes; missing: {}{} (a shard that \
-             failed or was not given?). Pass --allow-missing-classes to merge them anyway",
+             failed or was not given?). Pass `allow_missing_classes` to merge them anyway",
             seen.len(),
             shown.join(", "),
             if missing.len() > shown.len() {
@@ -244,7 +244,7 @@ fn check_one_run(shards: &[Summary]) -> Result<BTreeSet<i64>> {
                 &s.path,
                 format!(
                     "was made with another teacher, data or options than {} ({field}): shards \
-                     of one run differ only in --classes",
+                     of one run differ only in `classes`",
                     first.path.display()
                 ),
             ));

@@ -53,7 +53,7 @@ impl SavedMaps {
         same_maps(&recorded, want).map_err(|m| Error::store(path, m))?;
         let rows = super::candidates::read(&shard.file, path, None)?;
         let Some(maps) = rows.maps else {
-            return fail("has no Shapley maps (it was not made by --method infoutil)".into());
+            return fail("has no Shapley maps (it was not made by `method` infoutil)".into());
         };
         let maps = maps
             .outer_iter()
@@ -86,7 +86,7 @@ fn same_maps(recorded: &Recorded<Section>, want: &MapsFor) -> std::result::Resul
     let d = &recorded.section.distill;
     if d.attribution != want.attribution {
         return Err(format!(
-            "has {} maps, but this run asks for --attribution {}",
+            "has {} maps, but this run asks for `attribution` {}",
             d.attribution.name(),
             want.attribution.name()
         ));

@@ -23,7 +23,7 @@ impl Proposal for RandomImages {
     fn check(&self, cfg: &DistillConfig) -> Result<()> {
         if cfg.factor != 1 {
             return Err(Error::Config(
-                "the random baseline uses whole real images: use --factor 1".into(),
+                "the random baseline uses whole real images: use `factor` 1".into(),
             ));
         }
         Ok(())
