@@ -188,6 +188,9 @@ fn run(cli: Cli) -> ExitCode {
             Ok(())
         }
     };
+    for note in infoutil::progress::take_notes() {
+        eprintln!("note: {note}");
+    }
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

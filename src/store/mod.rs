@@ -246,8 +246,8 @@ impl Rows {
 const STALE_AFTER: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// Temporary files of `name` that a killed run left behind (`.NAME.XXXXXX.tmp`, not written to
-/// for [`STALE_AFTER`]) are removed before a new one is made; a failure to remove one is only
-/// worth a note, never an error.
+/// for [`STALE_AFTER`]) are removed before a new one is made, each removal a note for the caller
+/// ([`crate::progress::note`]); a failure to remove one is never an error.
 fn remove_stale_temporaries(dir: &Path, name: &str) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
@@ -265,10 +265,10 @@ fn remove_stale_temporaries(dir: &Path, name: &str) {
             .and_then(|t| t.elapsed().ok())
             .is_some_and(|age| age > STALE_AFTER);
         if old && std::fs::remove_file(entry.path()).is_ok() {
-            eprintln!(
-                "note: removed {}, left by an interrupted run",
+            crate::progress::note(format!(
+                "removed {}, left by an interrupted run",
                 entry.path().display()
-            );
+            ));
         }
     }
 }
