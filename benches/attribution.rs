@@ -17,7 +17,7 @@ mod common;
 
 use common::{backends, images, load, setting};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use infoutil::informativeness::attribute::{shapley_maps, ShapleyConfig};
+use infoutil::informativeness::attribute::{shapley_maps, Shapley, ShapleyConfig};
 use infoutil::informativeness::game_graph::GameGraph;
 use infoutil::informativeness::masking::{masked_into, values};
 use infoutil::informativeness::{Grid, Value};
@@ -55,10 +55,11 @@ fn host_values(t: &Teacher, x: &Array4<f32>, grid: &Grid, c: &[u32], y: &[usize]
 fn bench(c: &mut Criterion) {
     let images_n: usize = setting("INFOUTIL_BENCH_IMAGES", 16);
     let budget: usize = setting("INFOUTIL_BENCH_BUDGET", 256);
-    let cfg = ShapleyConfig {
+    let cfg = Shapley::new(ShapleyConfig {
         budget,
         ..ShapleyConfig::default()
-    };
+    })
+    .expect("the budget is within the limits");
     // Coalitions actually evaluated per image (an estimator may use fewer than the budget).
     let m = cfg
         .estimator

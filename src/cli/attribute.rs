@@ -2,7 +2,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 use infoutil::data;
-use infoutil::informativeness::attribute::{attribute_records, MapOptions, RecordOptions};
+use infoutil::informativeness::attribute::{attribute_records, MapOptions, RecordOptions, Shapley};
 use infoutil::informativeness::Attributions;
 use infoutil::provenance::Provenance;
 use infoutil::render::HeatmapFolder;
@@ -40,10 +40,8 @@ pub struct AttributeArgs {
 }
 
 pub fn run(args: AttributeArgs) -> anyhow::Result<()> {
-    let cfg = args.shapley.config();
+    let cfg = Shapley::new(args.shapley.config())?;
     let rule = args.shapley.crop_rule(1, 1); // crops of one image: the plain default
-    cfg.check()?;
-    rule.check(cfg.grid)?;
     let teacher = args.teacher.load()?;
     let data_path = paths::shipped_or(&args.data, paths::DEFAULT_TEST_DATA);
     let mut source = data::open_for(&data_path, &teacher.meta.class_names)?;

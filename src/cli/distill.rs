@@ -3,10 +3,12 @@ use std::path::PathBuf;
 use super::choices::{one_of, METHODS, SCORES};
 use super::paths;
 use clap::Args;
+use infoutil::base::valid::Valid;
 use infoutil::distill::{
     default_checkpoint_dir, distill, label_teacher_for, Checkpoint, DistillConfig, Distilled,
     MapsFor, Method, Reuse, SavedMaps,
 };
+use infoutil::informativeness::attribute::Shapley;
 use infoutil::informativeness::{Attribution, CropRule};
 use infoutil::provenance::Provenance;
 use infoutil::teacher::Teacher;
@@ -82,15 +84,16 @@ impl DistillArgs {
             .crop_rule(self.ipc * self.factor * self.factor, self.candidates)
     }
 
-    /// The typed options, checked; `classes` is the teacher's class count (for `--classes`).
-    fn config(&self, classes: usize) -> anyhow::Result<DistillConfig> {
+    /// The typed options, checked (once: the run takes them as they are); `classes` is the
+    /// teacher's class count (for `--classes`), `shapley` the Shapley options checked already.
+    fn config(&self, classes: usize, shapley: Shapley) -> anyhow::Result<Valid<DistillConfig>> {
         let cfg = DistillConfig {
             method: self.method,
             ipc: self.ipc,
             factor: self.factor,
             candidates: self.candidates,
             attribution: self.shapley.attribution,
-            shapley: self.shapley.config(),
+            shapley,
             crops: self.crop_rule(),
             score: self.score,
             only_recognised: self.only_recognised,
@@ -106,8 +109,7 @@ impl DistillArgs {
                 None => None,
             },
         };
-        cfg.check()?;
-        Ok(cfg)
+        Ok(Valid::new(cfg)?)
     }
 }
 
@@ -125,15 +127,14 @@ fn refuse_ignored_options(args: &DistillArgs) -> anyhow::Result<()> {
 
 pub fn run(args: DistillArgs) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
-    // The options' own limits first: a typo should not wait for a teacher to load.
-    args.shapley.config().check()?;
-    args.crop_rule().check(args.shapley.grid)?;
+    // The Shapley options' limits first: a typo should not wait for a teacher to load.
+    let shapley = Shapley::new(args.shapley.config())?;
     refuse_ignored_options(&args)?;
     let teacher = args.teacher.load()?;
     let label_teacher = load_label_teacher(&args, &teacher)?;
     let data_path = paths::shipped_or(&args.data, paths::DEFAULT_TRAIN_DATA);
     let mut source = data::open_for(&data_path, &teacher.meta.class_names)?;
-    let cfg = args.config(teacher.num_classes())?;
+    let cfg = args.config(teacher.num_classes(), shapley)?;
     if cfg.attribution == Attribution::GradCam {
         teacher.cam_layer()?; // before any image is read
     }

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::informativeness::attribute::ShapleyConfig;
+use crate::informativeness::attribute::Shapley;
 use crate::informativeness::{Attribution, CropRule};
 use crate::utility::Score;
 
@@ -31,7 +31,7 @@ pub struct DistillConfig {
     /// record none and mean Shapley.
     #[serde(default)]
     pub attribution: Attribution,
-    pub shapley: ShapleyConfig,
+    pub shapley: Shapley,
     pub crops: CropRule,
     pub score: Score,
     /// Select among the crops the teacher assigns to their class first (not in the paper).
@@ -45,27 +45,24 @@ pub struct DistillConfig {
 }
 
 impl DistillConfig {
-    /// Every option's own limits and their combinations, before any image is read.
-    pub fn check(&self) -> Result<()> {
+    /// The options' own limits and their combinations, whatever the method's own (the Shapley
+    /// options were checked when they were made). Part of [`Check`] for `DistillConfig`, which
+    /// methods/list.rs implements since it asks the method too.
+    pub(in crate::distill) fn limits(&self) -> Result<()> {
         let fail = |m: &str| Err(Error::Config(m.into()));
         if self.ipc == 0 || self.ipc > Self::MAX_IPC {
             return Err(Error::Config(format!(
                 "`ipc` {}: between 1 and {} images per class",
                 self.ipc,
-                Self::MAX_IPC
+                DistillConfig::MAX_IPC
             )));
         }
         if self.factor == 0 || self.factor > Self::MAX_FACTOR {
             return Err(Error::Config(format!(
                 "`factor` {}: between 1 and {} crops per side",
                 self.factor,
-                Self::MAX_FACTOR
+                DistillConfig::MAX_FACTOR
             )));
-        }
-        if self.only_recognised && !self.method.proposal().filters_recognised() {
-            return fail(
-                "`only_recognised` filters InfoUtil's crops: use it with `method` infoutil",
-            );
         }
         if self.attribution != Attribution::Shapley && self.method != Method::Infoutil {
             return fail("`attribution` chooses InfoUtil's crops: use it with `method` infoutil");
@@ -78,8 +75,6 @@ impl DistillConfig {
                 return fail("`classes` selects no class");
             }
         }
-        self.method.proposal().check(self)?;
-        self.shapley.check()?;
         self.crops.check(self.shapley.grid)
     }
 

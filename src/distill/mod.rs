@@ -15,6 +15,7 @@ mod stitch;
 use std::path::PathBuf;
 use std::time::Instant;
 
+use crate::base::valid::Valid;
 use crate::data::{Source, VisitReport};
 use crate::error::{Error, Result};
 use crate::progress::Progress;
@@ -65,11 +66,11 @@ pub fn distill(
     teacher: &Teacher,
     label_teacher: &Teacher,
     source: &mut dyn Source,
-    cfg: &DistillConfig,
+    cfg: &Valid<DistillConfig>,
     reuse: Reuse,
     progress: &dyn Progress,
 ) -> Result<Distilled> {
-    cfg.check()?;
+    let cfg: &DistillConfig = cfg;
     same_input_and_classes(teacher, label_teacher)?;
     let mut run = Run {
         teacher,

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::game_graph::GameGraph;
 use super::grid::Grid;
 use super::masking::{baseline_image, Baseline, Value};
+use crate::base::valid::{Check, Valid};
 use crate::data::preprocess::InputSpec;
 use crate::data::reader::Reader;
 use crate::data::{Record, Selection, Source, VisitReport};
@@ -44,16 +45,23 @@ impl Default for ShapleyConfig {
 impl ShapleyConfig {
     /// Most patches per side: `grid²` players must stay within [`MAX_PLAYERS`].
     pub const MAX_GRID: usize = 4;
+}
+
+/// Shapley options checked once, where they are made (the maps take only these).
+pub type Shapley = Valid<ShapleyConfig>;
+
+impl Check for ShapleyConfig {
+    type Error = Error;
 
     /// The options' own limits, checked before any image is read (whether the grid fits the
     /// images is [`Grid::new`]'s check).
-    pub fn check(&self) -> Result<()> {
+    fn check(&self) -> Result<()> {
         let g = self.grid;
         if g == 0 || g * g > MAX_PLAYERS {
             return Err(Error::Config(format!(
                 "`grid` {g}: between 1 and {} patches per side (grid² players, at most \
                  {MAX_PLAYERS})",
-                Self::MAX_GRID
+                ShapleyConfig::MAX_GRID
             )));
         }
         crate::shapley::check_budget(self.budget).map_err(|_| {
@@ -130,12 +138,11 @@ pub fn shapley_maps(
     teacher: &Teacher,
     images: ArrayView4<f32>,
     labels: &[usize],
-    cfg: &ShapleyConfig,
+    cfg: &Shapley,
     mean_pixel: &[f32],
     seed: u64,
     progress: &dyn Progress,
 ) -> Result<(Array3<f64>, Vec<Diagnostics>)> {
-    cfg.check()?;
     let (n, _, h, w) = images.dim();
     let grid = Grid::new(cfg.grid, h, w).map_err(Error::Config)?;
     let plan = cfg.estimator.plan(grid.players(), cfg.budget, seed)?;
@@ -172,7 +179,7 @@ pub fn shapley_maps(
 pub struct MapOptions<'a> {
     pub attribution: super::Attribution,
     /// The Shapley options; with Grad-CAM only the grid applies.
-    pub shapley: &'a ShapleyConfig,
+    pub shapley: &'a Shapley,
     /// The dataset's mean pixel (the mean baseline).
     pub mean_pixel: &'a [f32],
 }
@@ -187,7 +194,6 @@ pub fn informative_maps(
     seed: u64,
     progress: &dyn Progress,
 ) -> Result<Array3<f64>> {
-    opts.shapley.check()?;
     match opts.attribution {
         super::Attribution::Shapley => {
             let shapley = opts.shapley;
@@ -245,9 +251,9 @@ pub struct RecordOptions<'a> {
 }
 
 impl RecordOptions<'_> {
-    /// The options' limits, and the Grad-CAM graph where it is needed, before any image is read.
+    /// The crop rule's limits, and the Grad-CAM graph where it is needed, before any image is
+    /// read (the Shapley options were checked when they were made).
     fn check(&self, teacher: &Teacher) -> Result<()> {
-        self.maps.shapley.check()?;
         self.rule.check(self.maps.shapley.grid)?;
         if self.maps.attribution == super::Attribution::GradCam {
             teacher.cam_layer()?;

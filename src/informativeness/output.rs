@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use ndarray::{Array1, Array3};
 
-use super::attribute::{Attributed, MapOptions, ShapleyConfig};
+use super::attribute::{Attributed, MapOptions, Shapley};
 use super::{Attribution, CropRule};
 use crate::error::{Error, Result};
 use crate::provenance::Provenance;
@@ -25,7 +25,7 @@ pub struct Attributions {
 #[derive(serde::Serialize)]
 struct Options {
     attribution: Attribution,
-    shapley: ShapleyConfig,
+    shapley: Shapley,
     crops: CropRule,
     seed: u64,
     mean_pixel: Vec<f32>,

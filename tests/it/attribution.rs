@@ -5,7 +5,7 @@
 //! coalitions per image) keeps the enumeration to a few seconds on tract.
 
 use crate::common::{mini_test, rel_l2, tract, TEACHER};
-use infoutil::informativeness::attribute::{shapley_maps, ShapleyConfig};
+use infoutil::informativeness::attribute::{shapley_maps, Shapley, ShapleyConfig};
 use infoutil::informativeness::{Baseline, Value};
 use infoutil::progress::Silent;
 use infoutil::shapley::Estimator;
@@ -88,13 +88,14 @@ fn maps(
     x: &Array4<f32>,
     labels: &[usize],
 ) -> Vec<Vec<f64>> {
-    let cfg = ShapleyConfig {
+    let cfg = Shapley::new(ShapleyConfig {
         grid: GRID,
         budget,
         estimator,
         baseline: Baseline::Zero,
         value: Value::Logit,
-    };
+    })
+    .unwrap();
     let (maps, _) = shapley_maps(teacher, x.view(), labels, &cfg, &[0.0], 7, &Silent).unwrap();
     maps.outer_iter()
         .map(|m| m.iter().copied().collect())

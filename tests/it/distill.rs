@@ -2,9 +2,10 @@
 //! settings: the invariants every distilled file must satisfy.
 
 use crate::common::*;
+use infoutil::base::valid::Valid;
 use infoutil::data::{self, Selection};
 use infoutil::distill::{distill, DistillConfig, Distilled, MapsFor, Method, Reuse, SavedMaps};
-use infoutil::informativeness::attribute::ShapleyConfig;
+use infoutil::informativeness::attribute::{Shapley, ShapleyConfig};
 use infoutil::informativeness::{Attribution, CropRule};
 use infoutil::progress::Silent;
 use infoutil::provenance::Provenance;
@@ -29,11 +30,12 @@ fn config(method: Method, factor: usize, seed: u64) -> DistillConfig {
         // tests quick on tract.
         candidates: if method == Method::Rded { 8 } else { 6 },
         attribution: Attribution::Shapley,
-        shapley: ShapleyConfig {
+        shapley: Shapley::new(ShapleyConfig {
             budget: 48,
             estimator: Estimator::LeverageShap,
             ..ShapleyConfig::default()
-        },
+        })
+        .unwrap(),
         crops: CropRule::default(),
         score: Score::GradNorm,
         only_recognised: false,
@@ -43,9 +45,22 @@ fn config(method: Method, factor: usize, seed: u64) -> DistillConfig {
     }
 }
 
+/// `cfg`, checked as a run takes it.
+fn valid(cfg: &DistillConfig) -> Valid<DistillConfig> {
+    Valid::new(cfg.clone()).unwrap()
+}
+
 fn run(t: &Teacher, cfg: &DistillConfig) -> Distilled {
     let mut source = data::open(&repo(TRAIN)).unwrap();
-    distill(t, t, source.as_mut(), cfg, Reuse::default(), &Silent).unwrap()
+    distill(
+        t,
+        t,
+        source.as_mut(),
+        &valid(cfg),
+        Reuse::default(),
+        &Silent,
+    )
+    .unwrap()
 }
 
 fn checkpointed(cp: &infoutil::distill::Checkpoint) -> Reuse<'_> {
@@ -238,7 +253,14 @@ fn an_interrupted_run_resumes_to_the_same_result() {
     let with = |resume: bool, cfg: &DistillConfig| {
         let cp = Checkpoint::new(parts.clone(), resume, &decides).unwrap();
         let mut source = data::open(&repo(TRAIN)).unwrap();
-        distill(&t, &t, source.as_mut(), cfg, checkpointed(&cp), &Silent)
+        distill(
+            &t,
+            &t,
+            source.as_mut(),
+            &valid(cfg),
+            checkpointed(&cp),
+            &Silent,
+        )
     };
     let full = with(false, &cfg).unwrap();
     assert_eq!(
@@ -261,10 +283,17 @@ fn an_interrupted_run_resumes_to_the_same_result() {
     let other = serde_json::json!({ "distill": config(Method::Infoutil, 1, 4) });
     let cp = Checkpoint::new(parts.clone(), true, &other).unwrap();
     let mut source = data::open(&repo(TRAIN)).unwrap();
-    let err = distill(&t, &t, source.as_mut(), &cfg, checkpointed(&cp), &Silent)
-        .err()
-        .expect("refused")
-        .to_string();
+    let err = distill(
+        &t,
+        &t,
+        source.as_mut(),
+        &valid(&cfg),
+        checkpointed(&cp),
+        &Silent,
+    )
+    .err()
+    .expect("refused")
+    .to_string();
     assert!(
         err.contains("class-00000.h5") && err.contains("other options"),
         "{err}"
@@ -388,7 +417,7 @@ fn saved_shapley_maps_are_used_and_checked() {
         maps: Some(&saved),
     };
     let mut source = data::open(&data_path).unwrap();
-    let d = distill(&t, &t, source.as_mut(), &ablation, reuse, &Silent).unwrap();
+    let d = distill(&t, &t, source.as_mut(), &valid(&ablation), reuse, &Silent).unwrap();
     let second = write(&d, "second.h5");
     let maps: Array3<f32> = infoutil::store::open(&second)
         .unwrap()
@@ -409,7 +438,7 @@ fn saved_shapley_maps_are_used_and_checked() {
     assert!(e.contains("first.h5") && e.contains("seed"), "{e}");
     let budget = ShapleyConfig {
         budget: 64,
-        ..cfg.shapley.clone()
+        ..(*cfg.shapley).clone()
     };
     let e = refused(&MapsFor {
         shapley: &budget,
@@ -466,11 +495,7 @@ fn only_recognised_prefers_crops_the_teacher_assigns_to_their_class() {
         only_recognised: true,
         ..config(Method::Rded, 1, 0)
     };
-    let mut source = data::open(&repo(TRAIN)).unwrap();
-    let e = distill(&t, &t, source.as_mut(), &rded, Reuse::default(), &Silent)
-        .err()
-        .expect("refused")
-        .to_string();
+    let e = Valid::new(rded).expect_err("refused").to_string();
     assert!(e.contains("`only_recognised`"), "{e}");
 }
 

@@ -3,9 +3,10 @@
 //! `--attribution gradcam` through `attribute` and `distill`.
 
 use crate::common::*;
+use infoutil::base::valid::Valid;
 use infoutil::data;
 use infoutil::distill::{distill, DistillConfig, Method, Reuse};
-use infoutil::informativeness::attribute::{informative_maps, MapOptions, ShapleyConfig};
+use infoutil::informativeness::attribute::{informative_maps, MapOptions, Shapley};
 use infoutil::informativeness::gradcam::gradcam_maps;
 use infoutil::informativeness::{Attribution, CropRule};
 use infoutil::progress::Silent;
@@ -91,7 +92,7 @@ fn a_teacher_without_a_cam_graph_is_refused_naming_the_graph_and_the_export() {
     let (x, labels) = mini_test(&t, 2);
     let opts = MapOptions {
         attribution: Attribution::GradCam,
-        shapley: &ShapleyConfig::default(),
+        shapley: &Shapley::default(),
         mean_pixel: &[0.0],
     };
     let e = informative_maps(&t, x.view(), &labels, &opts, 0, &Silent)
@@ -120,7 +121,7 @@ fn distill_with_gradcam_stores_the_maps_it_chose_crops_from() {
         factor: 1,
         candidates: 4,
         attribution: Attribution::GradCam,
-        shapley: ShapleyConfig::default(),
+        shapley: Shapley::default(),
         crops: CropRule::default(),
         score: Score::GradNorm,
         only_recognised: false,
@@ -129,6 +130,7 @@ fn distill_with_gradcam_stores_the_maps_it_chose_crops_from() {
         classes: Some(vec![1, 7]),
     };
     let mut source = data::open(&repo(TRAIN)).unwrap();
+    let cfg = Valid::new(cfg).unwrap();
     let d = distill(&t, &t, source.as_mut(), &cfg, Reuse::default(), &Silent).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("gradcam.h5");
