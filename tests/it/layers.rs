@@ -108,6 +108,52 @@ fn an_upward_import_and_a_cycle_are_caught() {
         "{problems:?}"
     );
     assert!(problems[1].contains("src/data/idx.rs"), "{problems:?}");
+    // Planted: arrows that no `use` line shows going up. A method reaching its list through the
+    // methods' module it may import (the list imports every method); an upward call after a
+    // test-only helper in the middle of a file; a method call into the module above that gave a
+    // lower module's type the method.
+    let through_module = [
+        file("distill/methods/mod.rs", ""),
+        file(
+            "distill/methods/rded.rs",
+            "use crate::distill::methods;\nfn f() { let m = methods::list::Method::all(); }",
+        ),
+        file(
+            "data/idx.rs",
+            "#[cfg(test)]\nfn helper() {}\nfn g() { crate::distill::run(); }",
+        ),
+        // config's own type, given a method by the list above it, and config calling it.
+        file(
+            "distill/config.rs",
+            "pub enum Method { A }\nfn f(m: Method) { m.proposal().check(); }",
+        ),
+        file(
+            "distill/methods/list.rs",
+            "use crate::distill::config::Method;\nimpl Method { pub fn proposal(self) {} }",
+        ),
+        file("distill/mod.rs", ""),
+        file("error.rs", ""),
+    ];
+    let problems = check(&through_module);
+    assert_eq!(problems.len(), 3, "{problems:?}");
+    let caught = |file: &str, path: &str| {
+        problems
+            .iter()
+            .any(|p| p.contains(file) && p.contains(&format!("imports {path} ")))
+    };
+    assert!(caught("src/data/idx.rs", "crate::distill"), "{problems:?}");
+    assert!(
+        caught(
+            "src/distill/methods/rded.rs",
+            "crate::distill::methods::list"
+        ),
+        "{problems:?}"
+    );
+    assert!(
+        caught("src/distill/config.rs", "crate::distill::methods::list"),
+        "{problems:?}"
+    );
+
     // Peers of one layer, and a module the order does not know.
     let peers = [
         file("store/mod.rs", "use crate::shapley::Game;"),
@@ -134,6 +180,7 @@ fn an_upward_import_and_a_cycle_are_caught() {
 /// Every problem: an import into a higher layer or a peer unit, a module with no layer, a cycle.
 fn check(files: &[File]) -> Vec<String> {
     let modules: BTreeSet<Module> = files.iter().map(|f| f.module.clone()).collect();
+    let extensions = extension_methods(files);
     let mut problems = Vec::new();
     let mut edges: BTreeMap<Module, BTreeSet<Module>> = BTreeMap::new();
     for f in files.iter().filter(|f| !f.module.is_empty()) {
@@ -141,8 +188,11 @@ fn check(files: &[File]) -> Vec<String> {
             problems.push(format!("{}: not in LAYERS (tests/it/layers.rs)", name(f)));
             continue;
         };
-        // Each module a file names, once (the crate root's re-exports, crate::Result, aside).
-        let targets: BTreeSet<Module> = paths(code_of(&f.text))
+        // Each module a file names, once (the crate root's re-exports, crate::Result, aside),
+        // and each module whose methods it calls on a type defined elsewhere.
+        let mut named = paths(&f.text);
+        named.extend(extension_calls(&f.text, &extensions));
+        let targets: BTreeSet<Module> = named
             .iter()
             .map(|p| resolve(p, f, &modules))
             .filter(|t| !t.is_empty())
@@ -256,33 +306,168 @@ fn resolve(path: &[String], f: &File, modules: &BTreeSet<Module>) -> Module {
     best
 }
 
-/// The code of a file without its test module (which closes the file in this crate).
-fn code_of(text: &str) -> &str {
-    match text.find("#[cfg(test)]") {
-        Some(at) => &text[..at],
-        None => text,
+/// The tokens of a file's code, less every item marked `#[cfg(test)]` (its test module, and any
+/// test-only function or import elsewhere in the file).
+fn code_tokens(text: &str) -> Vec<String> {
+    let tokens = tokenize(text);
+    let mut out = Vec::with_capacity(tokens.len());
+    let mut i = 0;
+    while i < tokens.len() {
+        let attr = ["#", "[", "cfg", "(", "test", ")", "]"];
+        if tokens[i..].starts_with(&attr.map(String::from)) {
+            // The item runs to its first `;` or to the `}` that closes its first `{`.
+            let mut k = i + attr.len();
+            while k < tokens.len() && tokens[k] != ";" && tokens[k] != "{" {
+                k += 1;
+            }
+            i = match tokens.get(k).map(String::as_str) {
+                Some("{") => matching(&tokens, k) + 1,
+                _ => k + 1,
+            };
+            continue;
+        }
+        out.push(tokens[i].clone());
+        i += 1;
     }
+    out
 }
 
-/// Every `crate::`, `self::` and `super::` path of `code`, use trees expanded.
-fn paths(code: &str) -> Vec<Vec<String>> {
-    let tokens = tokenize(code);
+/// Every `crate::`, `self::` and `super::` path of `text`'s code: use trees expanded, and paths
+/// written inline in expressions, types and attributes, also where they start with a name a
+/// `use` bound to a module (`use crate::distill; … distill::methods::list::all()` names
+/// crate::distill::methods::list).
+fn paths(text: &str) -> Vec<Vec<String>> {
+    let tokens = code_tokens(text);
+    let mut imported: Vec<(Vec<String>, Option<String>)> = Vec::new();
+    let mut i = 0;
+    while i < tokens.len() {
+        if tokens[i] == "use" {
+            let end = tokens[i..]
+                .iter()
+                .position(|t| t == ";")
+                .map_or(tokens.len(), |e| i + e);
+            expand(&tokens[i + 1..end], &mut Vec::new(), &mut imported);
+            i = end;
+        }
+        i += 1;
+    }
+    imported.retain(|(p, _)| matches!(p[0].as_str(), "crate" | "self" | "super"));
+    // The name each import binds: its alias, its last segment, or for `a::b::{self}` b.
+    let mut bound: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (path, alias) in &imported {
+        let mut full = path.clone();
+        if full.last().is_some_and(|l| l == "self") {
+            full.pop();
+        }
+        let name = alias.clone().or_else(|| full.last().cloned());
+        if let Some(name) = name.filter(|n| n != "_" && !matches!(n.as_str(), "crate" | "super")) {
+            bound.insert(name, full);
+        }
+    }
+    let mut out: Vec<Vec<String>> = imported.into_iter().map(|(p, _)| p).collect();
+    out.extend(inline_paths(&tokens, &bound));
+    out
+}
+
+/// Methods a module adds to a type that another module defines (`impl Method { fn proposal … }`
+/// in distill/methods/list.rs, for config.rs's `Method`), by name, with the module that adds
+/// them: a call `cfg.method.proposal()` names no path, so only this shows the arrow it draws.
+/// Names that more than one function of the library has are left out (the text cannot tell
+/// which one a call means).
+fn extension_methods(files: &[File]) -> BTreeMap<String, Module> {
+    let mut fns: BTreeMap<String, usize> = BTreeMap::new();
+    let mut types: BTreeMap<String, BTreeSet<Module>> = BTreeMap::new();
+    for f in files {
+        let tokens = code_tokens(&f.text);
+        for w in tokens.windows(2) {
+            match w[0].as_str() {
+                "fn" => *fns.entry(w[1].clone()).or_default() += 1,
+                "struct" | "enum" | "trait" | "type" | "union" => {
+                    types
+                        .entry(w[1].clone())
+                        .or_default()
+                        .insert(f.module.clone());
+                }
+                _ => {}
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    for f in files {
+        let tokens = code_tokens(&f.text);
+        for (i, _) in tokens.iter().enumerate().filter(|(_, t)| *t == "impl") {
+            let Some(open) = tokens[i..].iter().position(|t| t == "{").map(|o| i + o) else {
+                continue;
+            };
+            let mut header = &tokens[i + 1..open];
+            if header.first().is_some_and(|t| t == "<") {
+                // The impl's own generic parameters (`impl<T: Check> Valid<T>`) name no type.
+                let mut depth = 0;
+                let end = header.iter().position(|t| {
+                    depth += match t.as_str() {
+                        "<" => 1,
+                        ">" => -1,
+                        _ => 0,
+                    };
+                    depth == 0
+                });
+                header = &header[end.map_or(header.len(), |e| e + 1)..];
+            }
+            // An inherent impl (not `impl Trait for Type`) of a type this module does not define.
+            let ty = header
+                .iter()
+                .find(|t| t.starts_with(|c: char| c.is_uppercase()));
+            let foreign = ty.is_some_and(|t| !types.get(t).is_some_and(|m| m.contains(&f.module)));
+            if header.iter().any(|t| t == "for") || !foreign {
+                continue;
+            }
+            let body = &tokens[open..=matching(&tokens, open).min(tokens.len() - 1)];
+            for w in body.windows(2).filter(|w| w[0] == "fn") {
+                if fns.get(&w[1]) == Some(&1) {
+                    out.insert(w[1].clone(), f.module.clone());
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The modules whose extension methods ([`extension_methods`]) `text` calls, as `crate::` paths.
+fn extension_calls(text: &str, extensions: &BTreeMap<String, Module>) -> Vec<Vec<String>> {
+    let tokens = code_tokens(text);
+    tokens
+        .windows(3)
+        .filter(|w| (w[0] == "." || w[0] == "::") && w[2] == "(")
+        .filter_map(|w| extensions.get(&w[1]))
+        .map(|m| {
+            std::iter::once("crate".to_string())
+                .chain(m.iter().cloned())
+                .collect()
+        })
+        .collect()
+}
+
+/// The paths written outside `use` lines: from `crate`, `self` or `super`, or from a name in
+/// `bound` (an imported module) at the start of a path.
+fn inline_paths(tokens: &[String], bound: &BTreeMap<String, Vec<String>>) -> Vec<Vec<String>> {
     let mut out = Vec::new();
     let mut i = 0;
     while i < tokens.len() {
         let t = tokens[i].as_str();
         if t == "use" {
-            let end = tokens[i..]
+            i += tokens[i..]
                 .iter()
                 .position(|t| t == ";")
-                .map_or(tokens.len(), |e| i + e);
-            expand(&tokens[i + 1..end], &mut Vec::new(), &mut out);
-            i = end;
-        } else if matches!(t, "crate" | "self" | "super")
-            && tokens.get(i + 1).is_some_and(|n| n == "::")
-            && !(i > 0 && tokens[i - 1] == "in")
-        {
-            let mut path = vec![t.to_string()];
+                .unwrap_or(tokens.len());
+            continue;
+        }
+        let starts = tokens.get(i + 1).is_some_and(|n| n == "::")
+            && !(i > 0 && (tokens[i - 1] == "in" || tokens[i - 1] == "::" || tokens[i - 1] == "."));
+        let head = match t {
+            "crate" | "self" | "super" => Some(vec![t.to_string()]),
+            _ => bound.get(t).cloned(),
+        };
+        if let (true, Some(mut path)) = (starts, head) {
             i += 1;
             while tokens.get(i).is_some_and(|n| n == "::")
                 && tokens.get(i + 1).is_some_and(|n| is_ident(n))
@@ -295,13 +480,17 @@ fn paths(code: &str) -> Vec<Vec<String>> {
         }
         i += 1;
     }
-    out.retain(|p| matches!(p[0].as_str(), "crate" | "self" | "super"));
     out
 }
 
-/// The paths of one use tree (`a::{b, c::{d, e}}` → a::b, a::c::d, a::c::e).
-fn expand(tokens: &[String], prefix: &mut Vec<String>, out: &mut Vec<Vec<String>>) {
+/// The paths of one use tree (`a::{b, c::{d, e as f}}` → a::b, a::c::d, a::c::e bound as f).
+fn expand(
+    tokens: &[String],
+    prefix: &mut Vec<String>,
+    out: &mut Vec<(Vec<String>, Option<String>)>,
+) {
     let mut path = prefix.clone();
+    let mut alias = None;
     let mut i = 0;
     while i < tokens.len() {
         match tokens[i].as_str() {
@@ -313,14 +502,17 @@ fn expand(tokens: &[String], prefix: &mut Vec<String>, out: &mut Vec<Vec<String>
                 }
                 return;
             }
-            "as" => break,
+            "as" => {
+                alias = tokens.get(i + 1).cloned();
+                break;
+            }
             t if is_ident(t) || t == "*" => path.push(t.to_string()),
             _ => {}
         }
         i += 1;
     }
     if !path.is_empty() && path != *prefix {
-        out.push(path);
+        out.push((path, alias));
     }
 }
 
