@@ -30,7 +30,7 @@ def result(method, ipc, seed, top1, student="convnet3", epochs=300, variant=None
         "kind": results_table.RESULT_KIND, "schema": 1, "method": method, "variant": variant or method,
         "ipc": ipc, "seed": seed, "student": student, "epochs": epochs, "best_top1": top1,
         "test": {"images": TEST_SET, "n_images": 10000},
-        "argv": ["examples/train_student.py", "--seed", str(seed)],
+        "argv": ["scripts/train_student.py", "--seed", str(seed)],
         "distilled": distilled,
         "full_train": {"images": "/data/train-images-idx3-ubyte.gz"} if ipc is None else None,
         "train_seconds": 20.0 + seed, "seconds_per_epoch": 0.07, "eval_seconds": 200.0,
@@ -105,7 +105,7 @@ class ResultsTable(unittest.TestCase):
         md = table_of([result("rded", 10, s, 80.0 + s) for s in range(2)])
         for s in range(2):
             self.assertIn(f"distil: `infoutil distill --method rded --ipc 10 --seed {s}`", md)
-            self.assertIn(f"train (seed {s}, top-1 {80.0 + s:.2f}): `python examples/train_student.py --seed {s}`", md)
+            self.assertIn(f"train (seed {s}, top-1 {80.0 + s:.2f}): `python scripts/train_student.py --seed {s}`", md)
 
     def test_a_repeated_run_of_one_file_and_seed_is_flagged(self):
         md = table_of([result("rded", 1, 0, 60.0), result("rded", 1, 0, 61.0)])
