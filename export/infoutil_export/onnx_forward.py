@@ -1,29 +1,23 @@
 """A teacher that exists only as a forward ONNX file (Keras, JAX, TensorFlow or PyTorch) becomes
 infoutil's verified pair: the file itself, with the metadata added, is the forward graph; the
 gradient graph is made by converting it to torch (onnx2torch) and running the same per-sample
-rules as any PyTorch model.
-
-    python export/from_onnx.py SRC.onnx --out-dir models --name NAME \
-        --class-names a b ... --mean 0.49 0.48 0.45 --std 0.25 0.24 0.26   # or --pixels raw255
+rules as any PyTorch model. Used by export/from_onnx.py (the command line) and by
+infoutil.export.from_onnx (the Python package), which differ only in how they are called.
 
 The input's name is the graph's own; its layout (NCHW or NHWC) is read from the graph's static
-shape, or given with --layout when the shape cannot tell. infoutil.* metadata already in SRC is
-kept unless overridden. Every float initializer the converted graph computes with is a parameter
-(Keras's Dense kernels and biases, folded BatchNorm scales and shifts): the norms are the gradient
-of the ONNX function with respect to its initializers. Before conversion, Conv / MaxPool /
-AveragePool auto_pad (SAME_UPPER, SAME_LOWER, VALID: how jax2onnx writes SAME padding) becomes
-explicit pads (onnx2torch implements only those); the graph SRC ships as is. Checks: that
-prepared graph reproduces SRC under ONNX Runtime (max |output diff| <= 1e-5), the converted module
-reproduces SRC under ONNX Runtime (max |logit diff| <= 1e-4), and the gradient graph matches
-torch.func in float64. Inputs for the checks: --images (an image folder, an HDF5 file, a .npy or
-idx gzip, any size and channel count the teacher takes, resized and normalised as the metadata
-says: infoutil_export/images.py) or seeded standard-normal inputs.
+shape, or given when the shape cannot tell. infoutil.* metadata already in SRC is kept unless
+overridden. Every float initializer the converted graph computes with is a parameter (Keras's
+Dense kernels and biases, folded BatchNorm scales and shifts): the norms are the gradient of the
+ONNX function with respect to its initializers. Before conversion, Conv / MaxPool / AveragePool
+auto_pad (SAME_UPPER, SAME_LOWER, VALID: how jax2onnx writes SAME padding) becomes explicit pads
+(onnx2torch implements only those); the graph SRC ships as is. Checks: that prepared graph
+reproduces SRC under ONNX Runtime (max |output diff| <= 1e-5), the converted module reproduces SRC
+under ONNX Runtime (max |logit diff| <= 1e-4), and the gradient graph matches torch.func in
+float64.
 """
-import argparse
 import copy
 import json
 import os
-import sys
 
 import numpy as np
 import onnx
@@ -303,90 +297,57 @@ def graph_input(src, input_shape, layout=None):
     return inputs[0].name, layout
 
 
-def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("src")
-    ap.add_argument("--out-dir", required=True)
-    ap.add_argument("--name", required=True)
-    ap.add_argument("--input-shape", type=int, nargs=3, metavar=("C", "H", "W"))
-    ap.add_argument("--layout", choices=["NCHW", "NHWC"], help="default: read from the graph")
-    ap.add_argument("--class-names", nargs="+")
-    ap.add_argument("--mean", type=float, nargs="+")
-    ap.add_argument("--std", type=float, nargs="+")
-    ap.add_argument("--pixels", choices=sorted(PIXELS),
-                    help="what the graph takes instead of mean/std: raw255 (0-255), unit (0-1), "
-                         "symmetric (-1..1)")
-    ap.add_argument("--baked", action="store_true", help="the graph normalises its [0,1] input itself")
-    ap.add_argument("--images", help="verification images: an image folder (root/<class>/*.png|jpg), "
-                    "an HDF5 file (/images, /labels), a .npy of uint8 pixels or idx3 gzip "
-                    "(labels file alongside); resized as the metadata says")
-    ap.add_argument("--labels", help=".npy int labels for a .npy --images (else the network's "
-                    "own predictions)")
-    ap.add_argument("--resize-shorter", type=int, metavar="S",
-                    help="images of other sizes: shorter side to S, then the centred H x W "
-                         "(written to the metadata). Default: SRC's own, else the whole image "
-                         "resized to H x W")
-    ap.add_argument("--dataset", help="what the teacher was trained on (metadata)")
-    ap.add_argument("--n", type=int, default=64)
-    ap.add_argument("--threads", type=int, default=2)
-    args = ap.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    try:
-        report = convert(args, ap)
-    except (exporter.UnsupportedModelError, exporter.VerificationError) as e:
-        print(f"[{args.name}] REFUSED: {e}", file=sys.stderr)
-        return 1
-    print(json.dumps(report, indent=1))
-    return 0
-
-
-def convert(args, ap):
-    src = onnx.load(args.src)
+def source_metadata(src):
+    """SRC's own infoutil.* metadata as values: input_shape, class_names, normalization, layout,
+    resize (each None when SRC does not declare it)."""
     meta = metadata.read(src)
     get = lambda k: meta.get(metadata.PREFIX + k)  # noqa: E731
-    input_shape = args.input_shape or (json.loads(get("input_shape")) if get("input_shape") else None)
-    class_names = args.class_names or (json.loads(get("class_names")) if get("class_names") else None)
-    if args.baked:
-        norm = metadata.BAKED
-    elif args.pixels:
-        norm = PIXELS[args.pixels](input_shape[0]) if input_shape else None
-    elif args.mean and args.std:
-        norm = metadata.mean_std(args.mean, args.std)
-    else:
-        norm = json.loads(get("normalization")) if get("normalization") else None
-    if input_shape is None or class_names is None or norm is None:
-        ap.error("SRC has no infoutil metadata: give --input-shape, --class-names and "
-                 "--mean/--std, --pixels or --baked")
-    _, layout = graph_input(src, input_shape, args.layout or get("layout"))
-    resize = metadata.shorter_side(args.resize_shorter) if args.resize_shorter else \
-        (json.loads(get("resize")) if get("resize") else None)
-    if args.images:
-        x, y = real_images(args, src, input_shape, class_names, norm, layout, resize)
-    else:
-        gen = torch.Generator().manual_seed(0)
-        x = torch.randn(args.n, *exporter.graph_shape(input_shape, layout), generator=gen)
-        y = torch.randint(0, len(class_names), (args.n,), generator=gen)
-    return export_onnx(args.src, args.out_dir, args.name, input_shape=input_shape,
-                       class_names=class_names, normalization=norm, verify_x=x, verify_y=y,
-                       layout=layout, dataset=args.dataset, resize=resize)
+    parsed = {k: json.loads(get(k)) if get(k) else None
+              for k in ("input_shape", "class_names", "normalization", "resize")}
+    return {**parsed, "layout": get("layout")}
 
 
-def real_images(args, src, input_shape, class_names, norm, layout, resize):
-    """(x in the graph's layout, y): the first --n of --images, labels from the source (or
-    --labels), else SRC's own predictions on ONNX Runtime."""
-    try:
-        px, y, how = images.load(args.images, input_shape, class_names, resize, limit=args.n)
-    except images.ImageError as e:
-        raise exporter.VerificationError(str(e)) from e
-    x = normalized(px, norm, layout)
-    if args.labels:
-        y = torch.as_tensor(np.load(args.labels)[:len(x)], dtype=torch.int64)
+def pixel_array(pixels, input_shape, resize_meta=None):
+    """Verification pixels given as an array: uint8 [N, C, H, W] (or [N, H, W] for one channel)
+    -> float32 [N, C, H, W] in 0..255 at the teacher's size, as images.load returns them."""
+    x = np.asarray(pixels)
+    if x.ndim == 3:
+        x = x[:, None]
+    c, h, w = input_shape
+    if x.dtype != np.uint8 or x.ndim != 4 or x.shape[1] != c:
+        raise images.ImageError(f"images: expected uint8 pixels [N, {c}, H, W] (or [N, H, W] with "
+                                f"one channel), got {x.dtype} {list(x.shape)}")
+    t = torch.from_numpy(np.ascontiguousarray(x)).float()
+    if tuple(x.shape[2:]) == (h, w):
+        return t
+    return torch.stack([images.resize(a, (h, w), resize_meta) for a in t])
+
+
+def verification_inputs(src_path, *, input_shape, class_names, normalization, layout, resize=None,
+                        pixels=None, labels=None, n=64, seed=0):
+    """(x in the graph's layout, y, how): the first n images of PIXELS (a path images.load
+    reads: a folder, HDF5, .npy or idx gzip; or a uint8 array), normalised as the metadata says,
+    with LABELS (else the source's labels, else SRC's own predictions on ONNX Runtime); without
+    PIXELS, n seeded standard-normal inputs with random labels."""
+    if pixels is None:
+        gen = torch.Generator().manual_seed(seed)
+        x = torch.randn(n, *exporter.graph_shape(input_shape, layout), generator=gen)
+        y = torch.randint(0, len(class_names), (n,), generator=gen)
+        return x, y, f"{n} seeded standard-normal inputs"
+    if isinstance(pixels, (str, os.PathLike)):
+        px, y, how = images.load(os.fspath(pixels), input_shape, class_names, resize, limit=n)
+    else:
+        px, y, how = pixel_array(pixels, input_shape, resize)[:n], None, "the given pixel array"
+    x = normalized(px, normalization, layout)
+    if labels is not None:
+        y = torch.as_tensor(np.asarray(labels)[:len(x)], dtype=torch.int64)
+        if len(y) != len(x):
+            raise images.ImageError(f"labels: {len(y)} for {len(x)} images")
     if y is None:
-        feed = graph_input(src, input_shape, layout)[0]
-        y = torch.from_numpy(verify.ort_session(args.src).run(None, {feed: x.numpy()})[0].argmax(1))
+        feed = graph_input(onnx.load(src_path), input_shape, layout)[0]
+        y = torch.from_numpy(verify.ort_session(src_path).run(None, {feed: x.numpy()})[0].argmax(1))
         how += ", labelled with SRC's own predictions"
-    print(f"[{args.name}] verification images: {how}")
-    return x, y
+    return x, y, how
 
 
 def normalized(pixels, norm, layout):
@@ -426,6 +387,3 @@ def export_onnx(src_path, out_dir, name, *, input_shape, class_names, normalizat
         extra={"source": os.path.basename(src_path), **({"resize": resize} if resize else {})},
         log=log)
 
-
-if __name__ == "__main__":
-    sys.exit(main())
