@@ -42,17 +42,43 @@ def binary():
                 "build it (cargo build --release) or set INFOUTIL_BIN to its path")
 
 
+def _version(path):
+    """The numbers after libonnxruntime.so. as a tuple, for comparing versions as numbers."""
+    tail = path.name[len("libonnxruntime.so"):]
+    return tuple(int(p) for p in tail.split(".") if p.isdigit())
+
+
+def _gpu_package_library():
+    """The library onnxruntime-gpu installed (its RECORD names it), if it is installed and the
+    file is there: with `infoutil[gpu]`, onnxruntime and onnxruntime-gpu share onnxruntime/capi/
+    and only the GPU build has the CUDA provider (it runs the CPU one too); as the binary's own
+    search (src/teacher/ort_engine.rs)."""
+    try:
+        from importlib import metadata
+        files = metadata.distribution("onnxruntime-gpu").files or []
+    except Exception:   # noqa: BLE001  (not installed, or metadata unreadable)
+        return None
+    libs = [Path(f.locate()) for f in files
+            if str(f).replace("\\", "/").startswith("onnxruntime/capi/libonnxruntime.so")]
+    libs = [p for p in libs if p.is_file()]
+    return str(max(libs, key=_version)) if libs else None
+
+
 def onnxruntime_library():
     """libonnxruntime.so* of the importable `onnxruntime` package (found without importing it),
-    or None. The binary finds the one installed beside it by itself; this covers layouts where
-    the two live apart (pip --target, PYTHONPATH)."""
+    or None: onnxruntime-gpu's when installed, else the newest version in capi/. The binary finds
+    the one installed beside it by itself; this covers layouts where the two live apart (pip
+    --target, PYTHONPATH)."""
+    gpu = _gpu_package_library()
+    if gpu:
+        return gpu
     try:
         spec = importlib.util.find_spec("onnxruntime")
     except (ImportError, ValueError):
         return None
     for folder in (spec.submodule_search_locations or []) if spec else []:
         capi = Path(folder) / "capi"
-        libs = sorted(capi.glob("libonnxruntime.so*")) + sorted(capi.glob("onnxruntime.dll"))
+        libs = sorted(capi.glob("libonnxruntime.so*"), key=_version) + sorted(capi.glob("onnxruntime.dll"))
         if libs:
             return str(libs[-1])
     return None
