@@ -84,14 +84,32 @@ def onnxruntime_library():
     return None
 
 
+def nvidia_library_folders(ort_library):
+    """The lib/ folders of the nvidia-* wheels (CUDA runtime, cuBLAS, cuDNN, ...) that
+    onnxruntime-gpu[cuda,cudnn] installs beside the ONNX Runtime library ORT_LIBRARY, sorted.
+    ONNX Runtime's CUDA provider dlopens those libraries by name; onnxruntime's Python package
+    preloads them for its own process only, so a child process needs them on LD_LIBRARY_PATH."""
+    parents = Path(ort_library).resolve().parents   # site-packages/onnxruntime/capi/lib...
+    if len(parents) < 3:
+        return []
+    site = parents[2]
+    return [str(p) for p in sorted((site / "nvidia").glob("*/lib")) if p.is_dir()]
+
+
 def environment():
     """os.environ, with ORT_DYLIB_PATH pointing at the Python environment's ONNX Runtime unless
-    the user has set it."""
+    the user has set it, and (for onnxruntime-gpu) the nvidia-* wheels' library folders added to
+    LD_LIBRARY_PATH, so that `device="cuda"` finds CUDA without settings."""
     env = dict(os.environ)
     if not env.get("ORT_DYLIB_PATH"):
         lib = onnxruntime_library()
         if lib:
             env["ORT_DYLIB_PATH"] = lib
+    if env.get("ORT_DYLIB_PATH") and os.name != "nt":
+        have = [p for p in env.get("LD_LIBRARY_PATH", "").split(os.pathsep) if p]
+        extra = [p for p in nvidia_library_folders(env["ORT_DYLIB_PATH"]) if p not in have]
+        if extra:
+            env["LD_LIBRARY_PATH"] = os.pathsep.join(extra + have)
     return env
 
 

@@ -180,6 +180,20 @@ class OnnxRuntimeLibrary(unittest.TestCase):
                              gpu_record=["libonnxruntime.so.1.31.1", "libonnxruntime_providers_cuda.so"])
             self.assertEqual(self.found(tmp), os.path.join(capi, "libonnxruntime.so.1.31.1"))
 
+    def test_the_nvidia_wheels_libraries_go_on_the_child_library_path(self):
+        from infoutil import _cli
+        with tempfile.TemporaryDirectory() as tmp:
+            capi = self.site(tmp, ["libonnxruntime.so.1.31.1"], gpu_record=["libonnxruntime.so.1.31.1"])
+            for pkg in ("cudnn", "cublas", "cuda_runtime"):
+                os.makedirs(os.path.join(tmp, "nvidia", pkg, "lib"))
+            lib = os.path.join(capi, "libonnxruntime.so.1.31.1")
+            with mock.patch.dict(os.environ, {"ORT_DYLIB_PATH": lib, "LD_LIBRARY_PATH": "/mine"}):
+                env = _cli.environment()
+            want = [os.path.realpath(os.path.join(tmp, "nvidia", p, "lib"))
+                    for p in ("cublas", "cuda_runtime", "cudnn")]
+            self.assertEqual(env["LD_LIBRARY_PATH"].split(os.pathsep), want + ["/mine"])
+            self.assertEqual(env["ORT_DYLIB_PATH"], lib)   # the user's own setting stays
+
     def test_versions_compare_as_numbers(self):
         with tempfile.TemporaryDirectory() as tmp:
             capi = self.site(tmp, ["libonnxruntime.so.1.9.0", "libonnxruntime.so.1.10.0",
