@@ -3,7 +3,9 @@
 # needs from the package registries, build `--features cuda`, and check the CUDA backend against
 # the CPU: teacher logits and gradient norms (every shipped teacher, zoo included), exact Shapley
 # maps, the README's `distill`, and a throughput table with GPU utilisation. One markdown report,
-# every check PASS or FAIL; the exit status is 1 when any check failed.
+# every check PASS or FAIL; the exit status is 1 when any check failed. Its helpers are shared
+# with benches/gpu/run.sh (tract's CUDA route): benches/gpu/lib.sh (timed steps, the report) and
+# benches/gpu/compare.py (the comparisons).
 #
 #   bash benches/gpu/check.sh                        # from the repository root, GPU machine
 #   GPU_CHECK_DEVICE=cpu bash benches/gpu/check.sh   # the same code path with --device cpu
@@ -47,282 +49,25 @@ CHECKS=$WORK/checks.tsv
 : >"$BODY"
 : >"$CHECKS"
 PY=$VENV/bin/python
-HELPER=$WORK/gpu_check.py
+CMP=("$PY" "$ROOT/benches/gpu/compare.py")
 BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/infoutil
 case "$BIN" in /*) ;; *) BIN=$ROOT/$BIN ;; esac
 START=${EPOCHREALTIME%.*}
 DEADLINE=$((START + BUDGET_S))
 SMI_PID=""
-FAILS=0
-
-say() { echo "[gpu-check $(($(now) - START))s] $*" >&2; }
-now() { echo "${EPOCHREALTIME%.*}"; }
-md() { printf '%s\n' "$@" >>"$BODY"; }
-secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'; }
-
-# Seconds a step may take: what it asks for, cut to the budget left (minus 10 s for the report).
-tmo() {
-  local left=$((DEADLINE - $(now) - 10))
-  if [ "$1" -lt "$left" ]; then echo "$1"; else echo "$left"; fi
-}
-
-# run NAME WANT_S CMD...: CMD under `timeout`, output to $LOGDIR/NAME.log; its exit status in
-# $ST/NAME.rc and its wall seconds in $ST/NAME.s. 125: not started, the time budget is spent.
-run() {
-  local name=$1 want=$2 t t0 rc
-  shift 2
-  t=$(tmo "$want")
-  if [ "$t" -lt 5 ]; then
-    echo "not run: the time budget (GPU_CHECK_BUDGET_S=$BUDGET_S) is spent" >"$LOGDIR/$name.log"
-    echo 125 >"$ST/$name.rc"
-    echo 0 >"$ST/$name.s"
-    return 125
-  fi
-  t0=$EPOCHREALTIME
-  {
-    echo "\$ $* (timeout ${t}s)"
-    timeout -k 5 "$t" "$@"
-  } >"$LOGDIR/$name.log" 2>&1
-  rc=$?
-  echo "$rc" >"$ST/$name.rc"
-  secs "$t0" "$EPOCHREALTIME" >"$ST/$name.s"
-  return "$rc"
-}
-
-rc_of() { cat "$ST/$1.rc" 2>/dev/null || echo 126; }
-secs_of() { cat "$ST/$1.s" 2>/dev/null || echo 0; }
-# "0.7 s, 1346 images/s" from a `teacher eval` log
-speed_of() { sed -n 's/.* (\([0-9.]* s, [0-9]* images\/s\), .*/\1/p' "$LOGDIR/$1.log" | head -1; }
-
-# Why a run failed, in one line: timeout, budget, or its last error line.
-why() {
-  local rc
-  rc=$(rc_of "$1")
-  case "$rc" in
-    0) echo "ok" ;;
-    124 | 137) echo "timed out after $(secs_of "$1") s (log gpu-check-logs/$1.log)" ;;
-    125) echo "not run: time budget spent" ;;
-    126) echo "not run" ;;
-    *)
-      local line
-      line=$(grep -m1 -E '^(error|Error|ERROR|thread .* panicked)' "$LOGDIR/$1.log" 2>/dev/null || tail -n 1 "$LOGDIR/$1.log" 2>/dev/null)
-      [ "${#line}" -le 240 ] || line="${line:0:240}…"
-      echo "exit $rc: $line (log gpu-check-logs/$1.log)"
-      ;;
-  esac
-}
-
-# check SECTION NAME PASS|FAIL DETAIL
-check() {
-  local detail=${4//$'\t'/ }
-  printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "${detail//|/\\|}" >>"$CHECKS"
-  [ "$3" = PASS ] || FAILS=$((FAILS + 1))
-  say "$3 $1: $2 — $4"
-  render
-}
-
-render() {
-  {
-    echo "# infoutil GPU check"
-    echo
-    echo "Device mode \`$DEVICE\` (\`--backend ort --device $DEVICE\` against the CPU), $(date -u '+%Y-%m-%d %H:%M UTC'),"
-    echo "$(($(now) - START)) s so far of a ${BUDGET_S} s budget. Produced by \`bash benches/gpu/check.sh\`$([ "$DEVICE" = cpu ] && echo " with GPU_CHECK_DEVICE=cpu: a CPU dry run, nothing here was measured on a GPU")."
-    echo
-    local n f
-    n=$(wc -l <"$CHECKS")
-    f=$(awk -F'\t' '$3 != "PASS"' "$CHECKS" | wc -l)
-    echo "**$((n - f)) of $n checks passed, $f failed.**"
-    echo
-    echo "| # | step | check | result | detail |"
-    echo "|---:|---|---|---|---|"
-    awk -F'\t' '{ r = ($3 == "PASS") ? "PASS" : "**FAIL**"; printf "| %d | %s | %s | %s | %s |\n", NR, $1, $2, r, $4 }' "$CHECKS"
-    echo
-    cat "$BODY"
-  } >"$REPORT.tmp" && mv "$REPORT.tmp" "$REPORT"
+SCALE=1 BUDGET_VAR=GPU_CHECK_BUDGET_S MARGIN_S=10 LOGREF=gpu-check-logs SAY_TAG=gpu-check
+source "$ROOT/benches/gpu/lib.sh"
+report_head() {
+  echo "# infoutil GPU check"
+  echo
+  echo "Device mode \`$DEVICE\` (\`--backend ort --device $DEVICE\` against the CPU), $(date -u '+%Y-%m-%d %H:%M UTC'),"
+  echo "$(($(now) - START)) s so far of a ${BUDGET_S} s budget. Produced by \`bash benches/gpu/check.sh\`$([ "$DEVICE" = cpu ] && echo " with GPU_CHECK_DEVICE=cpu: a CPU dry run, nothing here was measured on a GPU")."
 }
 
 cleanup() {
   if [ -n "$SMI_PID" ]; then kill "$SMI_PID" 2>/dev/null; fi
 }
 trap cleanup EXIT
-
-# ---------------------------------------------------------------------------------------------
-# The Python side (h5py, numpy), written once and called per comparison.
-cat >"$HELPER" <<'PYEOF'
-"""Comparisons for benches/gpu/check.sh. Each command prints markdown and exits 0 (pass) or 1."""
-import datetime
-import gzip
-import json
-import sys
-
-import h5py
-import numpy as np
-
-TINY = 1e-30
-
-
-def fmt(x):
-    return f"{x:.2e}"
-
-
-def cmd_env():
-    import onnxruntime as ort
-    from onnxruntime.capi import build_and_package_info as info
-    print(f"onnxruntime {ort.__version__} ({getattr(info, 'package_name', '?')}, "
-          f"built with CUDA {getattr(info, 'cuda_version', '?')}); providers: "
-          f"{', '.join(ort.get_available_providers())}")
-
-
-def read_eval(path):
-    with h5py.File(path, "r") as f:
-        out = {k: f[k][()] for k in ("logits", "labels", "source_index")}
-        out["grad_norms"] = f["grad_norms"][()] if "grad_norms" in f else None
-    return out
-
-
-def cmd_eval(name, dev_path, tract_path, ortcpu_path):
-    """Device vs tract: top-1 identical, max |logit diff| <= 1e-4, gradient norms max rel diff
-    <= 1e-4 (images where the two CPU backends, tract and ONNX Runtime CPU, already disagree by
-    more than 1e-4 sit on a ReLU kink and are held to 1e-2 instead; docs/backends.md)."""
-    d, t = read_eval(dev_path), read_eval(tract_path)
-    o = read_eval(ortcpu_path) if ortcpu_path != "-" else None
-    assert np.array_equal(d["labels"], t["labels"]) and np.array_equal(d["source_index"], t["source_index"])
-    y = t["labels"]
-    cd, ct = int((d["logits"].argmax(1) == y).sum()), int((t["logits"].argmax(1) == y).sum())
-    agree = int((d["logits"].argmax(1) == t["logits"].argmax(1)).sum())
-    n = len(y)
-    dlog = float(np.abs(d["logits"] - t["logits"]).max())
-    scale = float(np.abs(t["logits"]).max())
-    ok = cd == ct and dlog <= 1e-4
-    dlog_o = float(np.abs(d["logits"] - o["logits"]).max()) if o is not None else float("nan")
-    if d["grad_norms"] is None or t["grad_norms"] is None:
-        grad = "no gradient norms"
-        ok = False
-    else:
-        gd, gt = d["grad_norms"], t["grad_norms"]
-        rel = np.abs(gd - gt) / np.maximum(np.abs(gt), TINY)
-        if o is not None and o["grad_norms"] is not None:
-            kink = np.abs(o["grad_norms"] - gt) / np.maximum(np.abs(gt), TINY) > 1e-4
-            rel_o = float((np.abs(gd - o["grad_norms"]) / np.maximum(np.abs(o["grad_norms"]), TINY)).max())
-        else:
-            kink, rel_o = np.zeros(n, bool), float("nan")
-        rel_well = float(rel[~kink].max()) if (~kink).any() else 0.0
-        ok = ok and rel_well <= 1e-4 and float(rel.max()) <= 1e-2
-        worst = int(rel.argmax())
-        grad = (f"{fmt(rel.max())} (image {worst}) | {int(kink.sum())} | {fmt(rel_well)} | {fmt(rel_o)}")
-    print(f"| {name} | {100 * cd / n:.2f} % / {100 * ct / n:.2f} % | {agree}/{n} | {fmt(dlog)} "
-          f"(scale {scale:.3g}) | {fmt(dlog_o)} | {grad} | {'PASS' if ok else '**FAIL**'} |")
-    return 0 if ok else 1
-
-
-def cmd_attr(dev_path, cpu_path):
-    """Exact Shapley maps, device vs tract: per image max |dphi| <= 1e-4 * max |phi_tract|."""
-    with h5py.File(dev_path, "r") as f, h5py.File(cpu_path, "r") as g:
-        a, b = f["attribution/shapley"][()], g["attribution/shapley"][()]
-        assert np.array_equal(f["attribution/source_index"][()], g["attribution/source_index"][()])
-        idx = g["attribution/source_index"][()]
-        lab = g["attribution/label"][()]
-        ca, cb = f["attribution/crop_box"][()], g["attribution/crop_box"][()]
-        est = g["attribution"].attrs.get("estimator")
-    print(f"Estimator `{est}`; tolerance: max |Δφ| ≤ 1e-4 × max |φ| of the tract map, per image.")
-    print()
-    print("| image | label | max \\|φ\\| (tract) | max \\|Δφ\\| | relative | crops identical | result |")
-    print("|---:|---:|---:|---:|---:|---|---|")
-    ok_all = True
-    for i in range(len(idx)):
-        scale = float(np.abs(b[i]).max())
-        diff = float(np.abs(a[i] - b[i]).max())
-        r = diff / max(scale, TINY)
-        ok = r <= 1e-4
-        ok_all &= ok
-        same = bool(np.array_equal(ca[i], cb[i]))
-        print(f"| {idx[i]} | {lab[i]} | {scale:.4f} | {fmt(diff)} | {fmt(r)} | {'yes' if same else 'no'} | "
-              f"{'PASS' if ok else '**FAIL**'} |")
-    print()
-    print(f"MAX_ABS {fmt(float(np.abs(a - b).max()))}")
-    return 0 if ok_all else 1
-
-
-def cmd_distill(a_path, b_path, label):
-    """Two distilled files of the same command: identical provenance, and how far the numbers are."""
-    with h5py.File(a_path, "r") as f, h5py.File(b_path, "r") as g:
-        def same(k):
-            x, y = f[k][()], g[k][()]
-            return x.shape == y.shape and bool(np.array_equal(x, y)), int((x != y).sum()) if x.shape == y.shape else -1
-        prov_src, n_src = same("provenance/source_index")
-        prov_box, n_box = same("provenance/crop_box")
-        labels, _ = same("labels")
-        cand, _ = same("candidates/crop_box")
-        u8, n_u8 = same("images_uint8")
-        soft = float(np.abs(f["soft_labels"][()] - g["soft_labels"][()]).max())
-        sa, sb = f["candidates/shapley"][()], g["candidates/shapley"][()]
-        shap = float(np.abs(sa - sb).max()) / max(float(np.abs(sb).max()), TINY) if sb.size else 0.0
-        ka, kb = f["candidates/score"][()], g["candidates/score"][()]
-        both = np.isfinite(ka) & np.isfinite(kb)
-        nan_same = bool(np.array_equal(np.isnan(ka), np.isnan(kb)))
-        score = float((np.abs(ka - kb)[both] / np.maximum(np.abs(kb[both]), TINY)).max()) if both.any() else 0.0
-        n = f["provenance/source_index"].size
-    ok = prov_src and prov_box and labels
-    print(f"| {label} | {'yes' if prov_src else f'no ({n_src} of {n} tiles)'} | "
-          f"{'yes' if prov_box else f'no ({n_box} coordinates)'} | {'yes' if labels else 'no'} | "
-          f"{'yes' if cand else 'no'} | {'yes' if u8 else f'no ({n_u8} pixels)'} | {fmt(soft)} | {fmt(shap)} | "
-          f"{fmt(score)}{'' if nan_same else ' (NaN pattern differs)'} |")
-    return 0 if ok else 1
-
-
-def read_idx(path):
-    with gzip.open(path, "rb") as f:
-        raw = f.read()
-    dims = raw[3]
-    shape = [int.from_bytes(raw[4 + 4 * i:8 + 4 * i], "big") for i in range(dims)]
-    return np.frombuffer(raw, np.uint8, offset=4 + 4 * dims).reshape(shape)
-
-
-def cmd_tile(images_gz, n, out):
-    """An HDF5 dataset (/images u8 [n,1,H,W], /labels) of the embedded images repeated to n."""
-    x = read_idx(images_gz)
-    y = read_idx(images_gz.replace("images-idx3", "labels-idx1")).astype(np.int64)
-    n = int(n)
-    reps = -(-n // len(x))
-    xs = np.tile(x[:, None], (reps, 1, 1, 1))[:n]
-    ys = np.tile(y, reps)[:n]
-    with h5py.File(out, "w") as f:
-        f.create_dataset("images", data=xs)
-        f.create_dataset("labels", data=ys)
-    return 0
-
-
-def cmd_util(csv, t0, t1):
-    """Mean and max GPU utilisation and max memory in [t0, t1] (epoch seconds) of nvidia-smi's log."""
-    t0, t1 = float(t0), float(t1)
-    u, m = [], []
-    try:
-        lines = open(csv).read().splitlines()
-    except OSError:
-        lines = []
-    for line in lines:
-        parts = [p.strip() for p in line.split(",")]
-        if len(parts) < 3:
-            continue
-        try:
-            ts = datetime.datetime.strptime(parts[0], "%Y/%m/%d %H:%M:%S.%f").timestamp()
-            ut, mem = float(parts[1].split()[0]), float(parts[2].split()[0])
-        except ValueError:
-            continue
-        if t0 <= ts <= t1:
-            u.append(ut)
-            m.append(mem)
-    if not u:
-        print("n/a | n/a | n/a")
-    else:
-        print(f"{np.mean(u):.0f} | {max(u):.0f} | {max(m):.0f}")
-    return 0
-
-
-if __name__ == "__main__":
-    cmd = sys.argv[1]
-    sys.exit(globals()["cmd_" + cmd](*sys.argv[2:]) or 0)
-PYEOF
 
 # ---------------------------------------------------------------------------------------------
 say "device mode $DEVICE, budget ${BUDGET_S}s, report $REPORT"
@@ -407,7 +152,7 @@ else
 fi
 if [ -n "$PIP_PID" ]; then wait "$PIP_PID"; fi
 if venv_ok; then
-  check "1 install" "pip install $ORT_PIN h5py numpy" PASS "$(secs_of pip) s; $("$PY" "$HELPER" env 2>&1)"
+  check "1 install" "pip install $ORT_PIN h5py numpy" PASS "$(secs_of pip) s; $("${CMP[@]}" env 2>&1)"
 else
   check "1 install" "pip install $ORT_PIN h5py numpy" FAIL "$(why pip)"
 fi
@@ -529,7 +274,7 @@ for t in "${TEACHERS[@]}"; do
   fi
   ortcpu="$WORK/eval-ortcpu-$n.h5"
   [ "$(rc_of "eval-ortcpu-$n")" = 0 ] || ortcpu=-
-  row=$("$PY" "$HELPER" eval "$n" "$WORK/eval-dev-$n.h5" "$WORK/eval-tract-$n.h5" "$ortcpu" 2>"$LOGDIR/cmp-eval-$n.log")
+  row=$("${CMP[@]}" eval "$n" "$WORK/eval-dev-$n.h5" "$WORK/eval-tract-$n.h5" "$ortcpu" 2>"$LOGDIR/cmp-eval-$n.log")
   rc=$?
   md "${row:-| $n | comparison failed (gpu-check-logs/cmp-eval-$n.log) ||||||||}"
   rate="$(speed_of "eval-dev-$n") with gradient norms"
@@ -540,7 +285,7 @@ for t in "${TEACHERS[@]}"; do
     # Diagnostic: is it TensorFloat-32 in cuBLAS/cuDNN? (infoutil leaves ONNX Runtime's use_tf32 off.)
     if [ "$DEVICE" = cuda ]; then
       run "eval-dev-notf32-$n" 60 env NVIDIA_TF32_OVERRIDE=0 "$BIN" teacher eval --teacher "$t" --backend ort --device cuda --out "$WORK/eval-dev-notf32-$n.h5" &&
-        md "| $n, NVIDIA_TF32_OVERRIDE=0 (diagnostic) |$("$PY" "$HELPER" eval "$n" "$WORK/eval-dev-notf32-$n.h5" "$WORK/eval-tract-$n.h5" "$ortcpu" 2>&1 | cut -d'|' -f3-)"
+        md "| $n, NVIDIA_TF32_OVERRIDE=0 (diagnostic) |$("${CMP[@]}" eval "$n" "$WORK/eval-dev-notf32-$n.h5" "$WORK/eval-tract-$n.h5" "$ortcpu" 2>&1 | cut -d'|' -f3-)"
     fi
   fi
 done
@@ -557,7 +302,7 @@ if [ "$(rc_of attr-dev)" != 0 ]; then
 elif [ "$(rc_of attr-tract)" != 0 ]; then
   check "3 exact maps" "attribute --estimator exact on $DEVICE" FAIL "tract run: $(why attr-tract)"
 else
-  out=$("$PY" "$HELPER" attr "$WORK/attr-dev.h5" "$WORK/attr-tract.h5" 2>"$LOGDIR/cmp-attr.log")
+  out=$("${CMP[@]}" attr "$WORK/attr-dev.h5" "$WORK/attr-tract.h5" 2>"$LOGDIR/cmp-attr.log")
   rc=$?
   md "$(echo "$out" | grep -v '^MAX_ABS')" "" "Times: device $(secs_of attr-dev) s, tract $(secs_of attr-tract) s (the tract run shared the CPU with the device runs)."
   maxabs=$(echo "$out" | awk '/^MAX_ABS/ { print $2 }')
@@ -581,7 +326,7 @@ md "| pair | same tile sources | same crop boxes | same labels | same candidate 
   "|---|---|---|---|---|---|---|---|---|"
 cmp_distill() { # A B LABEL → a row; exit status 0 when the provenance is identical
   local r rc
-  r=$("$PY" "$HELPER" distill "$WORK/$1.h5" "$WORK/$2.h5" "$3" 2>>"$LOGDIR/cmp-distill.log")
+  r=$("${CMP[@]}" distill "$WORK/$1.h5" "$WORK/$2.h5" "$3" 2>>"$LOGDIR/cmp-distill.log")
   rc=$?
   md "${r:-| $3 | comparison failed (gpu-check-logs/cmp-distill.log) ||||||||}"
   return "$rc"
@@ -603,23 +348,21 @@ fi
 
 # 5. Throughput -------------------------------------------------------------------------------
 md "" "## 5. Throughput (\`--backend ort --device $DEVICE\`)" ""
-rate_of() { sed -n 's/.*(\([0-9.]*\) s, \([0-9]*\) images\/s.*/\2/p' "$LOGDIR/$1.log" | head -1; }
-secs_in() { sed -n 's/.*(\([0-9.]*\) s, \([0-9]*\) images\/s.*/\1/p' "$LOGDIR/$1.log" | head -1; }
 round_n() { # RATE SECONDS MIN MAX: images for about SECONDS of work, a multiple of 1024
   awk -v r="$1" -v s="$2" -v lo="$3" -v hi="$4" 'BEGIN { n = int(r * s / 1024 + 1) * 1024; if (n < lo) n = lo; if (n > hi) n = hi; print n }'
 }
-util_of() { "$PY" "$HELPER" util "$WORK/gpu-util.csv" "$1" "$2" 2>/dev/null || echo "n/a | n/a | n/a"; }
+util_of() { "${CMP[@]}" util "$WORK/gpu-util.csv" "$1" "$2" 2>/dev/null || echo "n/a | n/a | n/a"; }
 # Sizes for about MEASURE_S seconds of work each: the forward rate from a calibration run on
 # 16 384 images (the 1 000-image runs above are dominated by warm-up on a GPU), the rate with
 # gradient norms from step 2's run (an underestimate, hence twice the seconds).
-run tile-cal 60 "$PY" "$HELPER" tile data/fashion-mnist-mini/t10k-images-idx3-ubyte.gz 16384 "$WORK/tiled-cal.h5"
+run tile-cal 60 "${CMP[@]}" tile data/fashion-mnist-mini/t10k-images-idx3-ubyte.gz 16384 "$WORK/tiled-cal.h5"
 run thr-calibrate 90 "$BIN" teacher eval --data "$WORK/tiled-cal.h5" --no-grad-norms --batch-size 1024 --backend ort --device "$DEVICE"
 r_fwd=$(rate_of thr-calibrate)
 r_grad=$(rate_of eval-dev-fmnist-convnet3)
 n_fwd=$(round_n "${r_fwd:-1000}" "$MEASURE_S" 4096 1048576)
 n_grad=$(round_n "${r_grad:-100}" "$((MEASURE_S * 2))" 1024 262144)
-run tile 60 "$PY" "$HELPER" tile data/fashion-mnist-mini/t10k-images-idx3-ubyte.gz "$n_fwd" "$WORK/tiled-fwd.h5"
-run tile-grad 60 "$PY" "$HELPER" tile data/fashion-mnist-mini/t10k-images-idx3-ubyte.gz "$n_grad" "$WORK/tiled-grad.h5"
+run tile 60 "${CMP[@]}" tile data/fashion-mnist-mini/t10k-images-idx3-ubyte.gz "$n_fwd" "$WORK/tiled-fwd.h5"
+run tile-grad 60 "${CMP[@]}" tile data/fashion-mnist-mini/t10k-images-idx3-ubyte.gz "$n_grad" "$WORK/tiled-grad.h5"
 md "Teacher \`models/fmnist-convnet3.onnx\` (ConvNet-3, 28×28). Raw inference: \`teacher eval --no-grad-norms --batch-size B\`" \
   "on $n_fwd images (the embedded test set tiled, HDF5), images/s as the CLI reports it (data reading" \
   "and conversion included, session creation not). Gradient norms: \`teacher eval --batch-size B\` on $n_grad" \
@@ -678,13 +421,7 @@ else
 fi
 
 # Time ----------------------------------------------------------------------------------------
-md "" "## Time" "" "| run | seconds | exit |" "|---|---:|---:|"
-for f in "$ST"/*.s; do
-  [ -e "$f" ] || continue
-  n=$(basename "$f" .s)
-  md "| $n | $(cat "$f") | $(rc_of "$n") |"
-done
-md "" "Whole script: $(($(now) - START)) s (budget $BUDGET_S s). CPU-reference runs (tract, ort cpu) ran in the background during the device runs of steps 2–4."
+time_section "CPU-reference runs (tract, ort cpu) ran in the background during the device runs of steps 2–4."
 render
 say "done: $FAILS check(s) failed; report $REPORT"
 [ "$FAILS" = 0 ]

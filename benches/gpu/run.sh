@@ -65,90 +65,16 @@ DEV=(--backend tract --device cuda)
 REF=(--backend tract --device cpu)
 START=${EPOCHREALTIME%.*}
 DEADLINE=$((START + BUDGET_S))
-FAILS=0
 SMI_PID=""
 EXPORT_PID=""
-
-now() { echo "${EPOCHREALTIME%.*}"; }
-say() { echo "[gpu-run $(($(now) - START))s] $*" >&2; }
-md() { printf '%s\n' "$@" >>"$BODY"; }
-secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'; }
-
-# Seconds a step may take: what it asks for, cut to the budget left (less 15 s for the report).
-tmo() {
-  local left=$((DEADLINE - $(now) - 15)) want=$(($1 * SCALE))
-  if [ "$want" -lt "$left" ]; then echo "$want"; else echo "$left"; fi
-}
-
-# run NAME WANT_S CMD...: CMD under `timeout`, output in $LOGDIR/NAME.log, exit status in
-# $ST/NAME.rc, wall seconds in $ST/NAME.s. 125: not started, the budget is spent.
-run() {
-  local name=$1 want=$2 t t0 rc
-  shift 2
-  t=$(tmo "$want")
-  if [ "$t" -lt 5 ]; then
-    echo "not run: the budget (GPU_RUN_BUDGET_S=$BUDGET_S) is spent" >"$LOGDIR/$name.log"
-    echo 125 >"$ST/$name.rc"
-    echo 0 >"$ST/$name.s"
-    return 125
-  fi
-  t0=$EPOCHREALTIME
-  { echo "\$ $* (timeout ${t}s)"; timeout -k 5 "$t" "$@"; } >"$LOGDIR/$name.log" 2>&1
-  rc=$?
-  echo "$rc" >"$ST/$name.rc"
-  secs "$t0" "$EPOCHREALTIME" >"$ST/$name.s"
-  return "$rc"
-}
-rc_of() { cat "$ST/$1.rc" 2>/dev/null || echo 126; }
-secs_of() { cat "$ST/$1.s" 2>/dev/null || echo 0; }
-# images/s and seconds as `teacher eval` prints them: "(0.7 s, 1346 images/s, …)"
-rate_of() { sed -n 's/.* (\([0-9.]*\) s, \([0-9]*\) images\/s.*/\2/p' "$LOGDIR/$1.log" | head -1; }
-secs_in() { sed -n 's/.* (\([0-9.]*\) s, \([0-9]*\) images\/s.*/\1/p' "$LOGDIR/$1.log" | head -1; }
+BUDGET_VAR=GPU_RUN_BUDGET_S MARGIN_S=15 LOGREF=logs SAY_TAG=gpu-run
+source "$ROOT/benches/gpu/lib.sh"
 placement() { grep -m1 '^note: tract on' "$LOGDIR/$1.log" | cut -c1-400; }
-
-why() {
-  local rc line
-  rc=$(rc_of "$1")
-  case "$rc" in
-    0) echo "ok" ;;
-    124 | 137) echo "timed out after $(secs_of "$1") s (logs/$1.log)" ;;
-    125) echo "not run: budget spent" ;;
-    126) echo "not run" ;;
-    *)
-      line=$(grep -m1 -E '^(error|Error|thread .* panicked)' "$LOGDIR/$1.log" 2>/dev/null || tail -n 1 "$LOGDIR/$1.log" 2>/dev/null)
-      [ "${#line}" -le 300 ] || line="${line:0:300}…"
-      echo "exit $rc: $line (logs/$1.log)"
-      ;;
-  esac
-}
-
-# check SECTION NAME PASS|FAIL DETAIL
-check() {
-  local detail=${4//$'\t'/ }
-  printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "${detail//|/\\|}" >>"$CHECKS"
-  [ "$3" = PASS ] || FAILS=$((FAILS + 1))
-  say "$3 $1: $2 — $4"
-  render
-}
-
-render() {
-  local n f
-  n=$(wc -l <"$CHECKS")
-  f=$(awk -F'\t' '$3 != "PASS"' "$CHECKS" | wc -l)
-  {
-    echo "# infoutil GPU check from the carried package"
-    echo
-    echo "\`${DEV[*]}\` against \`${REF[*]}\`, mode \`$DEVICE\`, $(date -u '+%Y-%m-%d %H:%M UTC'); $(($(now) - START)) s of a ${BUDGET_S} s budget."
-    echo "Produced by \`bash benches/gpu/run.sh\`$([ "$DEVICE" = cpu ] && echo " with GPU_RUN_DEVICE=cpu: a dry run, tract's CPU runtime standing in for CUDA; nothing here ran on a GPU")."
-    echo
-    echo "**$((n - f)) of $n checks passed, $f failed.**"
-    echo
-    echo "| # | step | check | result | detail |"
-    echo "|---:|---|---|---|---|"
-    awk -F'\t' '{ r = ($3 == "PASS") ? "PASS" : "**FAIL**"; printf "| %d | %s | %s | %s | %s |\n", NR, $1, $2, r, $4 }' "$CHECKS"
-    echo
-    cat "$BODY"
-  } >"$REPORT.tmp" && mv "$REPORT.tmp" "$REPORT"
+report_head() {
+  echo "# infoutil GPU check from the carried package"
+  echo
+  echo "\`${DEV[*]}\` against \`${REF[*]}\`, mode \`$DEVICE\`, $(date -u '+%Y-%m-%d %H:%M UTC'); $(($(now) - START)) s of a ${BUDGET_S} s budget."
+  echo "Produced by \`bash benches/gpu/run.sh\`$([ "$DEVICE" = cpu ] && echo " with GPU_RUN_DEVICE=cpu: a dry run, tract's CPU runtime standing in for CUDA; nothing here ran on a GPU")."
 }
 
 finish() {
@@ -321,10 +247,11 @@ else
   check "5 distill" "distill ${DEV[*]}, then inspect" FAIL "distill: $(why distill-dev); inspect: $(why inspect-dev)"
 fi
 if [ "$(rc_of distill-dev)" = 0 ] && [ "$(rc_of distill-ref)" = 0 ]; then
-  md "| pair | same tile sources | same crop boxes | same labels | same uint8 images | max \\|Δ soft label\\| | max \\|Δφ\\| / max \\|φ\\| |" "|---|---|---|---|---|---|---|"
+  md "| pair | same tile sources | same crop boxes | same labels | same candidate crops | same uint8 images | max \\|Δ soft label\\| | max \\|Δφ\\| / max \\|φ\\| | max rel. Δ score |" \
+    "|---|---|---|---|---|---|---|---|---|"
   row=$("${CMP[@]}" distill "$WORK/distill-dev.h5" "$WORK/distill-ref.h5" "device vs CPU" 2>"$LOGDIR/cmp-distill.log")
   rc=$?
-  md "${row:-| comparison failed (logs/cmp-distill.log) ||||||}" "" "Wall: device $(secs_of distill-dev) s, CPU $(secs_of distill-ref) s (the CPU run shared the cores)."
+  md "${row:-| comparison failed (logs/cmp-distill.log) ||||||||}" "" "Wall: device $(secs_of distill-dev) s, CPU $(secs_of distill-ref) s (the CPU run shared the cores)."
   st=FAIL && [ "$rc" = 0 ] && st=PASS
   check "5 distill" "same crops (provenance) as tract on the CPU, same seed" "$st" "$(tail -n 1 "$LOGDIR/cmp-distill.log")"
 else
@@ -340,7 +267,7 @@ if [ "$(rc_of export-r18)" = 0 ] && [ -f "${R18%.onnx}.grad.onnx" ]; then
 else
   check "6 throughput" "ResNet-18 exported here (forward + gradient graph, verified by the exporter)" FAIL "$(why export-r18)"
 fi
-util_of() { "${CMP[@]}" util "$WORK/gpu-util.csv" "$1" "$2" 2>/dev/null || echo "n/a | n/a"; }
+util_of() { "${CMP[@]}" util "$WORK/gpu-util.csv" "$1" "$2" 2>/dev/null || echo "n/a | n/a | n/a"; }
 THR_FAIL=""
 row() { # NAME LABEL BATCH WORK SECONDS RATE T0 T1
   local ok=PASS
@@ -355,7 +282,7 @@ md "infoutil \`${DEV[*]}\`: raw inference is \`teacher eval --no-grad-norms\` (i
   "the forward pass at the raw rate; Stage 1 is \`attribute --budget 128\` (Leverage SHAP, 128 masked images" \
   "an image), n × 128 / (wall − the wall of a 1-image budget-48 run: loading, planning, kernel set-up)." \
   "Images: a fixed pseudo-random 224 × 224 pattern (HDF5). PyTorch: benches/gpu/torch_ref.py, same network." ""
-md "| measurement | batch | work | seconds | rate | GPU util. mean % | GPU mem. max MiB | result |" "|---|---:|---|---:|---:|---:|---:|---|"
+md "| measurement | batch | work | seconds | rate | GPU util. mean % | max % | GPU mem. max MiB | result |" "|---|---:|---|---:|---:|---:|---:|---:|---|"
 t0=$EPOCHREALTIME
 run r18-fwd 120 "$BIN" teacher eval --teacher "$R18" --data "$WORK/r18/fwd.h5" --no-grad-norms --batch-size "$BATCH" "${DEV[@]}"
 r_fwd=$(rate_of r18-fwd)
@@ -399,13 +326,7 @@ if [ -n "$r_s1" ] && [ -n "$r_grad" ]; then
       printf "Stage 1 %.1f h + Stage 2 %.1f h = **%.1f h**", s1, s2, s1 + s2 }')."
 fi
 
-md "" "## Time" "" "| run | seconds | exit |" "|---|---:|---:|"
-for f in "$ST"/*.s; do
-  [ -e "$f" ] || continue
-  n=$(basename "$f" .s)
-  md "| $n | $(cat "$f") | $(rc_of "$n") |"
-done
-md "" "Whole script: $(($(now) - START)) s (budget $BUDGET_S s)."
+time_section
 render
 say "done: $FAILS check(s) failed; report $REPORT"
 [ "$FAILS" = 0 ]

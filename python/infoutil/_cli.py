@@ -42,30 +42,74 @@ def binary():
                 "build it (cargo build --release) or set INFOUTIL_BIN to its path")
 
 
+def _version(path):
+    """The numbers after libonnxruntime.so. as a tuple, for comparing versions as numbers."""
+    tail = path.name[len("libonnxruntime.so"):]
+    return tuple(int(p) for p in tail.split(".") if p.isdigit())
+
+
+def _gpu_package_library():
+    """The library onnxruntime-gpu installed (its RECORD names it), if it is installed and the
+    file is there: with `infoutil[gpu]`, onnxruntime and onnxruntime-gpu share onnxruntime/capi/
+    and only the GPU build has the CUDA provider (it runs the CPU one too); as the binary's own
+    search (src/teacher/ort_engine.rs)."""
+    try:
+        from importlib import metadata
+        files = metadata.distribution("onnxruntime-gpu").files or []
+    except Exception:   # noqa: BLE001  (not installed, or metadata unreadable)
+        return None
+    libs = [Path(f.locate()) for f in files
+            if str(f).replace("\\", "/").startswith("onnxruntime/capi/libonnxruntime.so")]
+    libs = [p for p in libs if p.is_file()]
+    return str(max(libs, key=_version)) if libs else None
+
+
 def onnxruntime_library():
     """libonnxruntime.so* of the importable `onnxruntime` package (found without importing it),
-    or None. The binary finds the one installed beside it by itself; this covers layouts where
-    the two live apart (pip --target, PYTHONPATH)."""
+    or None: onnxruntime-gpu's when installed, else the newest version in capi/. The binary finds
+    the one installed beside it by itself; this covers layouts where the two live apart (pip
+    --target, PYTHONPATH)."""
+    gpu = _gpu_package_library()
+    if gpu:
+        return gpu
     try:
         spec = importlib.util.find_spec("onnxruntime")
     except (ImportError, ValueError):
         return None
     for folder in (spec.submodule_search_locations or []) if spec else []:
         capi = Path(folder) / "capi"
-        libs = sorted(capi.glob("libonnxruntime.so*")) + sorted(capi.glob("onnxruntime.dll"))
+        libs = sorted(capi.glob("libonnxruntime.so*"), key=_version) + sorted(capi.glob("onnxruntime.dll"))
         if libs:
             return str(libs[-1])
     return None
 
 
+def nvidia_library_folders(ort_library):
+    """The lib/ folders of the nvidia-* wheels (CUDA runtime, cuBLAS, cuDNN, ...) that
+    onnxruntime-gpu[cuda,cudnn] installs beside the ONNX Runtime library ORT_LIBRARY, sorted.
+    ONNX Runtime's CUDA provider dlopens those libraries by name; onnxruntime's Python package
+    preloads them for its own process only, so a child process needs them on LD_LIBRARY_PATH."""
+    parents = Path(ort_library).resolve().parents   # site-packages/onnxruntime/capi/lib...
+    if len(parents) < 3:
+        return []
+    site = parents[2]
+    return [str(p) for p in sorted((site / "nvidia").glob("*/lib")) if p.is_dir()]
+
+
 def environment():
     """os.environ, with ORT_DYLIB_PATH pointing at the Python environment's ONNX Runtime unless
-    the user has set it."""
+    the user has set it, and (for onnxruntime-gpu) the nvidia-* wheels' library folders added to
+    LD_LIBRARY_PATH, so that `device="cuda"` finds CUDA without settings."""
     env = dict(os.environ)
     if not env.get("ORT_DYLIB_PATH"):
         lib = onnxruntime_library()
         if lib:
             env["ORT_DYLIB_PATH"] = lib
+    if env.get("ORT_DYLIB_PATH") and os.name != "nt":
+        have = [p for p in env.get("LD_LIBRARY_PATH", "").split(os.pathsep) if p]
+        extra = [p for p in nvidia_library_folders(env["ORT_DYLIB_PATH"]) if p not in have]
+        if extra:
+            env["LD_LIBRARY_PATH"] = os.pathsep.join(extra + have)
     return env
 
 

@@ -41,23 +41,66 @@ pub fn library_path(explicit: Option<&Path>) -> PathBuf {
 /// onnxruntime, so a plain `pip install infoutil` runs ONNX Runtime with no setting.
 pub fn beside_executable(exe: &Path) -> Option<PathBuf> {
     let prefix = exe.parent()?.parent()?;
-    let mut found: Vec<PathBuf> = std::fs::read_dir(prefix.join("lib"))
+    std::fs::read_dir(prefix.join("lib"))
         .ok()?
         .flatten()
         .filter(|e| e.file_name().to_string_lossy().starts_with("python3"))
-        .flat_map(|e| {
-            let capi = e.path().join("site-packages/onnxruntime/capi");
-            std::fs::read_dir(capi).into_iter().flatten().flatten()
-        })
+        .find_map(|e| in_site_packages(&e.path().join("site-packages")))
+}
+
+/// The ONNX Runtime library of one site-packages folder. `pip install "infoutil[gpu]"` installs
+/// both `onnxruntime` (the wheel's dependency) and `onnxruntime-gpu` into the same
+/// `onnxruntime/capi/`, each with its own versioned library when their versions differ: the GPU
+/// build's (named in onnxruntime-gpu's RECORD) is taken, since it runs the CPU provider too and
+/// is the only one with CUDA's. Otherwise the newest version there.
+fn in_site_packages(site: &Path) -> Option<PathBuf> {
+    if let Some(gpu) = gpu_package_library(site) {
+        return Some(gpu);
+    }
+    let capi = site.join("onnxruntime/capi");
+    std::fs::read_dir(capi)
+        .ok()?
+        .flatten()
         .map(|e| e.path())
         .filter(|p| {
             p.file_name()
                 .is_some_and(|n| n.to_string_lossy().starts_with("libonnxruntime.so"))
         })
-        .collect();
-    // The versioned file (libonnxruntime.so.1.31.1) sorts last; it is the library itself.
-    found.sort();
-    found.pop()
+        // The versioned file (libonnxruntime.so.1.31.1) ranks above the bare name; versions
+        // are compared as numbers (1.9 < 1.10).
+        .max_by_key(|p| library_version(p))
+}
+
+/// The library file onnxruntime-gpu's installed RECORD lists, if that package is installed and
+/// the file is there.
+fn gpu_package_library(site: &Path) -> Option<PathBuf> {
+    let record = std::fs::read_dir(site)
+        .ok()?
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name().is_some_and(|n| {
+                let n = n.to_string_lossy();
+                n.starts_with("onnxruntime_gpu-") && n.ends_with(".dist-info")
+            })
+        })?
+        .join("RECORD");
+    let text = std::fs::read_to_string(record).ok()?;
+    text.lines()
+        .filter_map(|line| line.split(',').next())
+        .filter(|f| f.starts_with("onnxruntime/capi/libonnxruntime.so"))
+        .map(|f| site.join(f))
+        .filter(|p| p.is_file())
+        .max_by_key(|p| library_version(p))
+}
+
+/// The numbers after `libonnxruntime.so.` (none for the bare name).
+fn library_version(path: &Path) -> Vec<u64> {
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    name.trim_start_matches("libonnxruntime.so")
+        .split('.')
+        .filter_map(|part| part.parse().ok())
+        .collect()
 }
 
 /// The ONNX Runtime build this process can load, as the library describes itself, or why not.
@@ -274,6 +317,46 @@ mod tests {
         assert_eq!(
             beside_executable(&exe),
             Some(capi.join("libonnxruntime.so.1.31.1"))
+        );
+        // Versions compare as numbers, not as text.
+        fs::write(capi.join("libonnxruntime.so.1.9.0"), b"").unwrap();
+        fs::write(capi.join("libonnxruntime.so.1.32.0"), b"").unwrap();
+        assert_eq!(
+            beside_executable(&exe),
+            Some(capi.join("libonnxruntime.so.1.32.0"))
+        );
+    }
+
+    #[test]
+    fn prefers_the_library_of_onnxruntime_gpu_when_both_packages_are_installed() {
+        // What `pip install "infoutil[gpu]"` leaves: onnxruntime 1.32.0 (the wheel's dependency)
+        // and onnxruntime-gpu 1.31.1 share onnxruntime/capi/.
+        let env = tempfile::tempdir().unwrap();
+        let exe = env.path().join("bin/infoutil");
+        let site = env.path().join("lib/python3.11/site-packages");
+        let capi = site.join("onnxruntime/capi");
+        fs::create_dir_all(&capi).unwrap();
+        for name in ["libonnxruntime.so.1.32.0", "libonnxruntime.so.1.31.1"] {
+            fs::write(capi.join(name), b"").unwrap();
+        }
+        let record = site.join("onnxruntime_gpu-1.31.1.dist-info/RECORD");
+        fs::create_dir_all(record.parent().unwrap()).unwrap();
+        fs::write(
+            &record,
+            "onnxruntime/__init__.py,sha256=x,10\n\
+             onnxruntime/capi/libonnxruntime.so.1.31.1,sha256=y,20\n\
+             onnxruntime/capi/libonnxruntime_providers_cuda.so,sha256=z,30\n",
+        )
+        .unwrap();
+        assert_eq!(
+            beside_executable(&exe),
+            Some(capi.join("libonnxruntime.so.1.31.1"))
+        );
+        // A RECORD naming a file that is gone (uninstalled by the other package) is passed over.
+        fs::remove_file(capi.join("libonnxruntime.so.1.31.1")).unwrap();
+        assert_eq!(
+            beside_executable(&exe),
+            Some(capi.join("libonnxruntime.so.1.32.0"))
         );
     }
 }

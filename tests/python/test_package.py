@@ -142,6 +142,65 @@ class Arguments(unittest.TestCase):
         self.assertEqual(e.exception.returncode, 1)
 
 
+@unittest.skipIf(h5py is None, "h5py/numpy not installed")
+class OnnxRuntimeLibrary(unittest.TestCase):
+    """Which libonnxruntime the Python functions hand the binary: with `infoutil[gpu]`,
+    onnxruntime 1.32.0 and onnxruntime-gpu 1.31.1 share onnxruntime/capi/, and the GPU build
+    (named in its RECORD) is the one with the CUDA provider; else the newest, as numbers."""
+
+    def site(self, tmp, libs, gpu_record=None):
+        capi = os.path.join(tmp, "onnxruntime", "capi")
+        os.makedirs(capi)
+        open(os.path.join(tmp, "onnxruntime", "__init__.py"), "w").close()
+        for name in libs:
+            open(os.path.join(capi, name), "w").close()
+        if gpu_record is not None:
+            info = os.path.join(tmp, "onnxruntime_gpu-1.31.1.dist-info")
+            os.makedirs(info)
+            with open(os.path.join(info, "METADATA"), "w") as f:
+                f.write("Metadata-Version: 2.1\nName: onnxruntime-gpu\nVersion: 1.31.1\n")
+            with open(os.path.join(info, "RECORD"), "w") as f:
+                f.write("".join(f"onnxruntime/capi/{n},sha256=x,1\n" for n in gpu_record))
+        return capi
+
+    def found(self, tmp):
+        from infoutil import _cli
+        saved = sys.path[:]
+        sys.path.insert(0, tmp)
+        try:
+            with mock.patch.dict(sys.modules):
+                sys.modules.pop("onnxruntime", None)
+                return _cli.onnxruntime_library()
+        finally:
+            sys.path[:] = saved
+
+    def test_the_gpu_package_library_wins(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            capi = self.site(tmp, ["libonnxruntime.so.1.32.0", "libonnxruntime.so.1.31.1"],
+                             gpu_record=["libonnxruntime.so.1.31.1", "libonnxruntime_providers_cuda.so"])
+            self.assertEqual(self.found(tmp), os.path.join(capi, "libonnxruntime.so.1.31.1"))
+
+    def test_the_nvidia_wheels_libraries_go_on_the_child_library_path(self):
+        from infoutil import _cli
+        with tempfile.TemporaryDirectory() as tmp:
+            capi = self.site(tmp, ["libonnxruntime.so.1.31.1"], gpu_record=["libonnxruntime.so.1.31.1"])
+            for pkg in ("cudnn", "cublas", "cuda_runtime"):
+                os.makedirs(os.path.join(tmp, "nvidia", pkg, "lib"))
+            lib = os.path.join(capi, "libonnxruntime.so.1.31.1")
+            with mock.patch.dict(os.environ, {"ORT_DYLIB_PATH": lib, "LD_LIBRARY_PATH": "/mine"}):
+                env = _cli.environment()
+            want = [os.path.realpath(os.path.join(tmp, "nvidia", p, "lib"))
+                    for p in ("cublas", "cuda_runtime", "cudnn")]
+            self.assertEqual(env["LD_LIBRARY_PATH"].split(os.pathsep), want + ["/mine"])
+            self.assertEqual(env["ORT_DYLIB_PATH"], lib)   # the user's own setting stays
+
+    def test_versions_compare_as_numbers(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            capi = self.site(tmp, ["libonnxruntime.so.1.9.0", "libonnxruntime.so.1.10.0",
+                                   "libonnxruntime_providers_shared.so"])
+            self.assertEqual(self.found(tmp), os.path.join(capi, "libonnxruntime.so.1.10.0"))
+
+
 class WheelLinks(unittest.TestCase):
     """The wheel takes the exporter and the shipped files through per-file links (maturin does
     not follow linked folders): every exporter module must have its link, and no link may dangle."""

@@ -1,0 +1,1 @@
+../../export/infoutil_export/onnx_forward.py
