@@ -376,22 +376,50 @@ mod tests {
             .collect()
     }
 
-    /// A plan for fewer images a run is another plan, with other kernels' tilings; each
-    /// sample's norms must still be bit for bit those of the 16-image plan, or the memory
-    /// limit would change results.
+    /// A plan for fewer images a run is another plan, whose kernels may round a sample
+    /// differently (tract's results depend on a sample's place in a run by float32 rounding),
+    /// so the cut may move a norm by rounding, never by more.
     #[test]
-    fn the_micro_batch_never_changes_a_number() {
+    fn the_micro_batch_changes_a_norm_by_rounding_at_most() {
         let file = shipped_grad();
         let (x, y) = batch(37);
         let full = TractEngine::load(&file, &INPUTS, DIMS).unwrap();
         assert_eq!(full.micro_batch(), MICRO_BATCH, "a 28-px teacher keeps 16");
-        let want = bits(&full.run(x.view(), Some(y.view())).unwrap());
+        let want = full.run(x.view(), Some(y.view())).unwrap();
         let per_image = full.run_peak_bytes().unwrap().div_ceil(MICRO_BATCH as u64);
         for images in [1, 5] {
             let cut = TractEngine::load_within(&file, &INPUTS, DIMS, per_image * images).unwrap();
             assert_eq!(cut.micro_batch(), images as usize);
-            let got = bits(&cut.run(x.view(), Some(y.view())).unwrap());
-            assert!(got == want, "runs of {images} images changed the norms");
+            let got = cut.run(x.view(), Some(y.view())).unwrap();
+            for (g, w) in got.iter().zip(&want) {
+                for (a, b) in g.iter().zip(w) {
+                    let rel = (a - b).abs() / b.abs().max(1e-20);
+                    assert!(rel <= 2e-6, "runs of {images}: {a} against {b}");
+                }
+            }
+        }
+    }
+
+    /// With runs of one image a sample's numbers are its own: the same bits alone, at any
+    /// place in any batch (what makes a 224-px teacher's results independent of --batch-size).
+    #[test]
+    fn runs_of_one_image_are_independent_of_the_batch() {
+        let file = shipped_grad();
+        let (x, y) = batch(19);
+        let one = TractEngine::load_within(&file, &INPUTS, DIMS, 1).unwrap();
+        assert_eq!(one.micro_batch(), 1);
+        let all = bits(&one.run(x.view(), Some(y.view())).unwrap());
+        let rev = s![..;-1, .., .., ..];
+        let reversed = bits(&one.run(x.slice(rev), Some(y.slice(s![..;-1]))).unwrap());
+        for i in [0, 7, 18] {
+            let alone = one.run(x.slice(s![i..=i, .., .., ..]), Some(y.slice(s![i..=i])));
+            let alone = bits(&alone.unwrap());
+            assert_eq!(alone[0][0], all[0][i], "norm of image {i}");
+            assert_eq!(
+                reversed[0][18 - i],
+                all[0][i],
+                "norm of image {i}, reversed"
+            );
         }
     }
 
