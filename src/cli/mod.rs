@@ -160,6 +160,8 @@ pub fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     let cli = Cli::parse();
+    // Every interruption is said the same way and leaves no temporary behind (outputs.rs).
+    infoutil::outputs::remove_temporaries_on_signal();
     std::panic::set_hook(Box::new(|info| {
         eprintln!(
             "error: internal error in infoutil (a bug; please report it with the command that \

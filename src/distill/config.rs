@@ -18,6 +18,12 @@ pub enum Method {
     Random,
 }
 
+/// A value as the command line spells it (e.g. "grad-norm").
+fn cli_name(v: impl clap::ValueEnum) -> String {
+    v.to_possible_value()
+        .map_or_else(String::new, |p| p.get_name().to_string())
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DistillConfig {
     pub method: Method,
@@ -79,8 +85,62 @@ impl DistillConfig {
             }
         }
         self.method.proposal().check(self)?;
+        self.check_ignored()?;
         self.shapley.check()?;
         self.crops.check(self.shapley.grid)
+    }
+
+    /// An option the method ignores is refused, not dropped without a word: runs that differ
+    /// only in it would have the same bytes but another run identity (`run_identity`), and so
+    /// would not merge or resume. RDED and random use none of InfoUtil's attribution and crop
+    /// options nor its utility score; Grad-CAM's attribution uses the grid alone of the Shapley
+    /// options. An option is taken as given when it is not its default.
+    fn check_ignored(&self) -> Result<()> {
+        let (ours, theirs) = (
+            serde_json::json!(self.shapley),
+            serde_json::json!(ShapleyConfig::default()),
+        );
+        let shapley = ["grid", "budget", "estimator", "baseline", "value"];
+        let (ignored, why): (&[&str], String) = match (self.method, self.attribution) {
+            (Method::Infoutil, Attribution::Shapley) => return Ok(()),
+            (Method::Infoutil, _) => (&shapley[1..], "--attribution gradcam".into()),
+            (m, _) => (&shapley, format!("--method {}", cli_name(m))),
+        };
+        let mut given: Vec<String> = ignored
+            .iter()
+            .filter(|k| ours[**k] != theirs[**k])
+            .map(|k| {
+                format!(
+                    "--{k} {}",
+                    ours[*k]
+                        .as_str()
+                        .map_or(ours[*k].to_string(), str::to_string)
+                )
+            })
+            .collect();
+        if self.method != Method::Infoutil {
+            let d = CropRule::default();
+            if self.crops.alpha != d.alpha {
+                given.push(format!("--alpha {}", self.crops.alpha));
+            }
+            if self.crops.span != d.span {
+                given.push(format!("--crop-span {}", self.crops.span));
+            }
+            if self.score != Score::GradNorm {
+                given.push(format!("--score {}", cli_name(self.score)));
+            }
+        }
+        match given.is_empty() {
+            true => Ok(()),
+            false => Err(Error::Config(format!(
+                "{}: {why} does not use {} (InfoUtil's attribution and crop options): leave \
+                 {} out, since runs that differ only in an option that changes nothing would \
+                 not merge or resume",
+                given.join(", "),
+                if given.len() == 1 { "it" } else { "them" },
+                if given.len() == 1 { "it" } else { "them" },
+            ))),
+        }
     }
 
     /// Most distilled images per class (the paper goes to 50).
