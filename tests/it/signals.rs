@@ -1,7 +1,8 @@
-//! An interrupted run (issue 32, item 3; `outputs::remove_temporaries_on_signal`): SIGTERM or
-//! SIGINT in the middle of a `distill` removes every temporary being written, exits with
-//! 128 + the signal's number and one line that says so, and `--resume` then finishes the run from
-//! the classes already done.
+//! Exit codes a script can rely on. An interrupted run (issue 32, item 3;
+//! `outputs::remove_temporaries_on_signal`): SIGTERM or SIGINT in the middle of a `distill`
+//! removes every temporary being written, exits with 128 + the signal's number and one line that
+//! says so, and `--resume` then finishes the run from the classes already done. A usage error
+//! exits 1 like any bad input, never 2, which is kept for bugs.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -120,4 +121,24 @@ fn sigterm_and_sigint_leave_no_temporary_and_resume_finishes_the_run() {
         "{said}"
     );
     assert_eq!(temporaries(d), Vec::<PathBuf>::new());
+}
+
+/// clap's own code for a usage error is 2, the code of a panic here; the probe of new hostile
+/// cases (scripts/probe_hostile.py) found `--seed -1` exiting 2.
+#[test]
+fn usage_errors_exit_1_and_help_exits_0() {
+    let dir = tempfile::tempdir().unwrap();
+    for args in [
+        &["distill", "--seed", "-1"][..],
+        &["distill", "--no-such-option"],
+        &["no-such-command"],
+        &["distill", "--method", "best"],
+    ] {
+        let out = infoutil(args, dir.path());
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", text(&out));
+        assert!(text(&out).contains("error:"), "{args:?}: {}", text(&out));
+    }
+    let out = infoutil(&["distill", "--help"], dir.path());
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("--maps-from"));
 }
