@@ -115,6 +115,9 @@ def main(argv=None):
     props[metadata.PREFIX + "precision"] = args.to
     props[metadata.PREFIX + "converted_weights_sha256"] = metadata.weights_sha256(half, onnx.TensorProto.FLOAT16)
     half = metadata.attach(half, props)
+    # its own weights hash is the float16 weights' (sibling_weights_sha256 is kept: the gradient
+    # and Grad-CAM graphs copied beside it stay those of the float32 export)
+    metadata.stamp_own(half)
     half_bytes = half.SerializeToString()
 
     x, what = check_inputs(meta, args.images, args.n, args.seed)

@@ -1,5 +1,5 @@
-"""Add the Grad-CAM graph, NAME.cam.onnx, to an existing teacher, without touching its forward
-and gradient files:
+"""Add the Grad-CAM graph, NAME.cam.onnx, to an existing teacher, without touching its gradient
+file or its forward graph's weights:
 
     python export/export_cam.py models/fmnist-convnet3.onnx      # + models/fmnist-convnet3.pt
 
@@ -7,6 +7,12 @@ NAME.cam.onnx takes the forward graph's image input (same name, layout, dynamic 
 y int64 [N]; it returns activations [N, K, h, w] (the output of one module, channels-first) and
 gradients [N, K, h, w] = d logit[n, y[n]] / d activations[n]. Its metadata is the forward file's
 (same weights_sha256), with infoutil.role = "cam" and infoutil.cam_layer = the module's name.
+The forward file's metadata is then re-stamped (written in place, atomically) to list the new
+graph's weights hash in infoutil.sibling_weights_sha256: infoutil refuses a Grad-CAM graph its
+forward graph does not list. That changes the forward file's bytes (not its weights), so results
+made before with it (resume, --maps-from, merge) no longer match it. A forward file from before
+the binding, with a gradient graph beside it, is refused: re-stamp the package first
+(export/restamp.py).
 
 The network: --module pkg.mod:Name with --kwargs (as in export_module.py), else the forward
 file's own infoutil.source / infoutil.source_kwargs (teachers exported by export_module.py),
@@ -45,7 +51,8 @@ MINI_IMAGES = os.path.normpath(os.path.join(HERE, "..", "data", "fashion-mnist-m
 # carried over as it is (extra)
 BUILT = {"schema", "role", "input_shape", "normalization", "class_names", "framework",
          "weights_sha256", "layout", "input_name", "checkpoint_epoch", "epochs_total", "dataset",
-         "test_top1", "param_names", "last_layer_params", "cam_layer"}
+         "test_top1", "param_names", "last_layer_params", "cam_layer", "graph_weights_sha256",
+         "sibling_weights_sha256"}
 
 
 def forward_metadata(path):
@@ -60,6 +67,11 @@ def forward_metadata(path):
     for key in ("weights_sha256", "input_shape", "normalization", "class_names"):
         if p + key not in meta:
             raise CommandError(f"{path}: no infoutil.{key} metadata (not an infoutil teacher?)")
+    grad = path[:-len(".onnx")] + ".grad.onnx"
+    if p + "sibling_weights_sha256" not in meta and os.path.exists(grad):
+        raise CommandError(f"{path}: its package was exported before its graphs were bound by "
+                           f"hash (no infoutil.sibling_weights_sha256), and {grad} is beside it: "
+                           f"re-stamp the package first with `python export/restamp.py {path}`")
     return {k[len(p):]: v for k, v in meta.items() if k.startswith(p)}
 
 
@@ -163,6 +175,7 @@ def main(argv=None):
         report = exporter.export_cam(model, out, input_shape=common["input_shape"],
                                      meta_common=common, verify_x=vx, verify_y=vy, layer=layer,
                                      layout=layout, input_name=input_name,
+                                     forward_path=args.forward,
                                      log=lambda m: print(m, flush=True))
     except (CommandError, cam.CamLayerError, exporter.VerificationError) as e:
         print(f"[{name}] REFUSED: {e}", file=sys.stderr)

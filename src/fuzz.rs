@@ -258,6 +258,9 @@ pub fn teacher_meta(input: &[u8]) {
         }
     }
     let _ = GradMeta::from_file(&file);
+    if let Some(raw) = file.metadata().get("infoutil.sibling_weights_sha256") {
+        let _ = crate::teacher::binding::parse_siblings(raw);
+    }
     if let Ok(meta) = forward {
         let _ = meta
             .input
@@ -277,6 +280,7 @@ pub fn onnx(input: &[u8]) {
     };
     let _ = file.weights_sha256();
     let _ = file.weights_fp16_sha256();
+    let _ = file.own_weights_sha256();
     let _ = file.input_names();
     if let Ok(meta) = TeacherMeta::from_file(&file, "forward") {
         let _ = file.dims(&meta.input_name);

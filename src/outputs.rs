@@ -155,7 +155,7 @@ pub fn temporary(path: &Path) -> Result<Temporary> {
         _ => Path::new("."),
     };
     let name = path.file_name().unwrap_or_default().to_string_lossy();
-    install_signal_cleanup();
+    remove_temporaries_on_signal();
     let prefix = format!(".{name}.");
     let mut builder = tempfile::Builder::new();
     builder.prefix(&prefix).suffix(".tmp");
@@ -215,10 +215,13 @@ fn forget(path: &Path) {
     live().retain(|p| p != path);
 }
 
-/// On SIGINT or SIGTERM: remove the temporaries being written, then exit as the signal would
-/// (128 + its number). A thread waits for the signals (signal-hook), so the removal runs as
-/// ordinary code, not in a signal handler. Installed once, with the first temporary.
-fn install_signal_cleanup() {
+/// On SIGINT or SIGTERM: remove the temporaries being written, say so on stderr, then exit as
+/// the signal would (128 + its number). A thread waits for the signals (signal-hook), so the
+/// removal runs as ordinary code, not in a signal handler. Installed once: by the command line
+/// at start (so that every interruption is said the same way), else with the first temporary.
+/// The exit skips the atexit handlers (`_exit`): HDF5's would close files another thread may be
+/// writing at that moment.
+pub fn remove_temporaries_on_signal() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         use signal_hook::consts::{SIGINT, SIGTERM};
@@ -227,10 +230,23 @@ fn install_signal_cleanup() {
         };
         std::thread::spawn(move || {
             if let Some(signal) = signals.forever().next() {
-                for path in live().drain(..) {
+                let removed: Vec<PathBuf> = live().drain(..).collect();
+                for path in &removed {
                     let _ = std::fs::remove_file(path);
                 }
-                std::process::exit(128 + signal);
+                let name = if signal == SIGINT {
+                    "SIGINT"
+                } else {
+                    "SIGTERM"
+                };
+                eprintln!(
+                    "error: interrupted by {name}: {} unfinished output file(s) removed, nothing \
+                     half-written left behind (`distill --resume` takes the classes already \
+                     finished)",
+                    removed.len()
+                );
+                // SAFETY: _exit ends the process at once; no Rust state is used after it.
+                unsafe { libc::_exit(128 + signal) }
             }
         });
     });

@@ -125,16 +125,25 @@ def check_cam_report(name, c, log=print):
 
 
 def export_cam(model, path, *, input_shape, meta_common, verify_x, verify_y, layer=None,
-               layout="NCHW", input_name="x", log=print):
-    """Write the Grad-CAM graph to `path` (NAME.cam.onnx) for `model`, nothing else: traced,
-    verified on ONNX Runtime against float64 autograd, then renamed into place. meta_common: the
-    keyword arguments of metadata.build shared with the forward file (weights_hash included).
-    layer: a module name, or None for the default rule (cam.find_layer). Returns the report."""
+               layout="NCHW", input_name="x", forward_path=None, log=print):
+    """Write the Grad-CAM graph to `path` (NAME.cam.onnx) for `model`: traced, verified on ONNX
+    Runtime against float64 autograd, then renamed into place. meta_common: the keyword
+    arguments of metadata.build shared with the forward file (weights_hash included).
+    layer: a module name, or None for the default rule (cam.find_layer). forward_path: the
+    forward graph of the package, re-stamped (metadata only, written in place atomically after
+    the Grad-CAM graph) to list the new graph's weights hash, without which infoutil refuses it;
+    None writes the Grad-CAM graph alone. Returns the report."""
     shape = graph_shape(tuple(int(v) for v in input_shape), layout)
     model = prepare_model(model)
     layer, _ = cam_graph.find_layer(model, shape, layer)
     proto = cam_graph.cam_proto(model, shape, layer, input_name)
     metadata.attach(proto, metadata.build("cam", cam_layer=layer, **meta_common))
+    forward = None
+    if forward_path is not None:
+        forward = onnx.load(forward_path, load_external_data=False)
+        metadata.bind(forward, {"cam": proto})
+    else:
+        metadata.stamp_own(proto)
     out_dir = os.path.dirname(os.path.abspath(path))
     os.makedirs(out_dir, exist_ok=True)
     tmp = os.path.join(out_dir, f".{os.path.basename(path)}.tmp-{os.getpid()}")
@@ -147,6 +156,8 @@ def export_cam(model, path, *, input_shape, meta_common, verify_x, verify_y, lay
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+    if forward is not None:
+        metadata.write_atomic(forward, forward_path)
     report["file"] = {"path": path, "bytes": os.path.getsize(path)}
     return report
 
@@ -188,6 +199,7 @@ def export(model, out_dir, name, *, input_shape, class_names, normalization, ver
         cmp = cam_graph.cam_proto(model, shape, cam_layer, input_name)
         metadata.attach(cmp, metadata.build("cam", cam_layer=cam_layer, **common))
         protos.append(("cam", cmp))
+    metadata.bind(fwd, {role: proto for role, proto in protos if role != "forward"})
 
     os.makedirs(out_dir, exist_ok=True)
     final = {"forward": os.path.join(out_dir, name + ".onnx"),

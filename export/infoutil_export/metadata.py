@@ -16,9 +16,17 @@ Optional, forward graph only: precision ("fp32", the default, or "fp16": float16
 arithmetic inside, float32 input and logits, made by export/convert_precision.py) and, with fp16,
 converted_weights_sha256 (weights_sha256 over its float16 initializers; weights_sha256 stays
 that of the float32 weights it was converted from, which its gradient graph carries).
+Binding (every graph): graph_weights_sha256, the hash of the graph's own floating-point
+initializers (graph_weights_sha256() below; the forward graph's weights_sha256 for a float32
+forward graph, its converted_weights_sha256 for a float16 one) and, in the forward graph only,
+sibling_weights_sha256, a JSON object from the role of each sibling graph exported with it
+("grad", "cam") to that graph's graph_weights_sha256. The Rust loader recomputes each graph's
+hash and accepts a sibling only when the forward graph lists it (src/teacher/binding.rs): a
+gradient graph of another checkpoint is refused even with weights_sha256 copied into it.
 """
 import hashlib
 import json
+import os
 
 import numpy as np
 import onnx
@@ -42,6 +50,72 @@ def weights_sha256(model_proto, data_type=onnx.TensorProto.FLOAT):
         values = np.ascontiguousarray(numpy_helper.to_array(t), dtype=dtype)
         h.update(t.name.encode("utf-8") + b"\0" + values.tobytes(order="C"))
     return h.hexdigest()
+
+
+FLOATING = (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.DOUBLE)
+
+
+def graph_weights_sha256(model_proto):
+    """SHA-256 over a graph's own floating-point initializers (float32, float16, float64), sorted
+    by the UTF-8 bytes of their names; each contributes name + b"\\0" + its values, little-endian
+    in their own width, row-major. Equal to weights_sha256() for a float32 graph and to its
+    FLOAT16 variant for a graph made by export/convert_precision.py."""
+    width = {onnx.TensorProto.FLOAT: "<f4", onnx.TensorProto.FLOAT16: "<f2",
+             onnx.TensorProto.DOUBLE: "<f8"}
+    h = hashlib.sha256()
+    inits = [t for t in model_proto.graph.initializer if t.data_type in FLOATING]
+    for t in sorted(inits, key=lambda t: t.name.encode("utf-8")):
+        values = np.ascontiguousarray(numpy_helper.to_array(t), dtype=width[t.data_type])
+        h.update(t.name.encode("utf-8") + b"\0" + values.tobytes(order="C"))
+    return h.hexdigest()
+
+
+def bind(forward, siblings):
+    """Bind a package's graphs by hash, in place: each graph (the forward ModelProto and the
+    sibling ModelProtos of `siblings`, by role "grad" / "cam") gets its own
+    infoutil.graph_weights_sha256, and the forward graph lists its siblings' in
+    infoutil.sibling_weights_sha256 (merged into the roles it already lists). Call it after
+    attach(). Returns the forward graph's list."""
+    for role in siblings:
+        if role not in ("grad", "cam"):
+            raise ValueError(f"a sibling graph is 'grad' or 'cam', not {role!r}")
+    listed = json.loads(read(forward).get(PREFIX + "sibling_weights_sha256", "{}"))
+    for role, proto in siblings.items():
+        listed[role] = stamp_own(proto)
+    stamp_own(forward)
+    _set(forward, "sibling_weights_sha256", json.dumps(dict(sorted(listed.items()))))
+    return listed
+
+
+def stamp_own(model_proto):
+    """Record a graph's own infoutil.graph_weights_sha256 in it; returns the hash."""
+    own = graph_weights_sha256(model_proto)
+    _set(model_proto, "graph_weights_sha256", own)
+    return own
+
+
+def write_atomic(model_proto, path):
+    """Save `model_proto` to `path` through a temporary file beside it (keeping the file's mode),
+    so a reader never sees half a teacher."""
+    tmp = os.path.join(os.path.dirname(os.path.abspath(path)), f".{os.path.basename(path)}.tmp-{os.getpid()}")
+    try:
+        onnx.save_model(model_proto, tmp, save_as_external_data=False)
+        if os.path.exists(path):
+            os.chmod(tmp, os.stat(path).st_mode & 0o777)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def _set(model_proto, key, value):
+    """Set one infoutil.* metadata entry, keeping the others and their order."""
+    for p in model_proto.metadata_props:
+        if p.key == PREFIX + key:
+            p.value = value
+            return
+    entry = model_proto.metadata_props.add()
+    entry.key, entry.value = PREFIX + key, value
 
 
 def mean_std(mean, std):

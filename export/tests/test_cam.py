@@ -301,18 +301,24 @@ def sha(path):
 
 
 def test_command(d):
-    """export_cam.py end to end, byte-identical on a rerun, the forward file untouched; then the
-    refusals, each with nothing written."""
+    """export_cam.py end to end, byte-identical on a rerun, the forward file's weights untouched
+    and its list of siblings holding the new graph; then the refusals, each with nothing
+    written."""
     fwd, wh = small_teacher(d)
-    before = sha(fwd)
     code, text = run([fwd], subprocess_=True)
     assert code == 0, text
     assert "weights_sha256" in text and "layer 'relu3'" in text and "max rel err activations" in text, text
     cam_path = os.path.join(d, "tiny.cam.onnx")
     meta = check_file(cam_path, "relu3", wh)
     fmeta = metadata.read(fwd)
-    assert {k: v for k, v in meta.items() if k not in ("infoutil.role", "infoutil.cam_layer")} == \
-        {k: v for k, v in fmeta.items() if k != "infoutil.role"}, (meta, fmeta)
+    bound = ("infoutil.graph_weights_sha256", "infoutil.sibling_weights_sha256")
+    assert {k: v for k, v in meta.items() if k not in ("infoutil.role", "infoutil.cam_layer") + bound} == \
+        {k: v for k, v in fmeta.items() if k not in ("infoutil.role",) + bound}, (meta, fmeta)
+    own = metadata.graph_weights_sha256(onnx.load(cam_path))
+    assert meta["infoutil.graph_weights_sha256"] == own
+    assert json.loads(fmeta["infoutil.sibling_weights_sha256"]) == {"cam": own}, fmeta
+    assert metadata.weights_sha256(onnx.load(fwd)) == wh == fmeta["infoutil.graph_weights_sha256"]
+    before = sha(fwd)
     first = sha(cam_path)
     os.rename(cam_path, cam_path + ".first")
     code, text = run([fwd])
@@ -355,6 +361,9 @@ def test_export_option(d):
                           log=lambda *a: None)
     assert sorted(os.listdir(out)) == ["t.cam.onnx", "t.grad.onnx", "t.onnx"], os.listdir(out)
     check_file(os.path.join(out, "t.cam.onnx"), "relu2", rep["weights_sha256"])
+    listed = json.loads(metadata.read(os.path.join(out, "t.onnx"))["infoutil.sibling_weights_sha256"])
+    assert sorted(listed) == ["cam", "grad"], listed
+    assert listed["cam"] == metadata.graph_weights_sha256(onnx.load(os.path.join(out, "t.cam.onnx")))
     assert rep["cam"]["grad_max_rel_err"] < 1e-4
     try:
         exporter.export(net, os.path.join(d, "none"), "t", input_shape=(1, 16, 16),

@@ -92,6 +92,11 @@ def test_classic_layers_verify():
         mf, mg = metadata.read(fwd), metadata.read(grd)
         assert mf["infoutil.role"] == "forward" and mg["infoutil.role"] == "grad"
         assert mf["infoutil.weights_sha256"] == mg["infoutil.weights_sha256"] == metadata.weights_sha256(fwd)
+        # the package is bound: each graph's own weights hash, and the forward lists its sibling's
+        assert mf["infoutil.graph_weights_sha256"] == metadata.weights_sha256(fwd)
+        own = metadata.graph_weights_sha256(grd)
+        assert mg["infoutil.graph_weights_sha256"] == own != mf["infoutil.graph_weights_sha256"]
+        assert json.loads(mf["infoutil.sibling_weights_sha256"]) == {"grad": own}
         assert mf["infoutil.layout"] == "NCHW" and mg["infoutil.input_name"] == "x"
         assert fwd.ir_version <= 10 and grd.ir_version <= 10
         ops = {n.op_type for n in grd.graph.node}

@@ -47,6 +47,9 @@ def test_copy_is_the_shipped_one_and_declares_its_hashes(tmp):
     assert meta["infoutil.converted_weights_sha256"] == metadata.weights_sha256(half, onnx.TensorProto.FLOAT16)
     # The hash is over the float16 values: it is not the float32 one, and it changes with them.
     assert meta["infoutil.converted_weights_sha256"] != src_meta["infoutil.weights_sha256"]
+    # bound: its own hash is the float16 weights', its siblings are the float32 export's
+    assert meta["infoutil.graph_weights_sha256"] == meta["infoutil.converted_weights_sha256"]
+    assert meta["infoutil.sibling_weights_sha256"] == src_meta["infoutil.sibling_weights_sha256"]
     assert not [t for t in half.graph.initializer if t.data_type == onnx.TensorProto.FLOAT
                 and t.dims and np.prod(t.dims) > 1], "weights left in float32"
     report = json.load(open(os.path.join(tmp, "t16.convert.json")))

@@ -5,8 +5,8 @@ use super::paths;
 use clap::Args;
 use infoutil::base::valid::Valid;
 use infoutil::distill::{
-    default_checkpoint_dir, distill, label_teacher_for, Checkpoint, DistillConfig, Distilled,
-    MapsFor, Method, Reuse, SavedMaps,
+    default_checkpoint_dir, distill, label_teacher_for, run_identity, Checkpoint, DistillConfig,
+    Distilled, Method, Reuse, SavedMaps,
 };
 use infoutil::informativeness::attribute::Shapley;
 use infoutil::informativeness::{Attribution, CropRule};
@@ -151,16 +151,11 @@ pub fn run(args: DistillArgs) -> anyhow::Result<()> {
     }
     // The data by content, not by path: a file changed in place must not resume or reuse maps.
     let run = Provenance::new("distill", &teacher, source.as_ref())?;
-    let checkpoint = Checkpoint::for_run(
-        default_checkpoint_dir(&args.out),
-        args.resume,
-        &cfg,
-        &teacher,
-        &run.data_sha256,
-        source.info(),
-    )?;
+    // One identity for the checkpoint, the reused maps and (recorded) a later merge.
+    let identity = run_identity(&run, &cfg, &teacher, labels_by, args.maps_from.as_deref());
+    let checkpoint = Checkpoint::new(default_checkpoint_dir(&args.out), args.resume, &identity)?;
     let saved_maps = match &args.maps_from {
-        Some(path) => Some(saved_maps(path, &teacher, &cfg, &run.data_sha256)?),
+        Some(path) => Some(SavedMaps::load(path, &identity)?),
         None => None,
     };
     let reuse = Reuse {
@@ -220,23 +215,6 @@ fn load_label_teacher(args: &DistillArgs, teacher: &Teacher) -> anyhow::Result<O
     } else {
         Some(args.teacher.load_path(&label_path)?)
     })
-}
-
-/// The maps of `--maps-from FILE`, which must be what this run would compute.
-fn saved_maps(
-    path: &std::path::Path,
-    teacher: &Teacher,
-    cfg: &DistillConfig,
-    data_sha256: &str,
-) -> anyhow::Result<SavedMaps> {
-    let want = MapsFor {
-        teacher,
-        attribution: cfg.attribution,
-        shapley: &cfg.shapley,
-        seed: cfg.seed,
-        data_sha256,
-    };
-    Ok(SavedMaps::load(path, &want)?)
 }
 
 /// What a person reads at the end of a run: what was written, how fast, where the time went.

@@ -8,12 +8,14 @@ const FLAGS: &[(&str, &str)] = &[
     ("alpha", "--alpha"),
     ("attribution", "--attribution"),
     ("backend", "--backend"),
+    ("baseline", "--baseline"),
     ("budget", "--budget"),
     ("candidates", "--candidates"),
     ("classes", "--classes"),
     ("cuda_device", "--cuda-device"),
     ("cuda_memory_limit", "--cuda-memory-limit"),
     ("device", "--device"),
+    ("estimator", "--estimator"),
     ("factor", "--factor"),
     ("grid", "--grid"),
     ("ipc", "--ipc"),
@@ -23,7 +25,9 @@ const FLAGS: &[(&str, &str)] = &[
     ("ort_sessions", "--ort-sessions"),
     ("per_image", "--crops-per-image"),
     ("resume", "--resume"),
+    ("score", "--score"),
     ("span", "--crop-span"),
+    ("value", "--value"),
 ];
 
 /// `message` with every field it names as the flag that sets it.

@@ -162,7 +162,17 @@ pub fn main() -> ExitCode {
         let _ = writeln!(std::io::stdout(), "{}", version::report());
         return ExitCode::SUCCESS;
     }
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // clap ends a usage error with exit code 2, which this tool keeps for bugs (a panic,
+        // below): a bad option is bad input like any other, exit 1. --help prints and exits 0.
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(u8::from(e.use_stderr()));
+        }
+    };
+    // Every interruption is said the same way and leaves no temporary behind (outputs.rs).
+    infoutil::outputs::remove_temporaries_on_signal();
     std::panic::set_hook(Box::new(|info| {
         eprintln!(
             "error: internal error in infoutil (a bug; please report it with the command that \

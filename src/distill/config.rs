@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::informativeness::attribute::Shapley;
+use crate::informativeness::attribute::{Shapley, ShapleyConfig};
 use crate::informativeness::{Attribution, CropRule};
 use crate::utility::Score;
 
@@ -16,6 +16,12 @@ pub enum Method {
     Rded,
     /// IPC random real images per class.
     Random,
+}
+
+/// A value as result files (and the command line) spell it, e.g. "grad-norm".
+fn value_name(v: impl Serialize) -> String {
+    let v = serde_json::json!(v);
+    v.as_str().map_or_else(|| v.to_string(), str::to_string)
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -75,7 +81,54 @@ impl DistillConfig {
                 return fail("`classes` selects no class");
             }
         }
+        self.check_ignored()?;
         self.crops.check(self.shapley.grid)
+    }
+
+    /// An option the method ignores is refused, not dropped without a word: runs that differ
+    /// only in it would have the same bytes but another run identity (`run_identity`), and so
+    /// would not merge or resume. RDED and random use none of InfoUtil's attribution and crop
+    /// options nor its utility score; Grad-CAM's attribution uses the grid alone of the Shapley
+    /// options. An option is taken as given when it is not its default.
+    fn check_ignored(&self) -> Result<()> {
+        let (ours, theirs) = (
+            serde_json::json!(self.shapley),
+            serde_json::json!(ShapleyConfig::default()),
+        );
+        let shapley = ["grid", "budget", "estimator", "baseline", "value"];
+        let (ignored, why): (&[&str], String) = match (self.method, self.attribution) {
+            (Method::Infoutil, Attribution::Shapley) => return Ok(()),
+            (Method::Infoutil, _) => (&shapley[1..], "`attribution` gradcam".into()),
+            (m, _) => (&shapley, format!("`method` {}", value_name(m))),
+        };
+        let mut given: Vec<String> = ignored
+            .iter()
+            .filter(|k| ours[**k] != theirs[**k])
+            .map(|k| format!("`{k}` {}", value_name(&ours[*k])))
+            .collect();
+        if self.method != Method::Infoutil {
+            let d = CropRule::default();
+            if self.crops.alpha != d.alpha {
+                given.push(format!("`alpha` {}", self.crops.alpha));
+            }
+            if self.crops.span != d.span {
+                given.push(format!("`span` {}", self.crops.span));
+            }
+            if self.score != Score::GradNorm {
+                given.push(format!("`score` {}", value_name(self.score)));
+            }
+        }
+        match given.is_empty() {
+            true => Ok(()),
+            false => Err(Error::Config(format!(
+                "{}: {why} does not use {} (InfoUtil's attribution and crop options): leave \
+                 {} out, since runs that differ only in an option that changes nothing would \
+                 not merge or resume",
+                given.join(", "),
+                if given.len() == 1 { "it" } else { "them" },
+                if given.len() == 1 { "it" } else { "them" },
+            ))),
+        }
     }
 
     /// Most distilled images per class (the paper goes to 50).

@@ -24,8 +24,8 @@ use crate::teacher::Teacher;
 pub use config::{DistillConfig, Method};
 pub use file::checkpoint::{default_dir as default_checkpoint_dir, Checkpoint};
 pub use file::merge::merge;
-pub use file::reuse::{MapsFor, SavedMaps};
-pub use file::{Distilled, Timings};
+pub use file::reuse::SavedMaps;
+pub use file::{run_identity, Distilled, Timings};
 use methods::{Run, Work};
 use run::mean_pixel;
 

@@ -84,7 +84,9 @@ impl Teacher {
             return Err(Error::teacher(&self.path, why).to_string());
         }
         let load = || -> Result<CamGraph> {
-            let (file, engine) = self.loader.sibling(&path, "cam", &self.meta)?;
+            let (file, engine) = self
+                .loader
+                .sibling(&path, "cam", (&self.meta, &self.siblings))?;
             Ok(CamGraph {
                 meta: CamMeta::from_file(&file)?,
                 engine,

@@ -307,6 +307,29 @@ fn input_spec(p: &Props, file: &OnnxFile) -> Result<InputSpec> {
     })
 }
 
+/// `infoutil.class_names`: distinct, non-empty names, since data is matched to classes by name
+/// (image folders, HDF5 `class_names`, CIFAR meta files): two classes of one name would make
+/// that match ambiguous, and an empty name matches nothing. Found by scripts/probe_hostile.py
+/// (ten classes named "x" were accepted).
+fn class_names(p: &Props) -> Result<Vec<String>> {
+    let names: Vec<String> = p.json("class_names")?;
+    let bad = |what: String| {
+        Err(Error::teacher(
+            p.path,
+            format!("metadata 'infoutil.class_names' {what}; expected distinct, non-empty names"),
+        ))
+    };
+    for (i, name) in names.iter().enumerate() {
+        if name.trim().is_empty() {
+            return bad(format!("names class {i} {name:?}"));
+        }
+        if let Some(j) = names[..i].iter().position(|n| n == name) {
+            return bad(format!("names classes {j} and {i} both {name:?}"));
+        }
+    }
+    Ok(names)
+}
+
 /// The declared layout of the image input (NCHW when none is).
 fn layout(p: &Props, file: &OnnxFile) -> Result<Layout> {
     Ok(match p.opt("layout") {
@@ -344,7 +367,7 @@ impl TeacherMeta {
             input,
             input_name,
             layout,
-            class_names: p.json("class_names")?,
+            class_names: class_names(&p)?,
             framework: p.opt("framework").unwrap_or("unknown").to_string(),
             checkpoint_epoch: p.parsed("checkpoint_epoch")?,
             epochs_total: p.parsed("epochs_total")?,

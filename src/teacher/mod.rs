@@ -2,6 +2,7 @@
 //! norms), both ONNX with the metadata contract of export/README.md, run by tract or ONNX
 //! Runtime. Nothing above this module knows which backend runs.
 
+pub mod binding;
 mod cam;
 pub mod engine;
 pub mod meta;
@@ -92,6 +93,8 @@ pub struct Teacher {
     /// The Grad-CAM graph, loaded on first use (most runs never need it), or why it cannot be.
     cam: OnceLock<std::result::Result<cam::CamGraph, String>>,
     loader: Loader,
+    /// The siblings' weights hashes the forward graph lists (binding.rs).
+    siblings: binding::Siblings,
     /// Engines of graphs built around the forward graph, by what built them (see
     /// [`Teacher::derived_engine`]).
     derived: Mutex<HashMap<String, Arc<dyn Engine>>>,
@@ -161,17 +164,18 @@ impl Loader {
         })
     }
 
-    /// A graph of `role` that must belong to the forward graph `forward`: its file, metadata
-    /// and engine.
+    /// A graph of `role` that must belong to the forward graph `forward`, which lists
+    /// `siblings`: its file, metadata and engine.
     fn sibling(
         &self,
         path: &Path,
         role: &str,
-        forward: &TeacherMeta,
+        (forward, siblings): (&TeacherMeta, &binding::Siblings),
     ) -> Result<(OnnxFile, Box<dyn Engine>)> {
         let file = OnnxFile::read(path)?;
         let meta = TeacherMeta::from_file(&file, role)?;
         forward.check_pair(&meta, path)?;
+        siblings.check(&file, role)?;
         let engine = self.engine(&file, &meta.input_name, true)?;
         Ok((file, engine))
     }
@@ -307,7 +311,7 @@ impl Loader {
     fn grad_graph(
         &self,
         gpath: &Path,
-        meta: &TeacherMeta,
+        forward: (&TeacherMeta, &binding::Siblings),
     ) -> Result<std::result::Result<GradGraph, String>> {
         if !gpath.exists() {
             return Ok(Err(format!(
@@ -316,7 +320,7 @@ impl Loader {
                 gpath.display()
             )));
         }
-        let (gfile, engine) = self.sibling(gpath, "grad", meta)?;
+        let (gfile, engine) = self.sibling(gpath, "grad", forward)?;
         let gmeta = GradMeta::from_file(&gfile)?;
         let (outputs, params) = (gfile.output_names(), gmeta.param_names.len());
         probe::grad(engine.as_ref(), gpath, &outputs, self.dims, params)?;
@@ -336,7 +340,7 @@ impl Teacher {
         opts.check()?;
         let file = OnnxFile::read(path)?;
         let meta = TeacherMeta::from_file(&file, "forward")?;
-        check_weights(&file, &meta)?;
+        let siblings = binding::check_forward(&file, &meta)?;
         let (backend, backend_note) = resolve_backend(opts)?;
         if matches!(backend, Resolved::Tract | Resolved::TractDevice)
             && meta.precision == Precision::Fp16
@@ -361,7 +365,7 @@ impl Teacher {
         };
         let forward = loader.engine(&file, &meta.input_name, false)?;
         probe::forward(forward.as_ref(), path, loader.dims, meta.num_classes())?;
-        let grad = loader.grad_graph(&grad_path(path), &meta)?;
+        let grad = loader.grad_graph(&grad_path(path), (&meta, &siblings))?;
         Ok(Teacher {
             meta,
             path: path.to_path_buf(),
@@ -372,6 +376,7 @@ impl Teacher {
             forward,
             grad,
             cam: OnceLock::new(),
+            siblings,
             loader,
             derived: Mutex::default(),
             batch_size: opts.batch_size,
@@ -592,29 +597,6 @@ fn into_2d(a: &ArrayD<f32>, cols: usize, what: &str) -> Result<Array2<f32>> {
         return Err(shape_error(what, a.shape()));
     }
     Ok(a2.to_owned())
-}
-
-/// The forward graph's weights must hash to what its metadata declares: the float32 weights'
-/// hash, or a converted graph's hash of its float16 weights.
-fn check_weights(file: &OnnxFile, meta: &TeacherMeta) -> Result<()> {
-    let (key, declared, actual) = match &meta.converted_weights_sha256 {
-        Some(h) => ("converted_weights_sha256", h, file.weights_fp16_sha256()?),
-        None => (
-            "weights_sha256",
-            &meta.weights_sha256,
-            file.weights_sha256()?,
-        ),
-    };
-    if &actual == declared {
-        return Ok(());
-    }
-    Err(Error::teacher(
-        &file.path,
-        format!(
-            "its metadata declares {key} {declared} but its weights hash to {actual}: \
-             the metadata was copied from another model, or the weights were changed after export"
-        ),
-    ))
 }
 
 fn concat(parts: Vec<Array2<f32>>, cols: usize) -> Array2<f32> {

@@ -16,6 +16,8 @@ use crate::error::{Error, Result};
 const FLOAT: i32 = 1;
 /// ONNX `TensorProto.DataType.FLOAT16`.
 const FLOAT16: i32 = 10;
+/// ONNX `TensorProto.DataType.DOUBLE`.
+const DOUBLE: i32 = 11;
 /// ONNX `TensorProto.DataLocation.EXTERNAL`.
 const EXTERNAL: i32 = 1;
 
@@ -132,21 +134,29 @@ impl OnnxFile {
     /// The weights hash of the metadata contract: SHA-256 over the float initializers sorted by
     /// name, each as `name`, a zero byte, then its values as little-endian f32.
     pub fn weights_sha256(&self) -> Result<String> {
-        self.hash_initializers(FLOAT)
+        self.hash_initializers(&[FLOAT])
     }
 
     /// The same over the float16 initializers (2-byte values): a converted graph's
     /// `converted_weights_sha256` (export/convert_precision.py).
     pub fn weights_fp16_sha256(&self) -> Result<String> {
-        self.hash_initializers(FLOAT16)
+        self.hash_initializers(&[FLOAT16])
     }
 
-    fn hash_initializers(&self, data_type: i32) -> Result<String> {
+    /// The same over every floating-point initializer (float32, float16, float64, each in its
+    /// own width): the graph's own `graph_weights_sha256`, which binds the graphs of a package
+    /// (binding.rs). For a float32 graph it is [`OnnxFile::weights_sha256`], for a converted
+    /// float16 one [`OnnxFile::weights_fp16_sha256`].
+    pub fn own_weights_sha256(&self) -> Result<String> {
+        self.hash_initializers(&[FLOAT, FLOAT16, DOUBLE])
+    }
+
+    fn hash_initializers(&self, data_types: &[i32]) -> Result<String> {
         let mut tensors: Vec<&TensorProto> = self
             .graph()
             .initializer
             .iter()
-            .filter(|t| t.data_type == data_type)
+            .filter(|t| data_types.contains(&t.data_type))
             .collect();
         tensors.sort_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes()));
         let mut hasher = Sha256::new();
@@ -157,15 +167,8 @@ impl OnnxFile {
                 hasher.update(self.read_external(t)?);
             } else if !t.raw_data.is_empty() {
                 hasher.update(&t.raw_data);
-            } else if data_type == FLOAT16 {
-                // ONNX keeps float16 values that are not raw bytes one per int32, as their bits.
-                for v in &t.int32_data {
-                    hasher.update((*v as u16).to_le_bytes());
-                }
             } else {
-                for v in &t.float_data {
-                    hasher.update(v.to_le_bytes());
-                }
+                hash_typed_values(&mut hasher, t);
             }
         }
         Ok(hex(&hasher.finalize()))
@@ -273,6 +276,25 @@ impl OnnxFile {
             Some(e) => Err(e),
             None => Ok(Some(prost::Message::encode_to_vec(&proto))),
         }
+    }
+}
+
+/// A tensor's values kept in ONNX's typed fields (not raw bytes), little-endian in their width.
+fn hash_typed_values(hasher: &mut Sha256, t: &TensorProto) {
+    match t.data_type {
+        // ONNX keeps float16 values that are not raw bytes one per int32, as their bits.
+        FLOAT16 => t
+            .int32_data
+            .iter()
+            .for_each(|v| hasher.update((*v as u16).to_le_bytes())),
+        DOUBLE => t
+            .double_data
+            .iter()
+            .for_each(|v| hasher.update(v.to_le_bytes())),
+        _ => t
+            .float_data
+            .iter()
+            .for_each(|v| hasher.update(v.to_le_bytes())),
     }
 }
 

@@ -4,11 +4,14 @@
 use crate::common::*;
 use infoutil::base::valid::Valid;
 use infoutil::data::{self, Selection};
-use infoutil::distill::{distill, DistillConfig, Distilled, MapsFor, Method, Reuse, SavedMaps};
+use infoutil::distill::{
+    distill, run_identity, DistillConfig, Distilled, Method, Reuse, SavedMaps,
+};
 use infoutil::informativeness::attribute::{Shapley, ShapleyConfig};
 use infoutil::informativeness::{Attribution, CropRule};
 use infoutil::progress::Silent;
 use infoutil::provenance::Provenance;
+use infoutil::run_identity::RunIdentity;
 use infoutil::shapley::Estimator;
 use infoutil::teacher::Teacher;
 use infoutil::utility::Score;
@@ -30,10 +33,14 @@ fn config(method: Method, factor: usize, seed: u64) -> DistillConfig {
         // tests quick on tract.
         candidates: if method == Method::Rded { 8 } else { 6 },
         attribution: Attribution::Shapley,
-        shapley: Shapley::new(ShapleyConfig {
-            budget: 48,
-            estimator: Estimator::LeverageShap,
-            ..ShapleyConfig::default()
+        // RDED and random refuse InfoUtil's options (DistillConfig::check): theirs stay default.
+        shapley: Shapley::new(match method {
+            Method::Infoutil => ShapleyConfig {
+                budget: 48,
+                estimator: Estimator::LeverageShap,
+                ..ShapleyConfig::default()
+            },
+            _ => ShapleyConfig::default(),
         })
         .unwrap(),
         crops: CropRule::default(),
@@ -249,7 +256,7 @@ fn an_interrupted_run_resumes_to_the_same_result() {
     let cfg = config(Method::Infoutil, 1, 3);
     let dir = tempfile::tempdir().unwrap();
     let parts = dir.path().join("d.h5.parts");
-    let decides = serde_json::json!({ "distill": cfg });
+    let decides = RunIdentity::of(&serde_json::json!({ "distill": cfg }), "");
     let with = |resume: bool, cfg: &DistillConfig| {
         let cp = Checkpoint::new(parts.clone(), resume, &decides).unwrap();
         let mut source = data::open(&repo(TRAIN)).unwrap();
@@ -280,7 +287,10 @@ fn an_interrupted_run_resumes_to_the_same_result() {
     assert_eq!(resumed.crop_box, full.crop_box);
 
     // Saved classes of another configuration are refused, not mixed in.
-    let other = serde_json::json!({ "distill": config(Method::Infoutil, 1, 4) });
+    let other = RunIdentity::of(
+        &serde_json::json!({ "distill": config(Method::Infoutil, 1, 4) }),
+        "",
+    );
     let cp = Checkpoint::new(parts.clone(), true, &other).unwrap();
     let mut source = data::open(&repo(TRAIN)).unwrap();
     let err = distill(
@@ -397,13 +407,9 @@ fn saved_shapley_maps_are_used_and_checked() {
             .write(&fake)
             .unwrap();
     }
-    let want = MapsFor {
-        teacher: &t,
-        attribution: cfg.attribution,
-        shapley: &cfg.shapley,
-        seed: cfg.seed,
-        data_sha256: &sha,
-    };
+    // The run identity of this run, and of the runs that differ in one thing.
+    let run_of = |cfg: &DistillConfig, run: &Provenance| run_identity(run, cfg, &t, &t, None);
+    let want = run_of(&cfg, &provenance(&t));
     let saved = SavedMaps::load(&first, &want).unwrap();
     assert_eq!(saved.len(), 60);
     // An ablation: another IPC and score, the same candidates and maps.
@@ -427,40 +433,84 @@ fn saved_shapley_maps_are_used_and_checked() {
         .unwrap();
     assert_eq!(maps, fake);
 
-    // Maps another seed, Shapley option or dataset would not give are refused, naming the file.
-    let refused = |want: &MapsFor| {
+    // Maps another seed, Shapley option, dataset or backend would not give are refused, naming
+    // the file.
+    let refused = |want: &RunIdentity| {
         SavedMaps::load(&first, want)
             .err()
             .expect("refused")
             .to_string()
     };
-    let e = refused(&MapsFor { seed: 6, ..want });
-    assert!(e.contains("first.h5") && e.contains("seed"), "{e}");
+    let e = refused(&run_of(
+        &DistillConfig {
+            seed: 6,
+            ..cfg.clone()
+        },
+        &provenance(&t),
+    ));
+    assert!(
+        e.contains("first.h5") && e.contains("config.distill.seed is 6 here and 5 there"),
+        "{e}"
+    );
     let budget = ShapleyConfig {
         budget: 64,
         ..(*cfg.shapley).clone()
     };
-    let e = refused(&MapsFor {
-        shapley: &budget,
-        ..want
-    });
-    assert!(e.contains("Shapley options"), "{e}");
+    let e = refused(&run_of(
+        &DistillConfig {
+            shapley: Shapley::new(budget).unwrap(),
+            ..cfg.clone()
+        },
+        &provenance(&t),
+    ));
+    assert!(
+        e.contains("Shapley options") && e.contains("budget is 64"),
+        "{e}"
+    );
     let test_data = repo("data/fashion-mnist-mini/t10k-images-idx3-ubyte.gz");
     let test_sha = data::fingerprint(data::open(&test_data).unwrap().as_ref()).unwrap();
     assert_ne!(test_sha, sha);
-    let e = refused(&MapsFor {
-        data_sha256: &test_sha,
-        ..want
-    });
+    let other_data = Provenance {
+        data_sha256: test_sha,
+        ..provenance(&t)
+    };
+    let e = refused(&run_of(&cfg, &other_data));
     assert!(e.contains("other data") && e.contains("by content"), "{e}");
-    let e = refused(&MapsFor {
+    let gradcam = DistillConfig {
         attribution: Attribution::GradCam,
-        ..want
-    });
+        ..cfg.clone()
+    };
+    let e = refused(&run_of(&gradcam, &provenance(&t)));
     assert!(
         e.contains("has shapley maps") && e.contains("gradcam"),
         "{e}"
     );
+    let other_backend = Provenance {
+        backend: "onnxruntime (cpu)".into(),
+        ..provenance(&t)
+    };
+    let e = refused(&run_of(&cfg, &other_backend));
+    assert!(
+        e.contains("config.backend is") && e.contains("tract"),
+        "{e}"
+    );
+    // What maps do not depend on never blocks: another IPC, score, label teacher, batch size.
+    let early = tract("models/fmnist-convnet3-early.onnx");
+    let elsewhere = Provenance {
+        batch_size: 3,
+        data: "/elsewhere/d.gz".into(),
+        ..provenance(&t)
+    };
+    let ablation = DistillConfig {
+        ipc: 1,
+        score: Score::Loss,
+        ..cfg.clone()
+    };
+    SavedMaps::load(
+        &first,
+        &run_identity(&elsewhere, &ablation, &t, &early, None),
+    )
+    .unwrap();
 }
 
 /// How many distilled images of each class the teacher assigns to that class (factor 1, and the

@@ -296,6 +296,33 @@ fn teacher_metadata_out_of_range_and_negative_gradient_norms_are_named() {
             "{std}: {e}"
         );
     }
+    // Class names data is matched by: distinct and non-empty (the probe's ten classes "x").
+    let ten_x = serde_json::to_string(&vec!["x"; 10]).unwrap();
+    let mut nine = serde_json::to_value(vec!["a"; 9]).unwrap();
+    for (k, v) in nine.as_array_mut().unwrap().iter_mut().enumerate() {
+        *v = format!("c{k}").into();
+    }
+    let mut one_empty = nine.as_array().unwrap().clone();
+    one_empty.push("".into());
+    for (names, expect) in [
+        (ten_x, "classes 0 and 1 both \"x\""),
+        (
+            serde_json::to_string(&one_empty).unwrap(),
+            "names class 9 \"\"",
+        ),
+    ] {
+        let mut m = decode("models/fmnist-convnet3.onnx");
+        set_meta(&mut m, "class_names", &names);
+        let path = write(d, "names.onnx", &m);
+        let e = infoutil::teacher::Teacher::load(&path, &options(BackendChoice::Tract))
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(
+            e.contains("names.onnx") && e.contains(expect),
+            "{names}: {e}"
+        );
+    }
     // A gradient graph whose norms come out negative: an error naming both files.
     let mut g = decode("models/fmnist-convnet3.grad.onnx");
     negate_output(&mut g, "norms");

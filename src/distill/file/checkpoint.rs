@@ -3,12 +3,10 @@
 
 use std::path::{Path, PathBuf};
 
-use sha2::{Digest, Sha256};
-
-use crate::distill::config::DistillConfig;
 use crate::distill::score::ClassLog;
 use crate::distill::stitch::ClassResult;
 use crate::error::{Error, Result};
+use crate::run_identity::RunIdentity;
 use crate::store::{self, schema::attr, schema::class_part, schema::kind};
 
 /// Where finished classes are kept: one HDF5 file per class in `dir`, each stamped with a
@@ -21,12 +19,12 @@ pub struct Checkpoint {
 }
 
 impl Checkpoint {
-    /// `decides` must hold everything the per-class results depend on (configuration, teacher
-    /// hash, dataset path and size).
+    /// The checkpoint of the run `identity` (the run identity of the file it will write: the
+    /// options, teacher packages and data by content, backend; `run_identity`), in `dir`.
     /// The folder is made when the first class is saved, so a run that fails before that leaves
     /// nothing behind.
-    pub fn new(dir: PathBuf, resume: bool, decides: &serde_json::Value) -> Result<Checkpoint> {
-        let fingerprint = crate::base::hash::hex(&Sha256::digest(decides.to_string()));
+    pub fn new(dir: PathBuf, resume: bool, identity: &RunIdentity) -> Result<Checkpoint> {
+        let fingerprint = identity.fingerprint();
         Ok(Checkpoint {
             dir,
             resume,
@@ -54,27 +52,6 @@ impl Checkpoint {
         super::candidates::write(&w, std::slice::from_ref(&r.log))?;
         w.finish()?;
         Ok(())
-    }
-
-    /// The checkpoint of a run with these options, teacher and data (by content), whose
-    /// classes match the teacher's as `data` says: everything a class's result depends on.
-    pub fn for_run(
-        dir: PathBuf,
-        resume: bool,
-        cfg: &DistillConfig,
-        teacher: &crate::teacher::Teacher,
-        data_sha256: &str,
-        data: &crate::data::SourceInfo,
-    ) -> Result<Checkpoint> {
-        let decides = serde_json::json!({
-            "distill": cfg,
-            "teacher_sha256": teacher.file_sha256,
-            "data_sha256": data_sha256,
-            "class_folders": data.class_map,
-            // A resumed run on another backend would mix both backends' classes.
-            "backend": crate::run_identity::backend(&teacher.backend),
-        });
-        Checkpoint::new(dir, resume, &decides)
     }
 
     /// The saved result of `class`, if any. A saved class from another configuration is an

@@ -16,6 +16,7 @@ use ndarray::ArrayD;
 
 use super::open;
 use crate::error::{Error, Result};
+use crate::run_identity::RunIdentity;
 use crate::store::{self, schema::attr, schema::distilled, schema::kind, schema::Field};
 
 /// A dataset's element type and shape, where a shard holds it.
@@ -65,12 +66,6 @@ impl Summary {
             config: shard.config,
         })
     }
-}
-
-/// What shards of one run share: the run identity (the shard's class list, paths and
-/// scheduling options such as the batch size are not part of it).
-fn without_classes(config: &serde_json::Value) -> serde_json::Value {
-    crate::run_identity::of_config(config)
 }
 
 /// Copy `field` of the open shard `file` into `rows`, in the element type the shards hold.
@@ -140,30 +135,6 @@ fn merged_fields(shards: &[Summary]) -> Result<Vec<Stored>> {
     Ok(merged)
 }
 
-/// The first field (as a JSON path) where `a` and `b` differ, with both values.
-fn first_difference(a: &serde_json::Value, b: &serde_json::Value, at: &str) -> Option<String> {
-    use serde_json::Value;
-    match (a, b) {
-        (Value::Object(x), Value::Object(y)) => {
-            let keys: BTreeSet<&String> = x.keys().chain(y.keys()).collect();
-            keys.into_iter().find_map(|k| {
-                let (u, v) = (&x.get(k), &y.get(k));
-                let here = format!("{at}.{k}");
-                match (u, v) {
-                    (Some(u), Some(v)) => first_difference(u, v, &here),
-                    _ => Some(format!(
-                        "{here} is {} here and {} there",
-                        u.map_or("absent".into(), |u| u.to_string()),
-                        v.map_or("absent".into(), |v| v.to_string())
-                    )),
-                }
-            })
-        }
-        _ if a == b => None,
-        _ => Some(format!("{at} is {a} here and {b} there")),
-    }
-}
-
 /// Merge `inputs` into `out`. They must come from one run (same teacher, data and options but
 /// the class list) and cover disjoint classes: all the teacher's classes, unless
 /// `allow_missing_classes`. The output is in class order whatever the order of `inputs`.
@@ -229,17 +200,12 @@ pub fn merge(inputs: &[PathBuf], out: &Path, allow_missing_classes: bool) -> Res
 /// Returns every class they hold.
 fn check_one_run(shards: &[Summary]) -> Result<BTreeSet<i64>> {
     let first = &shards[0];
-    let base = without_classes(&first.config);
+    // The run identity: the shard's class list, paths and scheduling options such as the batch
+    // size are not part of it.
+    let base = RunIdentity::of(&first.config, &first.teacher_sha256);
     let mut seen = BTreeSet::new();
     for s in shards {
-        let differs = match s.teacher_sha256 == first.teacher_sha256 {
-            false => Some(format!(
-                "teacher_sha256 is {} here and {} there",
-                s.teacher_sha256, first.teacher_sha256
-            )),
-            true => first_difference(&without_classes(&s.config), &base, "config"),
-        };
-        if let Some(field) = differs {
+        if let Some(field) = RunIdentity::of(&s.config, &s.teacher_sha256).difference(&base) {
             return Err(Error::store(
                 &s.path,
                 format!(

@@ -16,6 +16,7 @@ use crate::distill::config::DistillConfig;
 use crate::distill::score::ClassLog;
 use crate::error::{Error, Result};
 use crate::provenance::Provenance;
+use crate::run_identity::RunIdentity;
 use crate::store::{self, schema::attr, schema::distilled, schema::kind};
 use crate::teacher::Teacher;
 use serde::Serialize;
@@ -67,6 +68,44 @@ pub struct Section {
     pub absent_classes: Vec<usize>,
 }
 
+impl Section {
+    /// The section of a run with `cfg`, soft labels from `label_teacher` (path, file SHA-256)
+    /// and maps reused from `maps_from`; what is known only at the end is left empty.
+    fn new(
+        cfg: &DistillConfig,
+        label_teacher: &(PathBuf, String),
+        maps_from: Option<&Path>,
+    ) -> Self {
+        Section {
+            distill: cfg.clone(),
+            label_teacher: label_teacher.0.clone(),
+            label_teacher_sha256: label_teacher.1.clone(),
+            label_teacher_from_output: None,
+            maps_from: maps_from.map(Path::to_path_buf),
+            absent_classes: Vec::new(),
+        }
+    }
+}
+
+/// The run identity of a distillation about to run with `run`'s context, options `cfg`, soft
+/// labels from `label_teacher` and maps from `maps_from`: that of the file it will write
+/// (`--resume` fingerprints it, `--maps-from` compares its maps part, `merge` compares shards by
+/// it; `run_identity`).
+pub fn run_identity(
+    run: &Provenance,
+    cfg: &DistillConfig,
+    teacher: &Teacher,
+    label_teacher: &Teacher,
+    maps_from: Option<&Path>,
+) -> RunIdentity {
+    let labels = (
+        label_teacher.path.clone(),
+        label_teacher.file_sha256.clone(),
+    );
+    let config = run.with(&Section::new(cfg, &labels, maps_from));
+    RunIdentity::of(&config, &teacher.file_sha256)
+}
+
 impl Distilled {
     pub fn len(&self) -> usize {
         self.labels.len()
@@ -87,12 +126,9 @@ impl Distilled {
         // The options come from the typed configuration the set was made with, so the file can
         // never disagree with itself.
         let section = Section {
-            distill: self.config.clone(),
-            label_teacher: self.label_teacher.0.clone(),
-            label_teacher_sha256: self.label_teacher.1.clone(),
             label_teacher_from_output: relative_to_folder_of(&self.label_teacher.0, path),
-            maps_from: self.maps_from.clone(),
             absent_classes: self.absent_classes.clone(),
+            ..Section::new(&self.config, &self.label_teacher, self.maps_from.as_deref())
         };
         let w = store::Writer::create(
             path,

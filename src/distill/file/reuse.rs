@@ -1,7 +1,7 @@
 //! `distill --maps-from FILE`: the Shapley maps of an earlier InfoUtil run, reused.
 //!
 //! A map depends only on the image, its class, the teacher, the Shapley options, the dataset (for
-//! the mean baseline) and the seed, so runs that differ in IPC, scoring, crop noise or label
+//! the mean baseline), the seed and the backend (the maps part of the run identity), so runs that differ in IPC, scoring, crop noise or label
 //! teacher can share them: the costly stage runs once for a whole table of ablations. Maps the
 //! file lacks are computed as usual. The file stores maps as float32, so a reused map may differ
 //! from a recomputed one in the eighth digit.
@@ -13,11 +13,9 @@ use ndarray::Array2;
 
 use super::{open, Section};
 use crate::error::{Error, Result};
-use crate::informativeness::attribute::ShapleyConfig;
-use crate::informativeness::Attribution;
 use crate::provenance::Recorded;
+use crate::run_identity::RunIdentity;
 use crate::store::{self, schema::attr};
-use crate::teacher::Teacher;
 
 /// Maps by (class, dataset record).
 pub struct SavedMaps {
@@ -26,31 +24,18 @@ pub struct SavedMaps {
     maps: HashMap<(usize, usize), Array2<f64>>,
 }
 
-/// What a saved map must have been made with to equal the one this run would compute.
-pub struct MapsFor<'a> {
-    pub teacher: &'a Teacher,
-    pub attribution: Attribution,
-    pub shapley: &'a ShapleyConfig,
-    pub seed: u64,
-    /// The dataset's [`crate::data::fingerprint`].
-    pub data_sha256: &'a str,
-}
-
 impl SavedMaps {
-    pub fn load(path: &Path, want: &MapsFor) -> Result<SavedMaps> {
+    /// The maps of the file at `path`, which must be those the run `want` (its run identity)
+    /// would compute: the same maps part of the identity (`RunIdentity::maps`).
+    pub fn load(path: &Path, want: &RunIdentity) -> Result<SavedMaps> {
         let shard = open(path)?;
         let fail = |m: String| Err(Error::store(path, m));
         let sha = store::read_attr(&shard.file, attr::TEACHER_SHA256)
             .map_err(|e| Error::store(path, e))?;
-        if sha != want.teacher.file_sha256 {
-            return fail(format!(
-                "was made with another teacher than {}",
-                want.teacher.path.display()
-            ));
-        }
         let recorded: Recorded<Section> = serde_json::from_value(shard.config.clone())
             .map_err(|e| Error::store(path, format!("config cannot be read: {e}")))?;
-        same_maps(&recorded, want).map_err(|m| Error::store(path, m))?;
+        let found = RunIdentity::of(&shard.config, &sha);
+        same_maps(&recorded, &found, want).map_err(|m| Error::store(path, m))?;
         let rows = super::candidates::read(&shard.file, path, None)?;
         let Some(maps) = rows.maps else {
             return fail("has no Shapley maps (it was not made by `method` infoutil)".into());
@@ -80,41 +65,42 @@ impl SavedMaps {
     }
 }
 
-/// Whether a file's maps were made as `want` asks (the maps would equal this run's), and
-/// otherwise why not.
-fn same_maps(recorded: &Recorded<Section>, want: &MapsFor) -> std::result::Result<(), String> {
+/// Whether a file's maps (its run identity `found`) are those the run `want` would compute,
+/// and otherwise why not: the first field of the maps part that differs, said in words where
+/// it is the data, the attribution or the teacher.
+fn same_maps(
+    recorded: &Recorded<Section>,
+    found: &RunIdentity,
+    want: &RunIdentity,
+) -> std::result::Result<(), String> {
+    if recorded.run.data_sha256.is_empty() {
+        return Err(
+            "records no data fingerprint (data_sha256; written by an older infoutil), so its \
+             maps cannot be matched to this dataset: rerun it"
+                .into(),
+        );
+    }
+    let Some((field, said)) = want.maps().differing(&found.maps()) else {
+        return Ok(());
+    };
     let d = &recorded.section.distill;
-    if d.attribution != want.attribution {
-        return Err(format!(
-            "has {} maps, but this run asks for `attribution` {}",
-            d.attribution.name(),
-            want.attribution.name()
-        ));
-    }
-    if serde_json::json!(d.shapley) != serde_json::json!(want.shapley) || d.seed != want.seed {
-        return Err(format!(
-            "has maps made with other Shapley options or seed (it has {} and seed {}); \
-                 its maps would differ from this run's",
-            serde_json::json!(d.shapley),
-            d.seed
-        ));
-    }
-    match recorded.run.data_sha256.as_str() {
-        "" => {
-            return Err(
-                "records no data fingerprint (data_sha256; written by an older infoutil), so \
-                     its maps cannot be matched to this dataset: rerun it"
-                    .into(),
-            )
-        }
-        sha if sha != want.data_sha256 => {
-            return Err(format!(
-                "was distilled from other data ({} by content, not this dataset): its maps \
-                     would belong to other images",
-                recorded.run.data.display()
-            ))
-        }
-        _ => {}
-    }
-    Ok(())
+    Err(match field.as_str() {
+        "config.data_sha256" => format!(
+            "was distilled from other data ({} by content, not this dataset): its maps would \
+             belong to other images",
+            recorded.run.data.display()
+        ),
+        "config.distill.attribution" => format!(
+            "has {} maps, but this run asks for another attribution ({said})",
+            d.attribution.name()
+        ),
+        "config.teacher_sha256" => format!(
+            "was made with another teacher package than this run's ({said}; its teacher was {})",
+            recorded.run.teacher.display()
+        ),
+        _ => format!(
+            "has maps made with other Shapley options, seed, backend or class mapping than \
+             this run's ({said}): its maps would differ from this run's"
+        ),
+    })
 }
