@@ -9,8 +9,11 @@ For each network and image size, on the same images, the same batch and the same
              the input gradients and the weight gradients; per-sample weight-gradient NORMS need
              no more arithmetic than the weight gradient itself)
   infoutil   `infoutil teacher eval` (logits AND per-sample gradient norms, the whole command's
-             timed part: reading, logits, the gradient graph); "graph" is its gradient-graph part,
-             1 / (1 / infoutil - 1 / raw)
+             timed part: reading, the forward graph for the logits, the gradient graph; its first
+             batch pays ONNX Runtime's first-run allocations)
+  ort forward, ort graph   the forward graph (logits) and the gradient graph (norms) infoutil
+             runs, on ONNX Runtime in this process, warm like the PyTorch tools: the like-for-like
+             comparison with them (they, too, return norms from one forward and one backward)
   torch.func `vmap(grad(cross_entropy))` in float32 over the batch, norms of the per-sample grads
   backpack   BackPACK's BatchL2Grad (`extend(model, use_converter=True)`, loss reduction sum)
   opacus     Opacus's GradSampleModule (loss_reduction sum), norms of `grad_sample`: only on
@@ -43,9 +46,14 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-import torch
-import torch.nn.functional as F
+# Threads that wait sleep instead of spinning (PyTorch's OpenMP here, ONNX Runtime's pool below):
+# on a shared machine a spinning pool of 2 is stalled whenever one of its threads is descheduled
+# (BackPACK at 32 px: 23.9 s a batch spinning against 1.4 s passive, load ~17 on 2 cores).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "export"))
@@ -59,7 +67,7 @@ NETS = {   # name -> (constructor for export_module.py, its kwargs)
     "resnet18_gn": ("stage2_nets:resnet18_gn", {"num_classes": K}),
 }
 BATCH = {32: 64, 224: 16}
-TOOLS = ["raw", "infoutil", "torch.func", "backpack", "opacus"]
+TOOLS = ["raw", "infoutil", "ort forward", "ort graph", "torch.func", "backpack", "opacus"]
 SLOW = {"torch.func"}
 
 
@@ -163,7 +171,30 @@ def opacus_gsm(model):
     return norms
 
 
+def ort_session(path, threads):
+    import onnxruntime as ort
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+
+
+def ort_forward(onnx, threads):
+    """The forward graph on ONNX Runtime in this process (warm, like the PyTorch tools): logits."""
+    sess = ort_session(onnx, threads)
+    name = sess.get_inputs()[0].name
+    return lambda x, y: torch.from_numpy(sess.run(None, {name: x.numpy()})[0])
+
+
+def ort_graph(onnx, threads):
+    """The gradient graph infoutil runs (NAME.grad.onnx) on ONNX Runtime in this process: norms."""
+    sess = ort_session(onnx.with_suffix(".grad.onnx"), threads)
+    xn, yn = (i.name for i in sess.get_inputs()[:2])
+    return lambda x, y: torch.from_numpy(sess.run(["norms"], {xn: x.numpy(), yn: y.numpy()})[0])
+
+
 BUILDERS = {"torch.func": torch_func, "backpack": backpack_l2, "opacus": opacus_gsm}
+ORT_BUILDERS = {"ort forward": ort_forward, "ort graph": ort_graph}
 
 
 def run_torch(fn, x, y, batch):
@@ -217,9 +248,9 @@ def bench(name, size, args):
     out_h5 = args.work / f"eval-{name}-{size}.h5"
     fns, errors, secs, norms, cmds = {}, {}, {t: [] for t in args.tools}, {}, {}
     for t in args.tools:
-        if t in BUILDERS:
+        if t in BUILDERS or t in ORT_BUILDERS:
             try:
-                fns[t] = BUILDERS[t](model)
+                fns[t] = BUILDERS[t](model) if t in BUILDERS else ORT_BUILDERS[t](onnx, args.threads)
                 fns[t](x[:batch], y[:batch])   # a first call: refusals show here, and setup is done
             except Exception as e:   # a tool that cannot run this network: say why
                 errors[t] = f"{type(e).__name__}: {str(e).splitlines()[0][:160]}"
@@ -242,32 +273,34 @@ def bench(name, size, args):
     print(f"[stage2] {name} {size}: float64 reference on the first batch", flush=True)
     ref = np.sqrt(verify.reference_grad_sqnorms(model, x[:batch], y[:batch], chunk=4)[0].sum(1))
     rate = {t: n / statistics.median(v) for t, v in secs.items() if v}
-    err = {t: rel(v[:batch], ref) for t, v in norms.items()}
+    err = {t: rel(v[:batch], ref) for t, v in norms.items() if t != "ort forward"}
     return dict(name=name, size=size, batch=batch, n=n, rate=rate, err=err, errors=errors,
                 cmds=cmds, secs=secs)
 
 
-def table(results, reps):
-    rows = ["| network | px | batch | tool | images/s (median) | vs infoutil | of raw / 3 | "
-            "max rel err vs float64 |", "|---|---:|---:|---|---:|---:|---:|---:|"]
+def table(results):
+    """images/s (median), as a ratio to infoutil's gradient graph (warm, in this process, as the
+    PyTorch tools are timed) and as a fraction of the forward + backward bound, forward / 3, with
+    the forward measured both ways (teacher eval --no-grad-norms, and the forward graph warm)."""
+    rows = ["| network | px | batch | tool | images/s (median) | vs infoutil graph | of raw / 3 "
+            "(teacher eval) | of forward / 3 (warm) | max rel err vs float64 |",
+            "|---|---:|---:|---|---:|---:|---:|---:|---:|"]
     for r in results:
-        rate, raw, ours = r["rate"], r["rate"].get("raw"), r["rate"].get("infoutil")
+        rate = r["rate"]
+        raw, fwd, ours = rate.get("raw"), rate.get("ort forward"), rate.get("ort graph")
         for t in TOOLS:
             head = f"| {r['name']} | {r['size']} | {r['batch']} | {t} |"
             if t in r["errors"]:
-                rows.append(f"{head} cannot run: {r['errors'][t]} | | | |")
+                rows.append(f"{head} cannot run: {r['errors'][t][:110]} | | | | |")
                 continue
             if t not in rate:
                 continue
-            vs = f"{rate[t] / ours:.2f}×" if ours and t != "raw" else ""
-            frac = f"{rate[t] / (raw / 3):.2f}" if raw and t != "raw" else ""
+            bound = t not in ("raw", "ort forward")
+            vs = f"{rate[t] / ours:.2f}×" if ours and bound else ""
+            f1 = f"{rate[t] / (raw / 3):.2f}" if raw and bound else ""
+            f2 = f"{rate[t] / (fwd / 3):.2f}" if fwd and bound else ""
             e = f"{r['err'][t]:.1e}" if t in r["err"] else ""
-            rows.append(f"{head} {rate[t]:.1f} | {vs} | {frac} | {e} |")
-            if t == "infoutil" and raw:
-                g = 1 / (1 / ours - 1 / raw)
-                rows.append(f"| {r['name']} | {r['size']} | {r['batch']} | infoutil, gradient "
-                            f"graph alone (1 / (1/infoutil − 1/raw)) | {g:.1f} | | "
-                            f"{g / (raw / 3):.2f} | |")
+            rows.append(f"{head} {rate[t]:.1f} | {vs} | {f1} | {f2} | {e} |")
     return "\n".join(rows)
 
 
@@ -297,7 +330,7 @@ def main():
     text = "\n".join([
         f"torch {torch.__version__}, {args.threads} threads, {args.reps} interleaved repetitions of "
         f"{args.batches} batches ({args.slow_batches} for torch.func); load average at the end {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}",
-        "", table(results, args.reps), "",
+        "", table(results), "",
         *[f"    {r['name']} {r['size']}: {t}: {c}" for r in results for t, c in r["cmds"].items()],
         "", "seconds per repetition: " + json.dumps(
             {f"{r['name']}-{r['size']}": {t: [round(s, 3) for s in v] for t, v in r["secs"].items()}
