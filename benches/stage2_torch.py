@@ -1,78 +1,123 @@
 #!/usr/bin/env python
-"""Stage 2 (per-sample gradient norms) of infoutil against PyTorch's `torch.func` `vmap(grad)`.
+"""Stage 2 (per-sample gradient norms): infoutil against PyTorch's per-sample-norm tools and against
+what a forward and a backward pass cost, side by side in one run.
 
-The same network with the same weights on both sides: torchvision's ResNet-18 (10 classes, its
-constructor's weights under torch.manual_seed(0)) at 224 px, exported once by export/export_module.py
-with its forward and gradient graphs (verified there against float64). Then, side by side in one
-run, on the same batch of images and the same number of threads:
+For each network and image size, on the same images, the same batch and the same threads:
 
-  1. torch.func: `vmap(grad(cross_entropy))` over the batch in float32 (PyTorch's per-sample
-     gradient recipe), the norms taken from the per-sample gradients; repeated, median;
-  2. infoutil: `cargo bench --bench teacher` on the exported teacher (`Teacher::grad_norms`, the
-     gradient graph on ONNX Runtime and, unless left out, tract), criterion's median;
-  3. torch.func again (so that drift of the shared machine shows as a difference of the halves).
+  raw        `infoutil teacher eval --no-grad-norms` (logits only, ONNX Runtime CPU): the forward
+             pass; raw / 3 is the forward + backward bound (a backward costs about two forwards:
+             the input gradients and the weight gradients; per-sample weight-gradient NORMS need
+             no more arithmetic than the weight gradient itself)
+  infoutil   `infoutil teacher eval` (logits AND per-sample gradient norms, the whole command's
+             timed part: reading, the forward graph for the logits, the gradient graph; its first
+             batch pays ONNX Runtime's first-run allocations)
+  ort forward, ort graph   the forward graph (logits) and the gradient graph (norms) infoutil
+             runs, on ONNX Runtime in this process, warm like the PyTorch tools: the like-for-like
+             comparison with them (they, too, return norms from one forward and one backward)
+  torch.func `vmap(grad(cross_entropy))` in float32 over the batch, norms of the per-sample grads
+  backpack   BackPACK's BatchL2Grad (`extend(model, use_converter=True)`, loss reduction sum)
+  opacus     Opacus's GradSampleModule (loss_reduction sum), norms of `grad_sample`: only on
+             networks without BatchNorm (Opacus refuses it), hence resnet18_gn, ResNet-18 with
+             GroupNorm (benches/stage2_nets.py)
 
-Accuracy on the same batch: both against float64 `vmap(grad)` on a float64 copy
-(infoutil_export.verify's reference), max relative error of the norms.
+Repetitions are interleaved (rep 1 of every tool, then rep 2, ...) and each tool's median is
+reported, so that the drift of a shared machine hits every tool alike. Every tool's norms on the
+first batch are checked against float64 `vmap(grad)` on a float64 copy (infoutil_export.verify's
+reference): max relative error. A tool that cannot run a network is reported with its error.
 
-  python benches/stage2_torch.py --work /tmp/stage2 --batch 16 --out out/stage2.md
-  # needs export/requirements.txt (torch, torchvision, onnx, onnxruntime) and ORT_DYLIB_PATH for
-  # the Rust side (source scripts/setup.sh)
+Teachers are exported once into --work by export/export_module.py (verified there against float64
+too), with inputs in [0, 1] (--pixels unit); images are seeded random uint8 pixels written to an
+HDF5 file as infoutil reads it, labels seeded random.
+
+  PYTHONPATH=/work/venv-stage2 .venv-torch/bin/python benches/stage2_torch.py \
+      --work /work/logs/stage2-models --infoutil target/release/infoutil --reps 5 --out out/stage2.md
+  # .venv-torch: export/requirements.txt; /work/venv-stage2: pip install --target ... --no-deps
+  # backpack-for-pytorch opacus einops unfoldNd scipy opt_einsum; ORT_DYLIB_PATH set
+  # (source scripts/setup.sh)
 """
 import argparse
+import copy
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
-import torch
-import torch.nn.functional as F
-from torch.func import functional_call, grad, vmap
+# Threads that wait sleep instead of spinning (PyTorch's OpenMP here, ONNX Runtime's pool below):
+# on a shared machine a spinning pool of 2 is stalled whenever one of its threads is descheduled
+# (BackPACK at 32 px: 23.9 s a batch spinning against 1.4 s passive, load ~17 on 2 cores).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "export"))
+sys.path.insert(0, str(ROOT / "benches"))
 from infoutil_export import verify  # noqa: E402  (the export's float64 reference)
 
-MEAN, STD = "0.485,0.456,0.406", "0.229,0.224,0.225"
+K = 10
+NETS = {   # name -> (constructor for export_module.py, its kwargs)
+    "resnet18": ("torchvision.models:resnet18", {"num_classes": K}),
+    "mobilenet_v2": ("torchvision.models:mobilenet_v2", {"num_classes": K}),
+    "resnet18_gn": ("stage2_nets:resnet18_gn", {"num_classes": K}),
+}
+BATCH = {32: 64, 224: 16}
+TOOLS = ["raw", "infoutil", "ort forward", "ort graph", "torch.func", "backpack", "opacus"]
+SLOW = {"torch.func"}
 
 
-def network(k):
-    import torchvision
+def network(name):
+    import importlib
+    mod, fn = NETS[name][0].split(":")
     torch.manual_seed(0)
-    return torchvision.models.resnet18(num_classes=k).eval()
+    return getattr(importlib.import_module(mod), fn)(**NETS[name][1]).eval()
 
 
-def export(model, work, size, k, threads):
-    """The teacher package NAME.onnx + NAME.grad.onnx in `work`, exported once."""
-    onnx = work / f"resnet18-{size}.onnx"
+def export(model, name, work, size, threads):
+    """NAME-SIZE.onnx + .grad.onnx in `work`, exported once."""
+    onnx = work / f"{name}-{size}.onnx"
     if onnx.exists():
         return onnx
-    weights = work / "resnet18.pt"
+    weights = work / f"{name}.pt"
     torch.save(model.state_dict(), weights)
-    cmd = [sys.executable, str(ROOT / "export/export_module.py"),
-           "--module", "torchvision.models:resnet18", "--kwargs", json.dumps({"num_classes": k}),
-           "--weights", str(weights), "--input-shape", f"3,{size},{size}",
-           "--mean", MEAN, "--std", STD, "--class-names", ",".join(f"c{i}" for i in range(k)),
+    cmd = [sys.executable, str(ROOT / "export/export_module.py"), "--path", str(ROOT / "benches"),
+           "--module", NETS[name][0], "--kwargs", json.dumps(NETS[name][1]),
+           "--weights", str(weights), "--input-shape", f"3,{size},{size}", "--pixels", "unit",
+           "--class-names", ",".join(f"c{i}" for i in range(K)),
            "--n", "4", "--threads", str(threads), "--out", str(onnx)]
     print("[stage2] exporting:", " ".join(cmd), flush=True)
     subprocess.run(cmd, check=True)
     return onnx
 
 
-def images(n, size):
-    """The Rust bench's fixed pattern (benches/common/mod.rs): values in [-2, 2) from Knuth's
-    multiplicative hash of the element's 1-based index; labels 0."""
-    k = np.arange(1, n * 3 * size * size + 1, dtype=np.uint64)
-    x = ((k * np.uint64(2_654_435_761)) % np.uint64(4096)).astype(np.float32) / 1024.0 - 2.0
-    return torch.from_numpy(x.reshape(n, 3, size, size)), torch.zeros(n, dtype=torch.long)
+def dataset(work, size, n, seed=0):
+    """n seeded random uint8 images [n, 3, size, size] and labels, as an HDF5 file infoutil reads;
+    returns (path, x float32 in [0, 1], y)."""
+    import h5py
+    rng = np.random.default_rng(seed)
+    pixels = rng.integers(0, 256, (n, 3, size, size), dtype=np.uint8)
+    labels = rng.integers(0, K, n).astype(np.int64)
+    path = work / f"images-{size}-{n}.h5"
+    if not path.exists():
+        with h5py.File(path, "w") as f:
+            f["images"] = pixels
+            f["labels"] = labels
+            f.attrs["class_names"] = json.dumps([f"c{i}" for i in range(K)])
+    x = torch.from_numpy(pixels.astype(np.float32) / np.float32(255.0))
+    return path, x, torch.from_numpy(labels)
 
 
-def torch_func_norms(model):
-    """float32 per-sample gradient norms by vmap(grad), the whole batch in one call."""
+# ---------------------------------------------------------------------------------------------
+# the PyTorch tools: each builds fn(x, y) -> per-sample gradient norms [n] of one batch
+
+
+def torch_func(model):
+    from torch.func import functional_call, grad, vmap
     params = {k: v.detach() for k, v in model.named_parameters()}
     buffers = {k: v.detach() for k, v in model.named_buffers()}
 
@@ -82,95 +127,214 @@ def torch_func_norms(model):
     per_sample = vmap(grad(loss), in_dims=(None, 0, 0))
 
     def norms(x, y):
-        g = per_sample(params, x, y)
+        with torch.no_grad():
+            g = per_sample(params, x, y)
         return torch.stack([g[k].reshape(len(x), -1).pow(2).sum(1) for k in params], 1).sum(1).sqrt()
     return norms
 
 
-def time_torch(fn, x, y, reps):
-    out, secs = None, []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        with torch.no_grad():
-            out = fn(x, y)
-        secs.append(time.perf_counter() - t0)
-    return out.numpy().astype(np.float64), secs
+def backpack_l2(model):
+    from backpack import backpack, extend
+    from backpack.extensions import BatchL2Grad
+    m = extend(copy.deepcopy(model).eval(), use_converter=True)
+    loss_fn = extend(torch.nn.CrossEntropyLoss(reduction="sum"))
+    params = [p for p in m.parameters() if p.requires_grad]
+
+    def norms(x, y):
+        m.zero_grad()
+        loss = loss_fn(m(x), y)
+        with backpack(BatchL2Grad()):
+            loss.backward()
+        missing = [type(mod).__name__ for mod in m.modules() if any(
+            not hasattr(p, "batch_l2") for p in mod.parameters(recurse=False))]
+        if missing:
+            raise NotImplementedError(f"BatchL2Grad has no rule for {sorted(set(missing))}")
+        return torch.stack([p.batch_l2 for p in params], 1).sum(1).sqrt().detach()
+    return norms
 
 
-def criterion_median(target, name):
-    """criterion's median estimate (seconds per iteration) of teacher/NAME."""
-    est = target / "criterion" / "teacher" / name.replace("/", "_") / "new" / "estimates.json"
-    return json.loads(est.read_text())["median"]["point_estimate"] / 1e9
+def opacus_gsm(model):
+    from opacus import GradSampleModule
+    # Opacus's hooks only record in training mode; the networks it accepts here (GroupNorm, no
+    # dropout) compute the same function in either mode
+    m = copy.deepcopy(model).train()
+    for mod in m.modules():   # its backward hooks refuse in-place ReLUs; same function
+        if getattr(mod, "inplace", False):
+            mod.inplace = False
+    m = GradSampleModule(m, loss_reduction="sum")
+
+    def norms(x, y):
+        m.zero_grad(set_to_none=True)
+        F.cross_entropy(m(x), y, reduction="sum").backward()
+        sq = [p.grad_sample.reshape(len(x), -1).pow(2).sum(1) for p in m.parameters()]
+        return torch.stack(sq, 1).sum(1).sqrt().detach()
+    return norms
 
 
-def rust_bench(onnx, batch, backends, target):
-    env = {**os.environ, "INFOUTIL_BENCH_TEACHER": str(onnx), "INFOUTIL_BENCH_IMAGES": str(batch),
-           "INFOUTIL_BENCH_BACKENDS": backends}
-    cmd = ["cargo", "bench", "--bench", "teacher", "--", "--noplot"]
-    print("[stage2] INFOUTIL_BENCH_TEACHER=%s INFOUTIL_BENCH_IMAGES=%d INFOUTIL_BENCH_BACKENDS=%s %s"
-          % (onnx, batch, backends, " ".join(cmd)), flush=True)
-    subprocess.run(cmd, check=True, env=env, cwd=ROOT)
-    return {(kind, b): criterion_median(target, f"{kind}/{b}")
-            for b in backends.split(",") for kind in ("logits", "grad_norms")}
+def ort_session(path, threads):
+    import onnxruntime as ort
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
 
 
-def graph_norms(onnx, x, y, threads):
-    """infoutil's gradient graph on ONNX Runtime (the graph the Rust backend runs), for the
-    accuracy column."""
-    sess = verify.ort_session(str(onnx.with_suffix(".grad.onnx")), threads)
-    names = [i.name for i in sess.get_inputs()]
-    out = sess.run(["norms"], {names[0]: x.numpy(), names[1]: y.numpy().astype(np.int64)})[0]
-    return np.asarray(out, dtype=np.float64).reshape(-1)
+def ort_forward(onnx, threads):
+    """The forward graph on ONNX Runtime in this process (warm, like the PyTorch tools): logits."""
+    sess = ort_session(onnx, threads)
+    name = sess.get_inputs()[0].name
+    return lambda x, y: torch.from_numpy(sess.run(None, {name: x.numpy()})[0])
+
+
+def ort_graph(onnx, threads):
+    """The gradient graph infoutil runs (NAME.grad.onnx) on ONNX Runtime in this process: norms."""
+    sess = ort_session(onnx.with_suffix(".grad.onnx"), threads)
+    xn, yn = (i.name for i in sess.get_inputs()[:2])
+    return lambda x, y: torch.from_numpy(sess.run(["norms"], {xn: x.numpy(), yn: y.numpy()})[0])
+
+
+BUILDERS = {"torch.func": torch_func, "backpack": backpack_l2, "opacus": opacus_gsm}
+ORT_BUILDERS = {"ort forward": ort_forward, "ort graph": ort_graph}
+
+
+def run_torch(fn, x, y, batch):
+    """(norms of all images, seconds for all of them)."""
+    t0 = time.perf_counter()
+    out = [fn(x[i:i + batch], y[i:i + batch]) for i in range(0, len(x), batch)]
+    return torch.cat(out).double().numpy(), time.perf_counter() - t0
+
+
+# ---------------------------------------------------------------------------------------------
+# infoutil
+
+
+def run_infoutil(exe, onnx, data, batch, threads, grads, out_h5):
+    cmd = [str(exe), "teacher", "eval", "--teacher", str(onnx), "--data", str(data),
+           "--backend", "ort", "--batch-size", str(batch)]
+    cmd += ["--out", str(out_h5)] if grads else ["--no-grad-norms"]
+    if out_h5.exists():
+        out_h5.unlink()
+    env = {**os.environ, "RAYON_NUM_THREADS": str(threads)}
+    res = subprocess.run(cmd, check=True, env=env, capture_output=True, text=True)
+    m = re.search(r"on (\d+) images of .* \(([\d.]+) s, (\d+) images/s", res.stdout)
+    if not m:
+        raise RuntimeError(f"unexpected output of {' '.join(cmd)}:\n{res.stdout}\n{res.stderr}")
+    n, secs, rate = int(m.group(1)), float(m.group(2)), float(m.group(3))
+    # the line rounds seconds to 0.1 and images/s to 1: take whichever is the finer here
+    secs = secs if 0.05 / max(secs, 1e-9) < 0.5 / max(rate, 1e-9) else n / rate
+    return secs, " ".join(cmd)
+
+
+def h5_norms(path):
+    import h5py
+    with h5py.File(path, "r") as f:
+        order = np.argsort(f["source_index"][:])
+        return f["grad_norms"][:][order].astype(np.float64)
+
+
+# ---------------------------------------------------------------------------------------------
 
 
 def rel(got, ref):
     return float(np.max(np.abs(got - ref) / np.maximum(np.abs(ref), verify.TINY_FLOOR)))
 
 
+def bench(name, size, args):
+    batch = args.batch or BATCH[size]
+    n = batch * args.batches
+    model = network(name)
+    onnx = export(model, name, args.work, size, args.threads)
+    data, x, y = dataset(args.work, size, n)
+    out_h5 = args.work / f"eval-{name}-{size}.h5"
+    fns, errors, secs, norms, cmds = {}, {}, {t: [] for t in args.tools}, {}, {}
+    for t in args.tools:
+        if t in BUILDERS or t in ORT_BUILDERS:
+            try:
+                fns[t] = BUILDERS[t](model) if t in BUILDERS else ORT_BUILDERS[t](onnx, args.threads)
+                fns[t](x[:batch], y[:batch])   # a first call: refusals show here, and setup is done
+            except Exception as e:   # a tool that cannot run this network: say why
+                errors[t] = f"{type(e).__name__}: {str(e).splitlines()[0][:160]}"
+                print(f"[stage2] {name} {size}: {t} cannot run: {errors[t]}", flush=True)
+    for rep in range(args.reps):
+        for t in args.tools:
+            if t in errors:
+                continue
+            if t in ("raw", "infoutil"):
+                s, cmds[t] = run_infoutil(args.infoutil, onnx, data, batch, args.threads,
+                                          t == "infoutil", out_h5)
+                if t == "infoutil":
+                    norms[t] = h5_norms(out_h5)
+            else:   # torch.func is timed on fewer batches (--slow-batches): it is ~50x slower
+                m = batch * args.slow_batches if t in SLOW else n
+                norms[t], s = run_torch(fns[t], x[:m], y[:m], batch)
+                s *= n / m
+            secs[t].append(s)
+            print(f"[stage2] {name} {size} rep {rep}: {t} {n / s:.2f} images/s", flush=True)
+    print(f"[stage2] {name} {size}: float64 reference on the first batch", flush=True)
+    ref = np.sqrt(verify.reference_grad_sqnorms(model, x[:batch], y[:batch], chunk=4)[0].sum(1))
+    rate = {t: n / statistics.median(v) for t, v in secs.items() if v}
+    err = {t: rel(v[:batch], ref) for t, v in norms.items() if t != "ort forward"}
+    return dict(name=name, size=size, batch=batch, n=n, rate=rate, err=err, errors=errors,
+                cmds=cmds, secs=secs)
+
+
+def table(results):
+    """images/s (median), as a ratio to infoutil's gradient graph (warm, in this process, as the
+    PyTorch tools are timed) and as a fraction of the forward + backward bound, forward / 3, with
+    the forward measured both ways (teacher eval --no-grad-norms, and the forward graph warm)."""
+    rows = ["| network | px | batch | tool | images/s (median) | vs infoutil graph | of raw / 3 "
+            "(teacher eval) | of forward / 3 (warm) | max rel err vs float64 |",
+            "|---|---:|---:|---|---:|---:|---:|---:|---:|"]
+    for r in results:
+        rate = r["rate"]
+        raw, fwd, ours = rate.get("raw"), rate.get("ort forward"), rate.get("ort graph")
+        for t in TOOLS:
+            head = f"| {r['name']} | {r['size']} | {r['batch']} | {t} |"
+            if t in r["errors"]:
+                rows.append(f"{head} cannot run: {r['errors'][t][:110]} | | | | |")
+                continue
+            if t not in rate:
+                continue
+            bound = t not in ("raw", "ort forward")
+            vs = f"{rate[t] / ours:.2f}×" if ours and bound else ""
+            f1 = f"{rate[t] / (raw / 3):.2f}" if raw and bound else ""
+            f2 = f"{rate[t] / (fwd / 3):.2f}" if fwd and bound else ""
+            e = f"{r['err'][t]:.1e}" if t in r["err"] else ""
+            rows.append(f"{head} {rate[t]:.1f} | {vs} | {f1} | {f2} | {e} |")
+    return "\n".join(rows)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--work", type=Path, required=True, help="folder for the exported teacher")
-    ap.add_argument("--size", type=int, default=224)
-    ap.add_argument("--classes", type=int, default=10)
-    ap.add_argument("--batch", type=int, default=16)
-    ap.add_argument("--reps", type=int, default=5, help="torch.func repetitions before and after")
-    ap.add_argument("--threads", type=int, default=os.cpu_count())
-    ap.add_argument("--backends", default="ort,tract", help="infoutil backends to bench")
-    ap.add_argument("--target", type=Path, default=Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target")))
+    ap.add_argument("--work", type=Path, required=True, help="folder for teachers and images")
+    ap.add_argument("--nets", default="resnet18,mobilenet_v2,resnet18_gn")
+    ap.add_argument("--sizes", default="32,224")
+    ap.add_argument("--batch", type=int, help="images per call [64 at 32 px, 16 at 224 px]")
+    ap.add_argument("--batches", type=int, default=4, help="batches timed per repetition")
+    ap.add_argument("--slow-batches", type=int, default=1,
+                    help="batches torch.func is timed on per repetition (its rate is per batch)")
+    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--tools", default=",".join(TOOLS))
+    ap.add_argument("--infoutil", type=Path, default=ROOT / "target/release/infoutil")
     ap.add_argument("--out", type=Path, help="markdown table")
     args = ap.parse_args()
+    args.tools = args.tools.split(",")
     torch.set_num_threads(args.threads)
     args.work.mkdir(parents=True, exist_ok=True)
-
-    model = network(args.classes)
-    onnx = export(model, args.work, args.size, args.classes, args.threads)
-    x, y = images(args.batch, args.size)
-    fn = torch_func_norms(model)
-    tf, before = time_torch(fn, x, y, args.reps)
-    rust = rust_bench(onnx, args.batch, args.backends, args.target)
-    _, after = time_torch(fn, x, y, args.reps)
-
-    print("[stage2] float64 reference on the batch", flush=True)
-    ref = np.sqrt(verify.reference_grad_sqnorms(model, x, y, chunk=4)[0].sum(1))
-    ours = graph_norms(onnx, x, y, args.threads)
-    med = statistics.median(before + after)
-    rows = [f"| torch.func `vmap(grad)`, float32 | {med:.2f} | {args.batch / med:.2f} | 1.00× | "
-            f"{rel(tf, ref):.1e} |"]
-    for b in args.backends.split(","):
-        s = rust[("grad_norms", b)]
-        err = f"{rel(ours, ref):.1e}" if b == "ort" else "(= ORT within 1e-4, tests)"
-        rows.append(f"| infoutil gradient graph, {b} | {s:.2f} | {args.batch / s:.2f} | "
-                    f"{med / s:.2f}× | {err} |")
-    raw = "; ".join(f"{b} {args.batch / rust[('logits', b)]:.1f} images/s" for b in args.backends.split(","))
+    results = []
+    for size in (int(s) for s in args.sizes.split(",")):
+        for name in args.nets.split(","):
+            results.append(bench(name, size, args))
+    load = os.getloadavg()
     text = "\n".join([
-        f"ResNet-18 at {args.size} px, {args.classes} classes, batch {args.batch}, {args.threads} threads, "
-        f"torch {torch.__version__}. torch.func halves (median s): before {statistics.median(before):.2f}, "
-        f"after {statistics.median(after):.2f}. Raw inference (logits) on the same batch: {raw}.",
-        "",
-        "| per-sample gradient norms | s per batch (median) | norms/s | vs torch.func | max rel err vs float64 |",
-        "|---|---:|---:|---:|---:|",
-        *rows,
-    ])
+        f"torch {torch.__version__}, {args.threads} threads, {args.reps} interleaved repetitions of "
+        f"{args.batches} batches ({args.slow_batches} for torch.func); load average at the end {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}",
+        "", table(results), "",
+        *[f"    {r['name']} {r['size']}: {t}: {c}" for r in results for t, c in r["cmds"].items()],
+        "", "seconds per repetition: " + json.dumps(
+            {f"{r['name']}-{r['size']}": {t: [round(s, 3) for s in v] for t, v in r["secs"].items()}
+             for r in results})])
     print(text)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)

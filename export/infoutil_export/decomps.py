@@ -21,17 +21,36 @@ def _pair(v, default=None):
     return v * 2 if len(v) == 1 else v
 
 
-def _scatter_windows(contrib, channels, k, s, d, canvas_hw, dtype, device):
-    """contrib [N, C*kh*kw, Ho, Wo] (one map per kernel offset, row-major) -> [N, C, *canvas_hw]:
-    each value added at its window position (padded-input coordinates), overlaps summed."""
-    kk = k[0] * k[1]
-    onehot = torch.eye(kk, dtype=dtype, device=device).reshape(kk, 1, k[0], k[1]).repeat(channels, 1, 1, 1)
-    Ho, Wo = contrib.shape[2], contrib.shape[3]
-    full = [(Ho - 1) * s[0] + d[0] * (k[0] - 1) + 1, (Wo - 1) * s[1] + d[1] * (k[1] - 1) + 1]
-    g = aten.convolution.default(contrib, onehot, None, s, [0, 0], d, True, [0, 0], channels)
-    if full != list(canvas_hw):  # positions no window reaches get no gradient
-        g = aten.constant_pad_nd.default(g, [0, canvas_hw[1] - full[1], 0, canvas_hw[0] - full[0]], 0.0)
-    return g
+def _scatter_windows(contribs, k, s, d, canvas_hw):
+    """contribs: one [N, C, Ho, Wo] map per kernel offset (row-major) -> [N, C, *canvas_hw]: each
+    value added at its window position (padded-input coordinates), overlaps summed.
+
+    By phases, not by a ConvTranspose: offset (i, j) writes the canvas rows s*y + d*i, i.e. the
+    rows of phase (d*i) mod s, shifted by (d*i) div s within that phase; so each of the s*s phase
+    planes is a sum of zero-padded (shifted) maps, and the canvas interleaves the planes (a
+    stack and a reshape). Only copies and adds: the grouped one-hot ConvTranspose it replaces
+    multiplied every value by kh*kw kernel entries (ONNX Runtime: 0.17 s of ResNet-18's 224-px
+    gradient graph, batch 16, for the stem's max pooling, against ~0.05 s)."""
+    N, C, Ho, Wo = contribs[0].shape
+    mh, mw = -(-canvas_hw[0] // s[0]), -(-canvas_hw[1] // s[1])   # phase plane size (ceil)
+    planes = {}
+    for idx, c in enumerate(contribs):
+        i, j = divmod(idx, k[1])
+        (qy, ry), (qx, rx) = divmod(d[0] * i, s[0]), divmod(d[1] * j, s[1])
+        placed = aten.constant_pad_nd.default(c, [qx, mw - Wo - qx, qy, mh - Ho - qy], 0.0)
+        planes[ry, rx] = placed if (ry, rx) not in planes else planes[ry, rx] + placed
+    zero = None
+    rows = []
+    for ry in range(s[0]):
+        cols = []
+        for rx in range(s[1]):
+            if (ry, rx) not in planes and zero is None:
+                zero = aten.constant_pad_nd.default(contribs[0] * 0.0, [0, mw - Wo, 0, mh - Ho], 0.0)
+            cols.append(planes.get((ry, rx), zero))
+        rows.append(torch.stack(cols, -1) if s[1] > 1 else cols[0].unsqueeze(-1))   # [N, C, mh, mw, sx]
+    g = torch.stack(rows, 3) if s[0] > 1 else rows[0].unsqueeze(3)                # [N, C, mh, sy, mw, sx]
+    g = g.reshape(N, C, mh * s[0], mw * s[1])
+    return g[:, :, :canvas_hw[0], :canvas_hw[1]]
 
 
 def convolution_backward(grad_output, input, weight, bias_sizes, stride, padding, dilation,
@@ -94,9 +113,7 @@ def max_pool2d_backward(grad_output, self, kernel_size, stride, padding, dilatio
                 first = hit & ~taken
                 taken = taken | hit
             contribs.append(first.to(grad_output.dtype) * grad_output)
-    contrib = torch.stack(contribs, 2).reshape(N, C * k[0] * k[1], Ho, Wo)
-    g = _scatter_windows(contrib, C, k, s, d, [H + p[0] + rp[0], W + p[1] + rp[1]],
-                         grad_output.dtype, grad_output.device)
+    g = _scatter_windows(contribs, k, s, d, [H + p[0] + rp[0], W + p[1] + rp[1]])
     return g[:, :, p[0]:p[0] + H, p[1]:p[1] + W]
 
 
@@ -121,9 +138,7 @@ def avg_pool2d_backward(grad_output, self, kernel_size, stride, padding, ceil_mo
         if Ho * k[0] != H or Wo * k[1] != W:  # floor mode: trailing rows/cols get no gradient
             g = aten.constant_pad_nd.default(g, [0, W - Wo * k[1], 0, H - Ho * k[0]], 0.0)
         return g
-    contrib = g.unsqueeze(2).expand(N, C, k[0] * k[1], Ho, Wo).reshape(N, C * k[0] * k[1], Ho, Wo)
-    full = _scatter_windows(contrib, C, k, s, [1, 1], [H + 2 * p[0], W + 2 * p[1]],
-                            grad_output.dtype, grad_output.device)
+    full = _scatter_windows([g] * (k[0] * k[1]), k, s, [1, 1], [H + 2 * p[0], W + 2 * p[1]])
     return full[:, :, p[0]:p[0] + H, p[1]:p[1] + W]
 
 

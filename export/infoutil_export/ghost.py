@@ -76,26 +76,50 @@ def _mentions(d, n):
 # closed forms
 
 
-def _frobenius_sq_of_product(G, U, max_materialised=1 << 20):
-    """|G U^T|^2 per sample for G [N, B, O, L], U [N, B, K, L] (B independent blocks, e.g. conv
-    groups): materialise the [O, K] products or use the Gram form <G^T G, U^T U> ([L, L]),
-    whichever needs fewer multiply-adds, unless the products would exceed max_materialised values
-    per sample (memory at large batches)."""
-    B, O, K, L = G.shape[1], G.shape[2], U.shape[2], U.shape[3]
-    if O * K * L <= L * L * (O + K) and B * O * K <= max_materialised:
-        # |G U^T| = |U G^T|: transpose the smaller of the two (a conv's U is kh*kw times the
-        # larger), since the graph materialises the transposed operand.
-        if K > O:
-            return torch.matmul(U, G.transpose(-1, -2)).pow(2).sum((1, 2, 3))
-        return torch.matmul(G, U.transpose(-1, -2)).pow(2).sum((1, 2, 3))
-    # In float64: the Gram form sums L^2 products that cancel down to |G U^T|^2 wherever the
-    # per-position terms g_l u_l^T cancel (a uniform background under a gradient of both signs),
-    # so its float32 error grows as eps * R^2, R = sum_l |g_l| |u_l| / |G U^T|, where the product
-    # form's (and autograd's) grows as eps * R: at R ~ 700, 1.4e-3 against 1.7e-6. In float64 it
-    # is as accurate as its float32 inputs allow. Only these two matmuls pay for it.
+# What a float64 multiply-add of the Gram forms costs against a float32 one of the product form,
+# casts and transposes included: ONNX Runtime's CPU MatMul runs float64 at about a third of
+# float32's rate (7.4 against 22.8 GMAC/s on 2 cores, the [16, 2304, 196] x [196, 256] of
+# ResNet-18's layer3), and the operands are cast and transposed at twice the bytes.
+F64_COST = 4
+# What one kernel offset of _activation_gram_sq costs per entry of its [L, L] Gram, in float32
+# product-form multiply-adds: the strided slices of P (one per spatial dim, each materialised),
+# the product and the sum, on float64: ~2.9 ns an entry against ~0.04 ns a multiply-add of the
+# product's matmul (ONNX Runtime, ResNet-18's layer3 at 224 px, 2 cores). So the form only wins
+# where L is small (layer4 at 224 px: 49 positions), not at L = 196 (layer3).
+OFFSET_COST = 400
+
+
+def _product_sq(G, U):
+    """|G U^T|^2 per sample by the product itself, in float32: its error grows as eps * R (see
+    _gram_sq), as autograd's does."""
+    # |G U^T| = |U G^T|: transpose the smaller of the two (a conv's U is kh*kw times the
+    # larger), since the graph materialises the transposed operand.
+    if U.shape[2] > G.shape[2]:
+        return torch.matmul(U, G.transpose(-1, -2)).pow(2).sum((1, 2, 3))
+    return torch.matmul(G, U.transpose(-1, -2)).pow(2).sum((1, 2, 3))
+
+
+def _gram_sq(G, U):
+    """|G U^T|^2 per sample by the Gram form <G^T G, U^T U>, in float64: it sums L^2 products
+    that cancel down to |G U^T|^2 wherever the per-position terms g_l u_l^T cancel (a uniform
+    background under a gradient of both signs), so its float32 error grows as eps * R^2,
+    R = sum_l |g_l| |u_l| / |G U^T|, where the product form's (and autograd's) grows as eps * R:
+    at R ~ 700, 1.4e-3 against 1.7e-6. In float64 it is as accurate as its float32 inputs allow.
+    Only these two matmuls pay for it."""
     Gd, Ud = G.double(), U.double()
     gram = torch.matmul(Gd.transpose(-1, -2), Gd) * torch.matmul(Ud.transpose(-1, -2), Ud)
     return gram.sum((1, 2, 3)).to(G.dtype)
+
+
+def _frobenius_sq_of_product(G, U, max_materialised=1 << 20):
+    """|G U^T|^2 per sample for G [N, B, O, L], U [N, B, K, L] (B independent blocks, e.g. conv
+    groups): materialise the [O, K] products or use the Gram form <G^T G, U^T U> ([L, L]),
+    whichever costs less (the Gram form's multiply-adds are float64 ones, F64_COST each), unless
+    the products would exceed max_materialised values per sample (memory at large batches)."""
+    B, O, K, L = G.shape[1], G.shape[2], U.shape[2], U.shape[3]
+    if O * K * L <= F64_COST * L * L * (O + K) and B * O * K <= max_materialised:
+        return _product_sq(G, U)
+    return _gram_sq(G, U)
 
 
 def _sq(t):
@@ -187,20 +211,70 @@ def rule_conv(use, g):
         pads = None if pads is None else pads + [0, 0]
     if pads is not None:
         a = F.pad(a, pads)
-    N, C = a.shape[0], a.shape[1]
-    O = W.shape[0]
-    kk = k[0] * k[1]
-    eye = torch.eye(kk, dtype=a.dtype, device=a.device).reshape(kk, 1, k[0], k[1])
-    U = F.conv2d(a, eye.repeat(C, 1, 1, 1), None, stride, padding, dilation, groups=C)
-    U = U.reshape(N, groups, (C // groups) * kk, -1)         # [N, G, C/G*kh*kw, L]
+    N, O = a.shape[0], W.shape[0]
     Gm = g.reshape(N, groups, O // groups, -1)                # [N, G, O/G, L]
     out = {}
     for pos, key in use.params:
         if pos in ((1,), ("weight",)):
-            out[key] = ("sq", _frobenius_sq_of_product(Gm, U))
+            out[key] = ("sq", _conv_weight_sq(a, Gm, k, stride, padding, dilation, g.shape[2:]))
         else:
             out[key] = ("grad", Gm.sum(-1).reshape(N, O))
     return out
+
+
+def _unfold(a, k, stride, padding, dilation, groups):
+    """im2col of a [N, C, H, W]: [N, G, C/G*kh*kw, L], as a grouped conv with one-hot kernels."""
+    N, C = a.shape[0], a.shape[1]
+    kk = k[0] * k[1]
+    eye = torch.eye(kk, dtype=a.dtype, device=a.device).reshape(kk, 1, k[0], k[1])
+    U = F.conv2d(a, eye.repeat(C, 1, 1, 1), None, stride, padding, dilation, groups=C)
+    return U.reshape(N, groups, (C // groups) * kk, -1)
+
+
+def _conv_weight_sq(a, Gm, k, stride, padding, dilation, out_hw, max_materialised=1 << 20):
+    """|dW_n|^2 of a conv, a [N, C, H, W] its (explicitly padded) input, Gm [N, G, O/G, L] its
+    output gradient, by the cheapest of three forms (per-sample multiply-adds; float64 ones cost
+    F64_COST): the product G U^T, the Gram form over the unfold U (both _frobenius_sq_of_product),
+    or the Gram form over the activation itself (_activation_gram_sq), which never unfolds and
+    wins where the image is small and the channels many (ResNet's last stages at 224 px)."""
+    N, B, Og, L = Gm.shape
+    C, kk = a.shape[1], k[0] * k[1]
+    Kg = C // B * kk
+    hw_p = (a.shape[2] + 2 * padding[0]) * (a.shape[3] + 2 * padding[1])
+    product = B * Og * Kg * L if B * Og * Kg <= max_materialised else float("inf")
+    gram = F64_COST * B * L * L * (Og + Kg)
+    act = F64_COST * (C * hw_p * hw_p + B * Og * L * L) + OFFSET_COST * B * kk * L * L \
+        if B * hw_p * hw_p <= max_materialised else float("inf")
+    if act < min(product, gram):
+        return _activation_gram_sq(a, Gm, k, stride, padding, dilation, out_hw)
+    return _frobenius_sq_of_product(Gm, _unfold(a, k, stride, padding, dilation, B),
+                                    max_materialised)
+
+
+def _activation_gram_sq(a, Gm, k, stride, padding, dilation, out_hw):
+    """The Gram form without the unfold: U^T U [L, L] sums, over the kernel offsets (i, j), the
+    Gram P = A^T A of the padded activation ([H'W', H'W'] over the channels) at the positions the
+    offset reads, P[s*l + d*(i, j), s*l' + d*(i, j)]; so |dW_n|^2 = sum_ij <G^T G, P_ij>, in
+    float64 for the reason _gram_sq gives. Costs C (H'W')^2 + O L^2 multiply-adds, against
+    (C kh kw + O) L^2 over the unfold and O C kh kw L for the product."""
+    N, B = Gm.shape[0], Gm.shape[1]
+    Ho, Wo = int(out_hw[0]), int(out_hw[1])
+    if any(padding):
+        a = F.pad(a, [padding[1], padding[1], padding[0], padding[0]])
+    Hp, Wp = a.shape[2], a.shape[3]
+    A = a.reshape(N * B, -1, Hp * Wp)
+    P = torch.matmul(A.transpose(1, 2).double(), A.double()).reshape(N * B, Hp, Wp, Hp, Wp)
+    G = Gm.reshape(N * B, -1, Ho * Wo)
+    GG = torch.matmul(G.transpose(1, 2).double(), G.double()).reshape(N * B, Ho, Wo, Ho, Wo)
+    total = None
+    for i in range(k[0]):
+        for j in range(k[1]):
+            y, x = i * dilation[0], j * dilation[1]
+            ys = slice(y, y + stride[0] * (Ho - 1) + 1, stride[0])
+            xs = slice(x, x + stride[1] * (Wo - 1) + 1, stride[1])
+            term = P[:, ys, xs, ys, xs] * GG
+            total = term if total is None else total + term
+    return total.sum((1, 2, 3, 4)).reshape(N, B).sum(1).to(Gm.dtype)
 
 
 def _affine_grads(use, g, xhat, reduce_dims, weight_pos, bias_pos):

@@ -23,6 +23,8 @@ def check_max_pool():
         (2, 2, 0, 1, False, 8, 8), (2, 2, 0, 1, False, 7, 9), (3, 2, 1, 1, False, 16, 16),
         (3, 2, 1, 1, True, 15, 14), (3, 1, 1, 1, False, 6, 6), (2, 1, 0, 2, False, 9, 9),
         (3, 3, 0, 1, True, 10, 11),
+        # phases no window writes (stride > kernel; dilation a multiple of the stride)
+        (2, 3, 0, 1, False, 10, 10), (3, 2, 1, 2, False, 12, 12),
     ]
     for k, s, p, d, ceil, H, W in cases:
         for relu in (False, True):   # after a ReLU many windows tie at zero

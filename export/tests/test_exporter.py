@@ -251,14 +251,56 @@ def test_gram_form_keeps_precision_under_cancellation():
     G, U = torch.from_numpy(g).float(), torch.from_numpy(u).float()
     naive = (torch.matmul(G.transpose(-1, -2), G) * torch.matmul(U.transpose(-1, -2), U)).sum((1, 2, 3))
     assert (np.abs(naive.double().numpy() - ref) / ref).max() > 1e-4   # the case is a hard one
-    # at this shape the rule itself picks the Gram form (L^2 (O + K) = 845k multiply-adds
-    # against O K L = 903k), as it would for a 7x7 conv layer of an MNIST network
-    got = ghost._frobenius_sq_of_product(G, U)
-    assert got.dtype == torch.float32
-    err = float((np.abs(got.double().numpy() - ref) / ref).max())
-    assert err <= 1e-5, err
-    return err
+    # both forms, and the rule's own pick (at this shape the product: O K L = 903k float32
+    # multiply-adds against L^2 (O + K) = 845k float64 ones, F64_COST each)
+    errs = []
+    for form in (ghost._product_sq, ghost._gram_sq, ghost._frobenius_sq_of_product):
+        got = form(G, U)
+        assert got.dtype == torch.float32
+        errs.append(float((np.abs(got.double().numpy() - ref) / ref).max()))
+    assert max(errs) <= 1e-5, errs
+    return max(errs)
 
+
+def test_conv_weight_forms_agree_with_float64():
+    """The three forms of a conv's |dW_n|^2 (product, Gram over the unfold, Gram over the
+    activation with one strided slice of P per kernel offset) against float64 autograd of each
+    sample alone, over strides, dilations, asymmetric kernels, padding and groups, and a
+    cancelling case (a near-uniform activation under a gradient of both signs, R ~ 700, where a
+    float32 Gram form is ~1e-3 off)."""
+    import numpy as np
+    torch.manual_seed(0)
+    cases = [(4, 6, 9, (3, 3), (1, 1), (1, 1), (1, 1), 1), (4, 6, 10, (3, 3), (2, 2), (1, 1), (1, 1), 2),
+             (6, 6, 11, (3, 2), (2, 1), (0, 2), (2, 1), 3), (3, 8, 12, (7, 7), (2, 2), (3, 3), (1, 1), 1),
+             (8, 8, 7, (1, 1), (2, 2), (0, 0), (1, 1), 1), (4, 4, 8, (3, 3), (1, 1), (1, 1), (1, 1), 4)]
+    worst = 0.0
+    for c, o, h, k, s, p, d, groups in cases:
+        for cancel in (False, True):
+            a = torch.randn(3, c, h, h + 1)
+            if cancel:
+                a = 1 + 1e-3 * a
+            w = torch.randn(o, c // groups, *k)
+            out = F.conv2d(a, w, None, s, p, d, groups)
+            g = torch.randn_like(out)
+            if cancel:
+                g = g - 0.99 * g.mean((2, 3), keepdim=True)
+            ref = []
+            for n in range(3):
+                wd = w.double().requires_grad_(True)
+                gw, = torch.autograd.grad(F.conv2d(a[n:n + 1].double(), wd, None, s, p, d, groups),
+                                          wd, g[n:n + 1].double())
+                ref.append(float(gw.pow(2).sum()))
+            ref = np.array(ref)
+            gm = g.reshape(3, groups, o // groups, -1)
+            u = ghost._unfold(a, list(k), list(s), list(p), list(d), groups)
+            forms = [ghost._activation_gram_sq(a, gm, list(k), list(s), list(p), list(d), out.shape[2:]),
+                     ghost._product_sq(gm, u), ghost._gram_sq(gm, u),
+                     ghost._conv_weight_sq(a, gm, list(k), list(s), list(p), list(d), out.shape[2:])]
+            for got in forms:
+                err = float((np.abs(got.double().numpy() - ref) / ref).max())
+                assert err <= 1e-5, (c, o, h, k, s, p, d, groups, cancel, err)
+                worst = max(worst, err)
+    return worst
 
 if __name__ == "__main__":
     torch.set_num_threads(int(os.environ.get("THREADS", "2")))
@@ -268,6 +310,7 @@ if __name__ == "__main__":
     print("outputs that are not logits:", test_outputs_that_are_not_logits_are_named()["Softmax"])
     print("cancelling |G U^T|^2 (float32 Gram form would be > 1e-4):",
           test_gram_form_keeps_precision_under_cancellation())
+    print("conv weight forms vs float64:", test_conv_weight_forms_agree_with_float64())
     g = test_confident_samples_keep_relative_precision()
     print(f"confident samples: max rel err {g['norm_max_rel_err']:.3g} on reference norms "
           f"{g['ref_norm_min']:.3g} … {g['ref_norm_max']:.3g} (plain float32 torch.func: "
