@@ -202,8 +202,8 @@ impl TractDeviceEngine {
             }
         }
         let cpu: Vec<String> = on_cpu.iter().map(|(k, n)| format!("{k}×{n}")).collect();
-        eprintln!(
-            "note: tract on {}: {}: {on_device} of {} operations on the device{}",
+        crate::progress::note(format!(
+            "tract on {}: {}: {on_device} of {} operations on the device{}",
             self.runtime.name(),
             self.path.display(),
             on_device + on_cpu.values().sum::<usize>(),
@@ -211,7 +211,7 @@ impl TractDeviceEngine {
                 true => String::new(),
                 false => format!("; on the CPU: {}", cpu.join(", ")),
             }
-        );
+        ));
     }
 
     fn run_tensors(&self, inputs: Vec<Tensor>) -> Result<Vec<ArrayD<f32>>> {

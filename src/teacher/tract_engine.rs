@@ -88,12 +88,12 @@ impl TractEngine {
             return Ok(engine);
         }
         // Said once per graph: it explains the run's speed and memory, never its numbers.
-        eprintln!(
-            "note: tract: {}: a run of {MICRO_BATCH} images would hold {} MiB at its peak; \
+        crate::progress::note(format!(
+            "tract: {}: a run of {MICRO_BATCH} images would hold {} MiB at its peak; \
              runs of {micro} instead (each core runs one)",
             file.path.display(),
             engine.run_peak_bytes().unwrap_or(0) >> 20,
-        );
+        ));
         match engine.fixed_batch {
             None => Ok(TractEngine {
                 micro_batch: micro,
