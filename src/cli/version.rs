@@ -7,14 +7,20 @@ use infoutil::teacher;
 /// The report, one line per fact.
 pub fn report() -> String {
     let ort_path = teacher::ort_library_path(None);
-    let ort = match teacher::describe_ort(None) {
-        Ok(info) => format!("loads from {} ({info})", ort_path.display()),
-        Err(e) => format!("not loadable here ({e})"),
-    };
-    let cuda = if cfg!(feature = "cuda") {
-        "compiled in (needs onnxruntime-gpu and a GPU)"
-    } else {
-        "not compiled in (cargo feature `cuda`)"
+    let (ort, cuda) = match teacher::describe_ort(None) {
+        // Whether the library has the CUDA provider can only be asked of a loaded library.
+        Ok(info) => (
+            format!("loads from {} ({info})", ort_path.display()),
+            teacher::describe_ort_cuda(),
+        ),
+        Err(e) => (
+            format!("not loadable here ({e})"),
+            if cfg!(feature = "cuda") {
+                "compiled in (needs onnxruntime-gpu and a GPU)".into()
+            } else {
+                teacher::describe_ort_cuda()
+            },
+        ),
     };
     format!(
         "infoutil {} (commit {})\nbackends:\n  tract: built in, CPU\n  ONNX Runtime: {ort}\n  \

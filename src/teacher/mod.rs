@@ -7,8 +7,12 @@ mod cam;
 pub mod engine;
 pub mod meta;
 pub mod onnx_file;
+#[cfg(feature = "cuda")]
+mod ort_cuda;
 mod ort_engine;
-pub use ort_engine::{describe as describe_ort, library_path as ort_library_path};
+pub use ort_engine::{
+    describe as describe_ort, describe_cuda as describe_ort_cuda, library_path as ort_library_path,
+};
 mod probe;
 pub mod siblings;
 mod tract_device;

@@ -19,6 +19,14 @@ fn err(e: impl std::fmt::Display) -> Error {
 
 /// ONNX Runtime allows one environment per process; the first caller's library path wins.
 static ENV: OnceLock<std::result::Result<Environment, String>> = OnceLock::new();
+/// The library that first caller loaded (or tried to).
+static LOADED: OnceLock<PathBuf> = OnceLock::new();
+
+/// The ONNX Runtime library this process has loaded; where it would look if none is loaded yet.
+#[cfg(feature = "cuda")]
+fn loaded_library() -> PathBuf {
+    LOADED.get().cloned().unwrap_or_else(|| library_path(None))
+}
 
 /// Where the ONNX Runtime library is looked for: the given path, else `ORT_DYLIB_PATH`, else the
 /// `onnxruntime` Python package of the environment this binary is installed in (what `pip install
@@ -113,6 +121,7 @@ pub fn describe(library: Option<&Path>) -> std::result::Result<String, String> {
 pub fn environment(library: Option<&Path>) -> Result<&'static Environment> {
     ENV.get_or_init(|| {
         let path = library_path(library);
+        LOADED.get_or_init(|| path.clone());
         let builder = ort::init_from(&path).map_err(|e| {
             format!(
                 "cannot load ONNX Runtime ({e}); install it with `pip install onnxruntime==1.31.1` and set \
@@ -202,24 +211,9 @@ fn register_device(
     builder: ort::session::builder::SessionBuilder,
     place: Placement,
 ) -> Result<ort::session::builder::SessionBuilder> {
-    use ort::ep::ExecutionProvider;
     match place.device {
         Device::Cpu => Ok(builder),
-        Device::Cuda => {
-            if !ort::ep::CUDA::is_available().map_err(err)? {
-                return Err(err(
-                    "this ONNX Runtime library has no CUDA execution provider; install onnxruntime-gpu",
-                ));
-            }
-            let mut cuda = ort::ep::CUDA::default().with_device_id(place.cuda.device_id as i32);
-            if let Some(mib) = place.cuda.memory_limit_mib {
-                cuda = cuda.with_memory_limit(mib << 20);
-            }
-            // Fail instead of falling back to CPU: a user who asked for CUDA must get it.
-            builder
-                .with_execution_providers([cuda.build().error_on_failure()])
-                .map_err(|e| err(format!("cannot enable CUDA: {e}")))
-        }
+        Device::Cuda => super::ort_cuda::register(builder, &place.cuda, &loaded_library()),
     }
 }
 
@@ -231,9 +225,21 @@ fn register_device(
     match place.device {
         Device::Cpu => Ok(builder),
         Device::Cuda => Err(err(
-            "this build of infoutil has no CUDA support; rebuild with `--features cuda`",
+            "this build of infoutil has no CUDA support: it was built without the cargo feature \
+             `cuda` (on by default; rebuild without --no-default-features, or with --features cuda)",
         )),
     }
+}
+
+/// `infoutil --version`'s line for the CUDA provider, once [`describe`] has loaded the library.
+#[cfg(feature = "cuda")]
+pub fn describe_cuda() -> String {
+    super::ort_cuda::describe(&loaded_library())
+}
+
+#[cfg(not(feature = "cuda"))]
+pub fn describe_cuda() -> String {
+    "not compiled in (built without the cargo feature `cuda`, which is on by default)".into()
 }
 
 /// A [`Feed`] in standard layout.

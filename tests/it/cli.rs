@@ -120,6 +120,62 @@ fn auto_says_it_fell_back_to_tract() {
     );
 }
 
+/// `--version` tells whether the CUDA provider is compiled in and whether the ONNX Runtime
+/// library found has it; `--device cuda` where CUDA cannot run is an error (exit 1, not the
+/// panic's 2, no CPU fallback) naming the package to install. With the suite's ONNX Runtime (the
+/// CPU package); the GPU package without a GPU is tests/wheel/check.py's.
+#[test]
+fn the_cuda_provider_is_reported_and_refused_clearly_without_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_infoutil"))
+            .args(args)
+            .current_dir(dir.path())
+            .output()
+            .unwrap()
+    };
+    let version = text(&run(&["--version"]));
+    let have_ort = version.contains("ONNX Runtime: loads from");
+    if cfg!(feature = "cuda") && have_ort {
+        assert!(
+            version.contains("ONNX Runtime CUDA provider: compiled in; not in this ONNX Runtime library (a CPU build: pip install \"infoutil[gpu]\""),
+            "{version}"
+        );
+    } else if cfg!(feature = "cuda") {
+        assert!(version.contains("CUDA provider: compiled in"), "{version}");
+    } else {
+        assert!(
+            version.contains("CUDA provider: not compiled in"),
+            "{version}"
+        );
+    }
+    if !have_ort {
+        assert!(
+            std::env::var_os("INFOUTIL_REQUIRE_ORT").is_none(),
+            "{version}"
+        );
+        eprintln!("SKIP the_cuda_provider_is_reported…: no ONNX Runtime library");
+        return;
+    }
+    let out = run(&[
+        "teacher",
+        "eval",
+        "--backend",
+        "ort",
+        "--device",
+        "cuda",
+        "--no-grad-norms",
+    ]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    let expected = if cfg!(feature = "cuda") {
+        "has no CUDA execution provider (it is a CPU build); install onnxruntime-gpu: pip install \"infoutil[gpu]\""
+    } else {
+        "built without the cargo feature `cuda`"
+    };
+    assert!(t.contains(expected) && !t.contains("top-1"), "{t}");
+}
+
 #[test]
 fn attribute_writes_maps_crops_and_pictures() {
     let dir = tempfile::tempdir().unwrap();
