@@ -2,12 +2,21 @@
 with only the wheel's venv and the system folders on PATH, no ORT_DYLIB_PATH, no libhdf5).
 
     python check.py REFERENCE.h5
+    python check.py --gpu-library      (after `pip install --no-deps onnxruntime-gpu` in the venv)
 
 REFERENCE.h5 is what the cargo-built binary wrote for the same distill command with the same
 ONNX Runtime library. Checks: no cargo reachable; `infoutil --version` finds ONNX Runtime in the
-venv; `infoutil distill` with no teacher or data given runs ONNX Runtime on the shipped defaults;
-its file equals the reference dataset by dataset and attribute by attribute (paths aside);
-infoutil.load reads it with the schema applied; the Python API's errors carry the tool's message.
+venv and has the CUDA provider compiled in; `infoutil distill` with no teacher or data given runs
+ONNX Runtime on the shipped defaults; its file equals the reference dataset by dataset and
+attribute by attribute (paths aside); infoutil.load reads it with the schema applied; the Python
+API's errors carry the tool's message; `--device cuda` on the CPU package is refused, naming the
+package to install.
+
+With --gpu-library, the same wheel beside onnxruntime-gpu (what `infoutil[gpu]` adds, here without
+the nvidia-* wheels) on a machine without a GPU: the binary takes the GPU package's library, whose
+CUDA provider `--version` reports; `--device cuda` gets past the build and the library to the
+provider's own start and fails there with exit 1 (not a panic's 2), no CPU fallback, naming the
+library that is missing and what to do; the CPU provider of that library still runs.
 """
 import json
 import os
@@ -72,6 +81,9 @@ def main(reference):
     venv = os.path.dirname(os.path.dirname(shutil.which("infoutil")))
     check(f"ONNX Runtime: loads from {venv}" in version, "the binary did not find the venv's ONNX Runtime")
     check("commit unknown" not in version, "no git commit in --version")
+    # The wheel is the default build, which has ONNX Runtime's CUDA provider compiled in.
+    check("ONNX Runtime CUDA provider: compiled in; not in this ONNX Runtime library" in version,
+          "the wheel's binary lacks the CUDA provider, or misreports the CPU package's library")
 
     proc = subprocess.run(["infoutil", "distill", *ARGS, "--backend", "auto"], capture_output=True, text=True)
     check(proc.returncode == 0, f"infoutil distill failed:\n{proc.stderr}")
@@ -104,7 +116,60 @@ def main(reference):
     check(abs(float((e.logits.argmax(1) == e.labels).mean()) - e.top1) < 1e-6, "top-1 recomputed")
     print(f"ok: infoutil.teacher_eval wrote {out} (top-1 {100 * e.top1:.1f} %); infoutil.Error and "
           f"TypeError name the bad input")
+    proc = cuda_eval()
+    check(proc.returncode == 1, f"--device cuda on the CPU package: exit {proc.returncode}\n{proc.stderr}")
+    check("has no CUDA execution provider (it is a CPU build); install onnxruntime-gpu: "
+          'pip install "infoutil[gpu]"' in proc.stderr, f"--device cuda:\n{proc.stderr}")
+    print("ok: --device cuda on the CPU package fails (exit 1) naming onnxruntime-gpu")
+
+
+def cuda_eval(*extra):
+    """`infoutil teacher eval --device cuda` on the shipped defaults."""
+    args = ["infoutil", "teacher", "eval", "--backend", "ort", "--no-grad-norms", "--out", "cuda.h5"]
+    return subprocess.run([*args, "--device", "cuda", *extra], capture_output=True, text=True)
+
+
+def gpu_library():
+    """The checks with onnxruntime-gpu installed beside onnxruntime (see the module's text)."""
+    version = subprocess.run(["infoutil", "--version"], capture_output=True, text=True, check=True).stdout
+    print(version, end="")
+    check("CUDA provider: compiled in; in this ONNX Runtime library" in version,
+          "the binary did not take onnxruntime-gpu's library, or its CUDA provider is not reported")
+    proc = cuda_eval()
+    if proc.returncode == 0:
+        # A machine with a GPU and CUDA on the loader's path: then it must have run on CUDA.
+        check("onnxruntime (cuda" in proc.stderr, f"--device cuda ran, but not on CUDA:\n{proc.stderr}")
+        print("note: --device cuda ran on this machine's GPU")
+    else:
+        err = proc.stderr
+        check(proc.returncode == 1, f"--device cuda: exit {proc.returncode} (2 is a panic)\n{err}")
+        check("has no CUDA support" not in err and "has no CUDA execution provider" not in err,
+              f"refused before the provider's start:\n{err}")
+        check("cannot enable CUDA" in err and "cannot open shared object file" in err,
+              f"the provider's failure does not name a library:\n{err}")
+        check(" is the NVIDIA driver's library" in err or 'pip install "infoutil[gpu]"' in err,
+              f"no remedy given:\n{err}")
+        check("top-1" not in proc.stdout + err, f"fell back to the CPU:\n{err}")
+        try:
+            infoutil.teacher_eval(backend="ort", device="cuda", no_grad_norms=True, out="cuda.h5")
+            check(False, "infoutil.teacher_eval(device='cuda') did not raise")
+        except infoutil.Error as e:
+            check("cannot enable CUDA" in str(e), f"infoutil.Error: {e}")
+        print("ok: --device cuda reached the CUDA provider's start and failed there (exit 1): "
+              + err.strip().splitlines()[-1][:200])
+    cpu = subprocess.run(["infoutil", "teacher", "eval", "--backend", "auto", "--no-grad-norms",
+                          "--out", "cpu.h5"], capture_output=True, text=True)
+    check(cpu.returncode == 0 and "onnxruntime (cpu)" in cpu.stderr, f"CPU run on the GPU library:\n{cpu.stderr}")
+    ref = infoutil.load("eval.h5")
+    got = infoutil.load("cpu.h5")
+    check(np.allclose(got.logits, ref.logits, rtol=1e-4, atol=1e-4) and got.top1 == ref.top1,
+          "the GPU package's CPU provider disagrees with the CPU package's")
+    print(f"ok: --backend auto runs the GPU package's CPU provider (top-1 {100 * got.top1:.1f} %, logits "
+          f"as the CPU package's to 1e-4)")
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    if sys.argv[1] == "--gpu-library":
+        gpu_library()
+    else:
+        main(sys.argv[1])

@@ -51,7 +51,26 @@ else
   [ -z "$libs" ] || say "libhdf5 is installed and cannot be hidden here (not root): ldd's check stands alone"
 fi
 empty=$(mktemp -d)
-cmd="$hide cd $empty && exec $PWD/$out/venv/bin/python $PWD/tests/wheel/check.py $PWD/$out/reference/distilled.h5"
-env -i HOME="$HOME" PATH="$PWD/$out/venv/bin:/usr/bin:/bin" LANG=C.UTF-8 \
-  ${hide:+unshare -m} sh -c "$cmd"
-rm -rf "$empty"
+trap 'rm -rf "$empty"' EXIT
+user() {   # check.py ARGS in the empty folder, in that user's shell
+  env -i HOME="$HOME" PATH="$PWD/$out/venv/bin:/usr/bin:/bin" LANG=C.UTF-8 \
+    ${hide:+unshare -m} sh -c "$hide cd $empty && exec $PWD/$out/venv/bin/python $PWD/tests/wheel/check.py $*"
+}
+user "$PWD/$out/reference/distilled.h5"
+
+# The same wheel with onnxruntime-gpu beside onnxruntime, as `pip install "infoutil[gpu]"` has it,
+# but without the nvidia-* wheels (2.5 GB): on this machine without a GPU, `--device cuda` must get
+# to the CUDA provider's start and fail there clearly (check.py --gpu-library). 256 MB from PyPI
+# (INFOUTIL_SKIP_GPU_WHEEL=1 skips it; without network it is a visible SKIP).
+if [ "${INFOUTIL_SKIP_GPU_WHEEL:-0}" = 1 ]; then
+  echo "SKIP: tests/wheel with onnxruntime-gpu (INFOUTIL_SKIP_GPU_WHEEL=1)"
+else
+  start=$(date +%s)
+  if "$out/venv/bin/pip" install -q --disable-pip-version-check --no-deps "onnxruntime-gpu>=1.31" \
+       > "$out/gpu-install.log" 2>&1; then
+    say "onnxruntime-gpu installed in $(( $(date +%s) - start )) s"
+    user --gpu-library
+  else
+    echo "SKIP: tests/wheel with onnxruntime-gpu (pip could not install it: $(tail -n 1 "$out/gpu-install.log"))"
+  fi
+fi
