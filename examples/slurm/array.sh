@@ -22,8 +22,9 @@
 #SBATCH --requeue
 #SBATCH --signal=B:TERM@60
 #
-# GPU variant: remove one '#' from the next line, build with `cargo build --release
-# --features cuda`, point ORT_DYLIB_PATH at onnxruntime-gpu's library and add
+# GPU variant: remove one '#' from the next line, run infoutil from a venv with
+# `pip install "infoutil[gpu]"` (or point ORT_DYLIB_PATH at onnxruntime-gpu's library for a
+# checkout's build, which has the CUDA provider by default) and add
 # "--backend ort --device cuda" to DISTILL_ARGS.
 ##SBATCH --gres=gpu:1
 

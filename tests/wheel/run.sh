@@ -70,6 +70,7 @@ else
        > "$out/gpu-install.log" 2>&1; then
     say "onnxruntime-gpu installed in $(( $(date +%s) - start )) s"
     user --gpu-library
+    say "the onnxruntime-gpu step took $(( $(date +%s) - start )) s"
   else
     echo "SKIP: tests/wheel with onnxruntime-gpu (pip could not install it: $(tail -n 1 "$out/gpu-install.log"))"
   fi
