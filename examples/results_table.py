@@ -109,21 +109,30 @@ def distill_command(r):
         if value is not None:
             parts.extend([flag, str(value)])
 
-    add("--method", o.get("method"))
+    # Only the options the method reads: infoutil refuses any other given option (an RDED or
+    # random run given --budget, a Grad-CAM run given --estimator, …).
+    method = o.get("method")
+    sh, cr = o.get("shapley") or {}, o.get("crops") or {}
+    add("--method", method)
     add("--ipc", o.get("ipc"))
     add("--factor", o.get("factor"))
-    add("--candidates", o.get("candidates"))
-    if o.get("method") == "infoutil":
-        add("--score", o.get("score"))
-        sh, cr = o.get("shapley") or {}, o.get("crops") or {}
-        add("--grid", sh.get("grid"))
-        add("--budget", sh.get("budget"))
-        add("--estimator", estimator_flag(sh.get("estimator")))
-        add("--baseline", sh.get("baseline"))
-        add("--value", sh.get("value"))
-        add("--alpha", cr.get("alpha"))
+    if method in ("infoutil", "rded"):
+        add("--candidates", o.get("candidates"))
         add("--crops-per-image", cr.get("per_image"))
+    if method == "infoutil":
+        attribution = o.get("attribution") or "shapley"
+        add("--attribution", attribution)
+        add("--score", o.get("score"))
+        add("--grid", sh.get("grid"))
+        if attribution == "shapley":
+            add("--budget", sh.get("budget"))
+            add("--estimator", estimator_flag(sh.get("estimator")))
+            add("--baseline", sh.get("baseline"))
+            add("--value", sh.get("value"))
+        add("--alpha", cr.get("alpha"))
         add("--crop-span", cr.get("span"))
+        if o.get("only_recognised"):
+            parts.append("--only-recognised")
     add("--seed", o.get("seed"))
     add("--teacher", cfg.get("teacher"))
     add("--label-teacher", cfg.get("label_teacher"))

@@ -158,28 +158,54 @@ pub fn image(input: &[u8]) {
 pub fn h5_layout(input: &[u8]) {
     let dir = scratch();
     let path = dir.path().join("d.h5");
-    if build_h5(&path, &mut Bytes(input)).is_ok() {
+    if h5_input(input, &path).is_ok() {
         exercise(&path);
     }
 }
 
-fn build_h5(path: &Path, b: &mut Bytes) -> hdf5::Result<()> {
-    let file = crate::store::unlocked().create(path)?;
-    let rank = 2 + (b.u8() % 4) as usize; // 2..=5: 3 and 4 are valid
+/// Most elements an `/images` shape may declare: far more than any fuzzed file stores (so it is
+/// the reader's comparison with the file that refuses the shape, as for the 2^36 records
+/// never written), and far below 2^64, so that neither hdf5-metno's unchecked product of the
+/// extents (`SimpleExtents::size`: with debug assertions on it panicked on a shape whose product
+/// passes 2^64, while this generator wrote its input) nor HDF5's own sizes overflow.
+pub const MAX_DECLARED_ELEMENTS: u64 = 1 << 48;
+
+/// The shape of `/images` from the bytes, and the byte of wide axes (bit 7: the pixels are
+/// written): rank 2..=5 (3 and 4 are valid), small dimensions mostly and a wide one (up to 2^32,
+/// where nothing is written) where `wide`'s bit says so. Each dimension is cut to what
+/// keeps the running product within [`MAX_DECLARED_ELEMENTS`], with 0 counted as 1: a product
+/// taken in any order (hdf5-metno's runs left to right) then never passes it before a 0 ends it.
+fn h5_shape(b: &mut Bytes) -> (Vec<usize>, u8) {
+    let rank = 2 + (b.u8() % 4) as usize;
     let wide = b.u8();
-    // Small dimensions mostly; a wide one (up to 2^32) only where nothing is written.
-    let mut shape: Vec<usize> = (0..rank)
-        .map(|k| match wide & (1 << k) != 0 {
-            true => b.u32() as usize,
-            false => (b.u8() % 8) as usize,
+    let mut room = MAX_DECLARED_ELEMENTS;
+    let shape: Vec<usize> = (0..rank)
+        .map(|k| {
+            let d = match wide & (1 << k) != 0 {
+                true => u64::from(b.u32()),
+                false => u64::from(b.u8() % 8),
+            };
+            let d = d.min(room);
+            room /= d.max(1);
+            d as usize
         })
         .collect();
+    (shape, wide)
+}
+
+/// Writes the HDF5 input that [`h5_layout`] reads, from the fuzzer's bytes (public for the
+/// suite, which checks what it makes).
+pub fn h5_input(input: &[u8], path: &Path) -> hdf5::Result<()> {
+    build_h5(path, &mut Bytes(input))
+}
+
+fn build_h5(path: &Path, b: &mut Bytes) -> hdf5::Result<()> {
+    let file = crate::store::unlocked().create(path)?;
+    let (mut shape, wide) = h5_shape(b);
     let chunked = b.u8() % 2 == 1 || wide & 0x80 == 0;
     if chunked && shape.contains(&0) {
         shape[0] = shape[0].max(1);
     }
-    // Checked: a product that wraps must not pass for a small one (the fuzzer's first finding,
-    // in this generator itself: it allocated 4×10^17 bytes).
     let elements = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
     let written = wide & 0x80 != 0 && elements.is_some_and(|n| n <= 1 << 16);
     let mut images = file.new_dataset::<u8>().shape(shape.clone());

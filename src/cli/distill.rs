@@ -1,12 +1,14 @@
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use super::choices::{one_of, METHODS, SCORES};
 use super::paths;
-use clap::Args;
+use clap::parser::ValueSource;
+use clap::{ArgMatches, Args};
 use infoutil::base::valid::Valid;
 use infoutil::distill::{
     default_checkpoint_dir, distill, label_teacher_for, run_identity, Checkpoint, DistillConfig,
-    Distilled, Method, Reuse, SavedMaps,
+    Distilled, Method, Opt, Reuse, SavedMaps,
 };
 use infoutil::informativeness::attribute::Shapley;
 use infoutil::informativeness::{Attribution, CropRule};
@@ -76,6 +78,41 @@ pub struct DistillArgs {
     /// then skip the costly stage.
     #[arg(long, value_name = "FILE.h5")]
     maps_from: Option<PathBuf>,
+    /// The options a method may not read that were given (on the command line, or as keywords
+    /// of the Python wrappers, which pass only those): [`given`].
+    #[arg(skip)]
+    pub given: BTreeSet<Opt>,
+}
+
+/// The argument (clap's id, the field's name above) that sets each option a method may not read.
+const ARGS: [(Opt, &str); 13] = [
+    (Opt::Candidates, "candidates"),
+    (Opt::Attribution, "attribution"),
+    (Opt::Grid, "grid"),
+    (Opt::Budget, "budget"),
+    (Opt::Estimator, "estimator"),
+    (Opt::Baseline, "baseline"),
+    (Opt::Value, "value"),
+    (Opt::Alpha, "alpha"),
+    (Opt::Span, "crop_span"),
+    (Opt::PerImage, "crops_per_image"),
+    (Opt::Score, "score"),
+    (Opt::OnlyRecognised, "only_recognised"),
+    (Opt::MapsFrom, "maps_from"),
+];
+
+/// The options of [`ARGS`] that `distill`'s matches got from the user rather than from clap's
+/// defaults: the method refuses those it does not read, at any value, the default's included.
+pub fn given(matches: &ArgMatches) -> BTreeSet<Opt> {
+    ARGS.iter()
+        .filter(|(_, id)| {
+            !matches!(
+                matches.value_source(id),
+                None | Some(ValueSource::DefaultValue)
+            )
+        })
+        .map(|&(opt, _)| opt)
+        .collect()
 }
 
 impl DistillArgs {
@@ -108,28 +145,16 @@ impl DistillArgs {
                 )?),
                 None => None,
             },
+            given: self.given.clone(),
         };
         Ok(Valid::new(cfg)?)
     }
-}
-
-/// An option the method ignores is refused, not dropped without a word.
-fn refuse_ignored_options(args: &DistillArgs) -> anyhow::Result<()> {
-    if args.maps_from.is_some() && args.method != Method::Infoutil {
-        anyhow::bail!(
-            "--maps-from reuses InfoUtil's informativeness maps, which --method {} does not \
-             compute: use it with --method infoutil, or leave it out",
-            format!("{:?}", args.method).to_lowercase()
-        );
-    }
-    Ok(())
 }
 
 pub fn run(args: DistillArgs) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     // The Shapley options' limits first: a typo should not wait for a teacher to load.
     let shapley = Shapley::new(args.shapley.config())?;
-    refuse_ignored_options(&args)?;
     let teacher = args.teacher.load()?;
     let label_teacher = load_label_teacher(&args, &teacher)?;
     let data_path = paths::shipped_or(&args.data, paths::DEFAULT_TRAIN_DATA);
@@ -302,4 +327,47 @@ fn print_absent_classes(set: &Distilled, teacher: &infoutil::teacher::Teacher) {
             String::new()
         }
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    fn given_by(argv: &[&str]) -> BTreeSet<Opt> {
+        let mut full = vec!["infoutil", "distill"];
+        full.extend_from_slice(argv);
+        match super::super::parse_from(full).expect("parses").command {
+            super::super::Command::Distill(args) => args.given,
+            _ => unreachable!("distill"),
+        }
+    }
+
+    /// Each option a method may not read is seen as given when on the command line, at any
+    /// value (its default's too), and not when left to clap's default: an id of [`ARGS`] that
+    /// named no argument would never be seen, so each is looked up in the command.
+    #[test]
+    fn options_given_are_told_from_defaults_for_every_option_a_method_may_not_read() {
+        assert!(given_by(&[]).is_empty());
+        let cmd = super::super::Cli::command();
+        let distill = cmd.find_subcommand("distill").expect("distill");
+        for (opt, id) in ARGS {
+            let arg = distill.get_arguments().find(|a| a.get_id() == id);
+            let arg = arg.unwrap_or_else(|| panic!("{opt:?}: no argument {id}"));
+            let flag = format!("--{}", arg.get_long().expect("a long flag"));
+            let mut argv = vec![flag.as_str()];
+            let default = arg
+                .get_default_values()
+                .first()
+                .map(|v| v.to_string_lossy());
+            let value = match (arg.get_action(), opt) {
+                (clap::ArgAction::SetTrue, _) => None,
+                (_, Opt::MapsFrom) => Some("x.h5".to_string()),
+                (_, Opt::PerImage) => Some("3".to_string()),
+                _ => Some(default.expect("a default").into_owned()),
+            };
+            argv.extend(value.as_deref());
+            assert_eq!(given_by(&argv), BTreeSet::from([opt]), "{argv:?}");
+        }
+    }
 }

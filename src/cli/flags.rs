@@ -20,6 +20,7 @@ const FLAGS: &[(&str, &str)] = &[
     ("grid", "--grid"),
     ("ipc", "--ipc"),
     ("label_teacher", "--label-teacher"),
+    ("maps_from", "--maps-from"),
     ("method", "--method"),
     ("only_recognised", "--only-recognised"),
     ("ort_sessions", "--ort-sessions"),

@@ -18,7 +18,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use choices::{one_of, BACKENDS, DEVICES};
-use clap::{Args, CommandFactory, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use infoutil::teacher::{BackendChoice, Device, Teacher, TeacherOptions};
 
 #[derive(Parser)]
@@ -162,7 +162,7 @@ pub fn main() -> ExitCode {
         let _ = writeln!(std::io::stdout(), "{}", version::report());
         return ExitCode::SUCCESS;
     }
-    let cli = match Cli::try_parse() {
+    let cli = match parse() {
         Ok(cli) => cli,
         // clap ends a usage error with exit code 2, which this tool keeps for bugs (a panic,
         // below): a bad option is bad input like any other, exit 1. --help prints and exits 0.
@@ -183,6 +183,25 @@ pub fn main() -> ExitCode {
         Ok(code) => code,
         Err(_) => ExitCode::from(2),
     }
+}
+
+/// The command line, with what clap's derive does not keep: which options of `distill` were
+/// given rather than defaulted (a method refuses a given option it does not read).
+fn parse() -> Result<Cli, clap::Error> {
+    parse_from(std::env::args_os())
+}
+
+fn parse_from(
+    argv: impl IntoIterator<Item = impl Into<std::ffi::OsString> + Clone>,
+) -> Result<Cli, clap::Error> {
+    let matches = Cli::command().try_get_matches_from(argv)?;
+    let mut cli = Cli::from_arg_matches(&matches)?;
+    if let (Command::Distill(args), Some(m)) =
+        (&mut cli.command, matches.subcommand_matches("distill"))
+    {
+        args.given = distill::given(m);
+    }
+    Ok(cli)
 }
 
 fn run(cli: Cli) -> ExitCode {

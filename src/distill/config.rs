@@ -1,9 +1,11 @@
 //! What a distillation is asked to do: the method and its options, with their limits.
 
+use std::collections::BTreeSet;
+
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::informativeness::attribute::{Shapley, ShapleyConfig};
+use crate::informativeness::attribute::Shapley;
 use crate::informativeness::{Attribution, CropRule};
 use crate::utility::Score;
 
@@ -18,10 +20,119 @@ pub enum Method {
     Random,
 }
 
+impl Method {
+    pub const ALL: [Method; 3] = [Method::Infoutil, Method::Rded, Method::Random];
+
+    /// As the command line and the files spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::Infoutil => "infoutil",
+            Method::Rded => "rded",
+            Method::Random => "random",
+        }
+    }
+}
+
 /// A value as result files (and the command line) spell it, e.g. "grad-norm".
 fn value_name(v: impl Serialize) -> String {
     let v = serde_json::json!(v);
     v.as_str().map_or_else(|| v.to_string(), str::to_string)
+}
+
+/// An option of a distillation that not every method reads (those every method reads, such as
+/// `ipc` and `seed`, are not listed). Each method declares the ones it reads
+/// ([`Method::reads`], from the method's own file), and an option given but not read is refused
+/// (`DistillConfig`'s check): it would change nothing in the output but the run's identity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Opt {
+    Candidates,
+    Attribution,
+    Grid,
+    Budget,
+    Estimator,
+    Baseline,
+    Value,
+    Alpha,
+    Span,
+    PerImage,
+    Score,
+    OnlyRecognised,
+    /// Saved maps of an earlier run (an input of the run, not a field of the config).
+    MapsFrom,
+}
+
+impl Opt {
+    pub const ALL: [Opt; 13] = [
+        Opt::Candidates,
+        Opt::Attribution,
+        Opt::Grid,
+        Opt::Budget,
+        Opt::Estimator,
+        Opt::Baseline,
+        Opt::Value,
+        Opt::Alpha,
+        Opt::Span,
+        Opt::PerImage,
+        Opt::Score,
+        Opt::OnlyRecognised,
+        Opt::MapsFrom,
+    ];
+
+    /// The field that holds it, as the library's messages name it (the command line maps each
+    /// to its flag, cli/flags.rs).
+    pub fn field(self) -> &'static str {
+        match self {
+            Opt::Candidates => "candidates",
+            Opt::Attribution => "attribution",
+            Opt::Grid => "grid",
+            Opt::Budget => "budget",
+            Opt::Estimator => "estimator",
+            Opt::Baseline => "baseline",
+            Opt::Value => "value",
+            Opt::Alpha => "alpha",
+            Opt::Span => "span",
+            Opt::PerImage => "per_image",
+            Opt::Score => "score",
+            Opt::OnlyRecognised => "only_recognised",
+            Opt::MapsFrom => "maps_from",
+        }
+    }
+
+    /// "`budget` 64": the option and its value in `cfg`, for messages (a flag or an input alone).
+    pub(in crate::distill) fn shown(self, cfg: &DistillConfig) -> String {
+        let sh = &cfg.shapley;
+        let value = match self {
+            Opt::Candidates => cfg.candidates.to_string(),
+            Opt::Attribution => value_name(cfg.attribution),
+            Opt::Grid => sh.grid.to_string(),
+            Opt::Budget => sh.budget.to_string(),
+            Opt::Estimator => value_name(sh.estimator),
+            Opt::Baseline => value_name(sh.baseline),
+            Opt::Value => value_name(sh.value),
+            Opt::Alpha => cfg.crops.alpha.to_string(),
+            Opt::Span => cfg.crops.span.to_string(),
+            Opt::PerImage => cfg.crops.per_image.to_string(),
+            Opt::Score => value_name(cfg.score),
+            Opt::OnlyRecognised | Opt::MapsFrom => return format!("`{}`", self.field()),
+        };
+        format!("`{}` {value}", self.field())
+    }
+}
+
+/// The options an attribution reads: all the Shapley options, or Grad-CAM's grid alone (the
+/// part of InfoUtil's declaration that depends on its attribution).
+pub fn attribution_reads(attribution: Attribution) -> &'static [Opt] {
+    match attribution {
+        Attribution::Shapley => &[
+            Opt::Attribution,
+            Opt::Grid,
+            Opt::Budget,
+            Opt::Estimator,
+            Opt::Baseline,
+            Opt::Value,
+        ],
+        Attribution::GradCam => &[Opt::Attribution, Opt::Grid],
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -48,6 +159,12 @@ pub struct DistillConfig {
     /// Only these classes (a shard of the work, e.g. one machine's part); None = all.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub classes: Option<Vec<usize>>,
+    /// The options the user gave (on the command line, or as keywords of the Python wrappers,
+    /// which pass only those): an option the method does not read is refused when given, at
+    /// whatever value. Not part of the file or of the run's identity; a config read back from a
+    /// file gives none. A flag that is on is given whether marked here or not.
+    #[serde(skip)]
+    pub given: BTreeSet<Opt>,
 }
 
 impl DistillConfig {
@@ -70,9 +187,6 @@ impl DistillConfig {
                 DistillConfig::MAX_FACTOR
             )));
         }
-        if self.attribution != Attribution::Shapley && self.method != Method::Infoutil {
-            return fail("`attribution` chooses InfoUtil's crops: use it with `method` infoutil");
-        }
         if self.candidates == 0 {
             return fail("`candidates` must be at least 1");
         }
@@ -81,54 +195,16 @@ impl DistillConfig {
                 return fail("`classes` selects no class");
             }
         }
-        self.check_ignored()?;
         self.crops.check(self.shapley.grid)
     }
 
-    /// An option the method ignores is refused, not dropped without a word: runs that differ
-    /// only in it would have the same bytes but another run identity (`run_identity`), and so
-    /// would not merge or resume. RDED and random use none of InfoUtil's attribution and crop
-    /// options nor its utility score; Grad-CAM's attribution uses the grid alone of the Shapley
-    /// options. An option is taken as given when it is not its default.
-    fn check_ignored(&self) -> Result<()> {
-        let (ours, theirs) = (
-            serde_json::json!(self.shapley),
-            serde_json::json!(ShapleyConfig::default()),
-        );
-        let shapley = ["grid", "budget", "estimator", "baseline", "value"];
-        let (ignored, why): (&[&str], String) = match (self.method, self.attribution) {
-            (Method::Infoutil, Attribution::Shapley) => return Ok(()),
-            (Method::Infoutil, _) => (&shapley[1..], "`attribution` gradcam".into()),
-            (m, _) => (&shapley, format!("`method` {}", value_name(m))),
-        };
-        let mut given: Vec<String> = ignored
-            .iter()
-            .filter(|k| ours[**k] != theirs[**k])
-            .map(|k| format!("`{k}` {}", value_name(&ours[*k])))
-            .collect();
-        if self.method != Method::Infoutil {
-            let d = CropRule::default();
-            if self.crops.alpha != d.alpha {
-                given.push(format!("`alpha` {}", self.crops.alpha));
-            }
-            if self.crops.span != d.span {
-                given.push(format!("`span` {}", self.crops.span));
-            }
-            if self.score != Score::GradNorm {
-                given.push(format!("`score` {}", value_name(self.score)));
-            }
+    /// The options given: those marked in [`DistillConfig::given`], and every flag that is on.
+    pub fn given(&self) -> BTreeSet<Opt> {
+        let mut given = self.given.clone();
+        if self.only_recognised {
+            given.insert(Opt::OnlyRecognised);
         }
-        match given.is_empty() {
-            true => Ok(()),
-            false => Err(Error::Config(format!(
-                "{}: {why} does not use {} (InfoUtil's attribution and crop options): leave \
-                 {} out, since runs that differ only in an option that changes nothing would \
-                 not merge or resume",
-                given.join(", "),
-                if given.len() == 1 { "it" } else { "them" },
-                if given.len() == 1 { "it" } else { "them" },
-            ))),
-        }
+        given
     }
 
     /// Most distilled images per class (the paper goes to 50).

@@ -12,6 +12,7 @@ mod score;
 mod soft_labels;
 mod stitch;
 
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -21,7 +22,7 @@ use crate::error::{Error, Result};
 use crate::progress::Progress;
 pub use crate::progress::UTILITY;
 use crate::teacher::Teacher;
-pub use config::{DistillConfig, Method};
+pub use config::{attribution_reads, DistillConfig, Method, Opt};
 pub use file::checkpoint::{default_dir as default_checkpoint_dir, Checkpoint};
 pub use file::merge::merge;
 pub use file::reuse::SavedMaps;
@@ -71,6 +72,11 @@ pub fn distill(
     progress: &dyn Progress,
 ) -> Result<Distilled> {
     let cfg: &DistillConfig = cfg;
+    if reuse.maps.is_some() {
+        // Saved maps are an option of the run, not of the config: the same declaration decides.
+        let maps = BTreeSet::from([Opt::MapsFrom]);
+        cfg.refuse_unread(&maps)?;
+    }
     same_input_and_classes(teacher, label_teacher)?;
     let mut run = Run {
         teacher,

@@ -49,6 +49,7 @@ fn config(method: Method, factor: usize, seed: u64) -> DistillConfig {
         seed,
         skip_bad: false,
         classes: None,
+        given: Default::default(),
     }
 }
 

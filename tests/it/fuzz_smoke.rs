@@ -109,6 +109,64 @@ proptest! {
     }
 }
 
+/// The `/images` shape of the HDF5 input `h5_layout` wrote at `path`, and whether every prefix
+/// of its product (0 counted as 1) stays within what the generator may declare.
+fn declared_shape(path: &Path) -> (Vec<usize>, bool) {
+    let file = hdf5::File::open(path).unwrap();
+    let shape = file.dataset("images").unwrap().shape();
+    let fits = shape
+        .iter()
+        .try_fold(1u64, |a, &d| a.checked_mul(d.max(1) as u64))
+        .is_some_and(|n| n <= infoutil::fuzz::MAX_DECLARED_ELEMENTS);
+    (shape, fits)
+}
+
+/// The `h5_layout` target's own generator (its finding in the first real round): an input whose
+/// shape's element count passes 2^64 made hdf5-metno's `SimpleExtents::size` overflow while the
+/// target *wrote* the file (a panic with debug assertions, a wrapped size without). Every saved
+/// input and 300 random ones now build a file (the generator must not give up, or HDF5's reader,
+/// the point of the target, is not fuzzed) whose shape fits, and the regression's file (five
+/// axes, one of them 0) reaches the reader, which refuses it naming the file.
+#[test]
+fn h5_layout_writes_only_shapes_hdf5_can_count_and_reaches_the_reader() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("d.h5");
+    let mut inputs: Vec<Vec<u8>> = ["corpus", "regressions"]
+        .iter()
+        .flat_map(|k| files_in(&repo(&format!("fuzz/{k}/h5_layout"))))
+        .map(|p| std::fs::read(p).unwrap())
+        .collect();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+    let saved = inputs.len();
+    inputs.extend((0..300).map(|_| {
+        let n = rng.random_range(0..48);
+        (0..n).map(|_| rng.random()).collect::<Vec<u8>>()
+    }));
+    let mut built = 0;
+    for (i, input) in inputs.iter().enumerate() {
+        let made = infoutil::fuzz::h5_input(input, &path);
+        assert!(i >= saved || made.is_ok(), "{input:?}: {made:?}");
+        if made.is_ok() {
+            built += 1;
+            let (shape, fits) = declared_shape(&path);
+            assert!(fits, "{input:?} declared {shape:?}");
+        }
+        std::fs::remove_file(&path).ok();
+    }
+    assert!(
+        built >= saved + 270,
+        "{built} of {} inputs built",
+        inputs.len()
+    );
+    let regression =
+        repo("fuzz/regressions/h5_layout/crash-df416efe506f69aa3e1d04894271ae20f5b341f3");
+    infoutil::fuzz::h5_input(&std::fs::read(regression).unwrap(), &path).unwrap();
+    assert_eq!(declared_shape(&path).0.len(), 5);
+    let e = infoutil::data::open(&path).err().expect("refused");
+    let e = e.to_string();
+    assert!(e.contains(path.to_str().unwrap()), "{e}");
+}
+
 /// What an output path can be that must never be written: every kind of non-file, a link to
 /// one, an input, another output of the same run, a name too long for its temporary, a missing
 /// folder. Each is refused by the one policy before any work, naming the option.

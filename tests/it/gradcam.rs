@@ -128,6 +128,7 @@ fn distill_with_gradcam_stores_the_maps_it_chose_crops_from() {
         seed: 5,
         skip_bad: false,
         classes: Some(vec![1, 7]),
+        given: Default::default(),
     };
     let mut source = data::open(&repo(TRAIN)).unwrap();
     let cfg = Valid::new(cfg).unwrap();

@@ -31,6 +31,7 @@ fn random(classes: Vec<usize>) -> DistillConfig {
         seed: 1,
         skip_bad: false,
         classes: Some(classes),
+        given: Default::default(),
     }
 }
 
@@ -54,6 +55,40 @@ fn options_a_method_ignores_are_refused_naming_them() {
             &["--attribution", "gradcam", "--budget", "64"],
             "--attribution gradcam does not use it",
         ),
+        // Given at any value, the default's included: what was given is refused, not what
+        // differs from a default (--candidates and --crops-per-image have defaults that depend
+        // on other options, so a comparison could not tell them).
+        (
+            &["--method", "random", "--candidates", "50"],
+            "--candidates 50: --method random",
+        ),
+        (
+            &["--method", "random", "--candidates", "300"],
+            "--candidates 300: --method random",
+        ),
+        (
+            &["--method", "random", "--crops-per-image", "5"],
+            "--crops-per-image 5: --method random",
+        ),
+        (
+            &[
+                "--method",
+                "rded",
+                "--attribution",
+                "shapley",
+                "--budget",
+                "128",
+            ],
+            "--attribution shapley, --budget 128: --method rded does not use them",
+        ),
+        (
+            &["--method", "rded", "--maps-from", "m.h5"],
+            "--maps-from: --method rded",
+        ),
+        (
+            &["--method", "rded", "--only-recognised"],
+            "--only-recognised: --method rded",
+        ),
     ] {
         let mut argv = vec!["distill", "--backend", "tract", "--out", "x.h5"];
         argv.extend_from_slice(args);
@@ -63,6 +98,68 @@ fn options_a_method_ignores_are_refused_naming_them() {
         assert!(t.contains(named) && t.contains("leave"), "{args:?}: {t}");
         assert!(!dir.path().join("x.h5").exists());
     }
+}
+
+/// The declaration agrees with what the methods do: every option random and RDED do not read
+/// (set here without being marked given, as a file read back would hold it) leaves their
+/// output as it was, to the byte, while one RDED reads (`per_image`) changes its crops.
+#[test]
+fn options_a_method_does_not_read_change_nothing_of_its_output() {
+    use infoutil::distill::Opt;
+    use infoutil::informativeness::{Baseline, Value};
+    use infoutil::shapley::Estimator;
+    let t = tract(TEACHER);
+    let go = |cfg: &DistillConfig| {
+        let mut source = data::open(&repo(TRAIN)).unwrap();
+        let cfg = Valid::new(cfg.clone()).unwrap();
+        let d = distill(&t, &t, source.as_mut(), &cfg, Reuse::default(), &Silent).unwrap();
+        (d.images_u8, d.soft_logits, d.source_index, d.crop_box)
+    };
+    let changed = |base: &DistillConfig, opt: Opt| {
+        let mut c = base.clone();
+        let mut sh = ShapleyConfig::default();
+        match opt {
+            Opt::Candidates => c.candidates = 5,
+            Opt::Attribution => c.attribution = Attribution::GradCam,
+            Opt::Grid => sh.grid = 2,
+            Opt::Budget => sh.budget = 64,
+            Opt::Estimator => sh.estimator = Estimator::Permutation,
+            Opt::Baseline => sh.baseline = Baseline::Black,
+            Opt::Value => sh.value = Value::Prob,
+            Opt::Alpha => c.crops.alpha = 0.5,
+            Opt::Span => c.crops.span = 1,
+            Opt::PerImage => c.crops.per_image = 3,
+            Opt::Score => c.score = Score::Loss,
+            // A flag that is on is given (refused); saved maps are an input, tested by name.
+            Opt::OnlyRecognised | Opt::MapsFrom => return None,
+        }
+        c.shapley = Shapley::new(sh).unwrap();
+        Some(c)
+    };
+    let rded = DistillConfig {
+        method: Method::Rded,
+        candidates: 4,
+        crops: CropRule {
+            per_image: 2,
+            ..CropRule::default()
+        },
+        ..random(vec![0, 3])
+    };
+    for base in [random(vec![0, 3]), rded.clone()] {
+        let reads = base.method.reads(base.attribution);
+        let reference = go(&base);
+        for opt in Opt::ALL.into_iter().filter(|o| !reads.contains(o)) {
+            if let Some(c) = changed(&base, opt) {
+                assert!(
+                    go(&c) == reference,
+                    "{:?}: {opt:?} changed the output",
+                    base.method
+                );
+            }
+        }
+    }
+    let more_crops = changed(&rded, Opt::PerImage).unwrap();
+    assert!(go(&more_crops).3 != go(&rded).3, "RDED reads per_image");
 }
 
 /// Shards made with other batch sizes, from another folder with relative paths, merge; a shard

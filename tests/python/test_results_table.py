@@ -116,6 +116,23 @@ class ResultsTable(unittest.TestCase):
                                                                   ("broken.json", "{")])
         self.assertIn("2 other JSON file(s) under the folder are not student results", md)
 
+    def test_a_rebuilt_command_gives_only_the_options_its_method_reads(self):
+        # infoutil distill refuses an option the method does not read (DistillConfig's check).
+        distill = {"ipc": 1, "factor": 1, "candidates": 300, "seed": 0, "score": "grad-norm",
+                   "attribution": "gradcam", "only_recognised": True,
+                   "shapley": {"grid": 4, "budget": 128, "estimator": "LeverageShap",
+                               "baseline": "zero", "value": "logit"},
+                   "crops": {"alpha": 2.0, "span": 2, "per_image": 5}}
+        commands = {}
+        for method in ("infoutil", "rded", "random"):
+            r = {"distilled": {"config": {"distill": dict(distill, method=method)}}}
+            commands[method] = results_table.distill_command(r)[0].split()
+        self.assertFalse({"--candidates", "--budget", "--grid", "--crops-per-image"} & set(commands["random"]))
+        self.assertTrue({"--candidates", "--crops-per-image"} <= set(commands["rded"]))
+        self.assertFalse({"--budget", "--alpha", "--score", "--attribution"} & set(commands["rded"]))
+        self.assertTrue({"--attribution", "--grid", "--only-recognised"} <= set(commands["infoutil"]))
+        self.assertFalse({"--budget", "--estimator", "--baseline", "--value"} & set(commands["infoutil"]))
+
     def test_a_folder_without_results_is_an_error(self):
         with tempfile.TemporaryDirectory() as d, contextlib.redirect_stderr(io.StringIO()) as err:
             self.assertEqual(results_table.main([d]), 2)

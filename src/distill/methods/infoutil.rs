@@ -10,7 +10,7 @@ use rand::rngs::StdRng;
 use super::{Proposal, Run, Work};
 use crate::base::PixelBox;
 use crate::distill::candidates::Candidates;
-use crate::distill::config::DistillConfig;
+use crate::distill::config::{attribution_reads, DistillConfig, Opt};
 use crate::distill::score::{collect, count, ClassLog, Crop, CropBatch};
 use crate::error::{Error, Result};
 use crate::informativeness::attribute::{informative_maps, MapOptions};
@@ -27,8 +27,21 @@ impl Proposal for InfoUtil {
         }
     }
 
-    fn filters_recognised(&self) -> bool {
-        true
+    /// Every option: its own crop, score and filter options, saved maps, and what its
+    /// attribution reads.
+    fn reads(&self, attribution: Attribution) -> Vec<Opt> {
+        let own = [
+            Opt::Candidates,
+            Opt::Alpha,
+            Opt::Span,
+            Opt::PerImage,
+            Opt::Score,
+            Opt::OnlyRecognised,
+            Opt::MapsFrom,
+        ];
+        own.into_iter()
+            .chain(attribution_reads(attribution).iter().copied())
+            .collect()
     }
 
     fn needs_mean_pixel(&self, cfg: &DistillConfig) -> bool {

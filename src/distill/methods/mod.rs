@@ -5,12 +5,13 @@
 use rand::rngs::StdRng;
 
 use super::candidates::Candidates;
-use super::config::DistillConfig;
+use super::config::{DistillConfig, Opt};
 use super::file::reuse::SavedMaps;
 use super::file::Timings;
 use super::score::{ClassLog, Crop};
 use crate::data::VisitReport;
 use crate::error::Result;
+use crate::informativeness::Attribution;
 use crate::progress::{Progress, ATTRIBUTION, UTILITY};
 use crate::teacher::Teacher;
 
@@ -45,10 +46,9 @@ pub(super) trait Proposal: Sync {
         false
     }
 
-    /// Whether `--only-recognised` can filter this method's crops.
-    fn filters_recognised(&self) -> bool {
-        false
-    }
+    /// The options this method reads with `attribution` (its declaration; no default, so a new
+    /// method says it): any other given option is refused ([`Opt`]).
+    fn reads(&self, attribution: Attribution) -> Vec<Opt>;
 
     /// Option combinations this method cannot honour.
     fn check(&self, _cfg: &DistillConfig) -> Result<()> {

@@ -5,13 +5,19 @@ use rand::rngs::StdRng;
 use super::{Proposal, Run, Work};
 use crate::base::PixelBox;
 use crate::distill::candidates::Candidates;
-use crate::distill::config::DistillConfig;
+use crate::distill::config::{DistillConfig, Opt};
 use crate::distill::score::{collect, ClassLog, Crop};
 use crate::error::{Error, Result};
+use crate::informativeness::Attribution;
 
 pub(super) struct RandomImages;
 
 impl Proposal for RandomImages {
+    /// None: IPC whole images drawn (`ipc`, `seed`, `factor` 1 are every method's options).
+    fn reads(&self, _attribution: Attribution) -> Vec<Opt> {
+        Vec::new()
+    }
+
     fn candidates(&self, cfg: &DistillConfig) -> usize {
         cfg.ipc
     }

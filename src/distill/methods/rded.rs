@@ -10,9 +10,10 @@ use rand::Rng;
 use super::{Proposal, Run, Work};
 use crate::base::PixelBox;
 use crate::distill::candidates::Candidates;
-use crate::distill::config::DistillConfig;
+use crate::distill::config::{DistillConfig, Opt};
 use crate::distill::score::{best_per_candidate, collect, count, ClassLog, Crop, CropBatch};
 use crate::error::Result;
+use crate::informativeness::Attribution;
 use crate::progress::UTILITY;
 use crate::utility::Score;
 
@@ -21,6 +22,11 @@ use crate::utility::Score;
 pub(super) struct Rded;
 
 impl Proposal for Rded {
+    /// Candidates and random crops of each; no attribution, and its own score (−CE).
+    fn reads(&self, _attribution: Attribution) -> Vec<Opt> {
+        vec![Opt::Candidates, Opt::PerImage]
+    }
+
     fn work(&self, cfg: &DistillConfig, images: u64) -> Work {
         Work {
             attribution: 0,
