@@ -22,6 +22,8 @@ TensorFlow's own float64 per-sample gradient norms over the trainable weights). 
 the source's own top-1 (for a teacher whose classes are not the images'). `tf2onnx`: TF 2.15's
 own route, `tf2onnx.convert.from_keras` (softmax cut off the same way). `compare REF.h5 EVAL.h5 ...`:
 `infoutil teacher eval --out` files (any backend) against the reference (numpy and h5py only).
+`branch MODEL REF.h5 EVAL.h5 --index I`: for the tutorial CNN, TensorFlow's float64 norm of
+sample I with the ReLU decision nearest zero flipped, per layer, against the file's norm.
 """
 import argparse
 import json
@@ -209,6 +211,58 @@ def fixture(args, tf):
     print(f"wrote {args.out_dir}: {', '.join(out['nets'])}")
 
 
+def plain_forward(model, weights, x, flip, tf):
+    """float64 forward of a Sequential Conv2D(valid)/Dense/MaxPooling2D/Flatten network (the
+    tutorial CNN) with every ReLU decision explicit; in layer `flip` the unit nearest zero takes
+    the other branch. Returns (logits, that unit's pre-activation)."""
+    h, k, at = x, 0, None
+    for li, layer in enumerate(model.layers):
+        if isinstance(layer, (tf.keras.layers.Conv2D, tf.keras.layers.Dense)):
+            w, b = weights[k], weights[k + 1]
+            k += 2
+            conv = isinstance(layer, tf.keras.layers.Conv2D)
+            z = (tf.nn.conv2d(h, w, 1, "VALID") if conv else tf.matmul(h, w)) + b
+            if layer.activation is tf.keras.activations.relu:
+                mask = (z.numpy() > 0).astype(np.float64)
+                if li == flip:
+                    j = np.unravel_index(np.abs(z.numpy()).argmin(), z.shape)
+                    mask[j], at = 1 - mask[j], float(z.numpy()[j])
+                z = z * mask
+            h = z
+        elif isinstance(layer, tf.keras.layers.MaxPooling2D):
+            h = tf.nn.max_pool2d(h, 2, 2, "VALID")
+        elif isinstance(layer, tf.keras.layers.Flatten):
+            h = tf.reshape(h, (h.shape[0], -1))
+        else:
+            raise SystemExit(f"branch: {type(layer).__name__} is not in the tutorial CNN's layers")
+    return h, at
+
+
+def branch(args, tf):
+    """Is a sample's norm off because the backend's float32 forward took the other side of a ReLU?
+    TensorFlow's float64 norm with the decision nearest zero flipped, layer by layer, against the
+    norm an `infoutil teacher eval --out` file holds for that sample."""
+    import h5py
+    model = tf.keras.models.load_model(args.model, compile=False)
+    weights = [tf.Variable(w.astype(np.float64)) for w in model.get_weights()]
+    with h5py.File(args.reference) as f:
+        x = f["images"][args.index:args.index + 1].transpose(0, 2, 3, 1).astype(np.float64)
+        y = f["labels"][args.index:args.index + 1].astype(np.int64)
+    with h5py.File(args.eval) as f:
+        got = float(f["grad_norms"][list(f["source_index"][()]).index(args.index)])
+    x = tf.constant(PIXELS[args.pixels](x))
+    print(f"image {args.index}: {args.eval} norm {got:.8g}")
+    for li in [None] + [i for i, layer in enumerate(model.layers)
+                        if getattr(layer, "activation", None) is tf.keras.activations.relu]:
+        with tf.GradientTape() as tape:
+            logits, at = plain_forward(model, weights, x, li, tf)
+            loss = tf.nn.sparse_softmax_cross_entropy_with_logits(y, logits)
+        norm = float(np.sqrt(sum(float(tf.reduce_sum(g ** 2)) for g in tape.gradient(loss, weights))))
+        what = "as float64 decides" if li is None else \
+            f"{model.layers[li].name}'s unit nearest zero ({at:.2g}) flipped"
+        print(f"  float64, {what}: {norm:.8g}, rel diff to the file's {abs(norm - got) / got:.2g}")
+
+
 def compare(args):
     """`infoutil teacher eval --out` files against the reference: logits (and gradient norms,
     where the reference has them), row by row through `source_index`."""
@@ -254,6 +308,12 @@ def main():
     fx = sub.add_parser("fixture")
     fx.add_argument("--out-dir", required=True)
     fx.add_argument("--n", type=int, default=8)
+    b = sub.add_parser("branch")
+    b.add_argument("model")
+    b.add_argument("reference", help="the reference HDF5 the eval ran on")
+    b.add_argument("eval", help="an infoutil teacher eval --out file")
+    b.add_argument("--index", type=int, required=True)
+    b.add_argument("--pixels", choices=sorted(PIXELS), required=True)
     c = sub.add_parser("compare")
     c.add_argument("reference")
     c.add_argument("evals", nargs="+")
@@ -261,7 +321,8 @@ def main():
     if args.cmd == "compare":
         return compare(args)
     import tensorflow as tf
-    {"train": train, "reference": reference, "tf2onnx": to_onnx, "fixture": fixture}[args.cmd](args, tf)
+    {"train": train, "reference": reference, "tf2onnx": to_onnx, "fixture": fixture,
+     "branch": branch}[args.cmd](args, tf)
 
 
 if __name__ == "__main__":
