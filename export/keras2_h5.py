@@ -126,6 +126,9 @@ def reference(args, tf):
         labels = infoutil_io.read_idx(args.images.replace("images-idx3", "labels-idx1"))[:args.n]
     names = args.class_names or [str(k) for k in range(logits.shape[1])]
     if args.grad_norms:
+        if any(isinstance(layer, tf.keras.layers.BatchNormalization) for layer in model.layers):
+            print(f"{args.model}: note: tf2onnx folds BatchNormalization, so these norms (over the "
+                  "Keras weights) are not over the ONNX graph's initializers; compare logits only")
         norms, n_params = float64_grad_norms(model, PIXELS[args.pixels](x.astype(np.float64)), labels, tf)
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with h5py.File(args.out, "w") as f:

@@ -258,6 +258,10 @@ def ci_tier(out, rows, only):
                     lambda x: np.asarray(model.predict(x.numpy(), verbose=0), np.float64), top1,
                     "fashion-mnist", rows)
     jax_src = os.path.join("export", "runs", "zoo", "flax-cnn.src.onnx")
+    if only and "flax-cnn" in only and not os.path.exists(jax_src):
+        # named, so its absence is an error, not the silent skip of a plain `--tier ci` run
+        raise SystemExit(f"flax-cnn: {jax_src} not found; make it first in the JAX environment: "
+                         f"python export/zoo_jax.py --out {jax_src}")
     if (not only or "flax-cnn" in only) and os.path.exists(jax_src):
         facts = json.load(open(jax_src.replace(".onnx", ".json")))
         ref = np.asarray(facts["reference_logits"])
