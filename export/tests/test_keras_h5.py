@@ -7,8 +7,10 @@ The fixtures (tests/data/keras2_h5/, ~120 KB) are real exporter output, not hand
 Shape/Gather/Cast/Slice/Concat reshape) and `tiny-xception` (fer's mini-Xception block plus a
 DepthwiseConv2D + ReLU6: BatchNorm folded by tf2onnx, SeparableConv2D, a strided residual, Add,
 GlobalAveragePool + Squeeze, the final softmax cut off). `reference.json` holds TensorFlow 2.15's
-logits on 8 Fashion-MNIST test images resized to 16x16, and for tiny-cnn (whose ONNX initializers
-are exactly its 8 Keras weights) TensorFlow's float64 per-sample gradient norms. Made with:
+logits on the first 16 embedded Fashion-MNIST test images (pixels / 255, their own labels), and
+for tiny-cnn (whose ONNX initializers are exactly its 8 Keras weights) TensorFlow's float64
+per-sample gradient norms. The same two, converted by `export/zoo.py`, are zoo members
+(models/zoo/keras2-tiny-*), which tests/it/zoo.rs runs on tract and ONNX Runtime. Made with:
 
     /work/venv-tf215/bin/python export/keras2_h5.py fixture --out-dir tests/data/keras2_h5
     for n in tiny-cnn tiny-xception; do
@@ -31,22 +33,24 @@ import onnxruntime as ort
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(ROOT, "python"))
 import infoutil.export  # noqa: E402
+sys.path.insert(0, os.path.join(ROOT, "export"))
+from infoutil_export.data import read_idx_images  # noqa: E402
 
 FIXTURES = os.path.join(ROOT, "tests", "data", "keras2_h5")
-# the pixel conventions keras2_h5.py fed TensorFlow, written out here, not taken from the exporter
-PIXELS = {"unit": lambda p: p / 255.0, "symmetric": lambda p: p / 127.5 - 1.0}
+# the pixel convention keras2_h5.py fed TensorFlow, written out here, not taken from the exporter
+PIXELS = {"unit": lambda p: p / 255.0}
 
 
 def run(name, ref, tmp):
     net = ref["nets"][name]
-    pixels = np.asarray(ref["pixels_uint8_nhw"], np.uint8)
+    pixels = np.asarray(read_idx_images(os.path.join(ROOT, ref["images"])))[:ref["n"]]
     labels = np.asarray(ref["labels"], np.int64)
     src = os.path.join(FIXTURES, name + ".onnx")
     producer = onnx.load(src).producer_name
     assert producer == "tf2onnx", (src, producer)
     path = os.path.join(tmp, name, name + ".onnx")
-    report = infoutil.export.from_onnx(src, (1, 16, 16), pixels=net["pixels"],
-                                       class_names=list("abcde"), path=path,
+    report = infoutil.export.from_onnx(src, (1, 28, 28), pixels=net["pixels"],
+                                       class_names=list("abcdefghij"), path=path,
                                        images=pixels[:, None], labels=labels, log=lambda m: None)
     assert report["grad"]["verified"], report
     fwd = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
