@@ -2,9 +2,9 @@
 and the source framework's own logits on fixed images: the independent reference the Keras 3
 recipe in export/README.md ("Keras") is held to. Runs in a TensorFlow 2.15 environment:
 
-    /root/.pyenv/versions/3.11.7/bin/python -m venv /work/venv-tf215
-    /work/venv-tf215/bin/pip install "tensorflow==2.15.*" "tf2onnx==1.16.*" onnxruntime
-    TF=/work/venv-tf215/bin/python
+    python3.11 -m venv .venv-tf215     # TF 2.15 has no wheel for Python > 3.11
+    .venv-tf215/bin/pip install "tensorflow==2.15.*" "tf2onnx==1.16.*" onnxruntime
+    TF=.venv-tf215/bin/python
     $TF export/keras2_h5.py train --out export/runs/tf215/cnn.h5            # model.save("cnn.h5")
     $TF export/keras2_h5.py reference export/runs/tf215/cnn.h5 --pixels unit \
         --out export/runs/tf215/cnn.ref.h5

@@ -12,7 +12,7 @@ for tiny-cnn (whose ONNX initializers are exactly its 8 Keras weights) TensorFlo
 per-sample gradient norms. The same two, converted by `export/zoo.py`, are zoo members
 (models/zoo/keras2-tiny-*), which tests/it/zoo.rs runs on tract and ONNX Runtime. Made with:
 
-    /work/venv-tf215/bin/python export/keras2_h5.py fixture --out-dir tests/data/keras2_h5
+    .venv-tf215/bin/python export/keras2_h5.py fixture --out-dir tests/data/keras2_h5
     for n in tiny-cnn tiny-xception; do
       .venv-tf/bin/python export/keras_to_onnx.py tests/data/keras2_h5/$n.h5 tests/data/keras2_h5/$n.onnx
     done
