@@ -180,8 +180,9 @@ def onnx_member(out, name, src, what, model_logits_fn, test_top1, dataset, rows)
     fwd = os.path.join(out, name + ".onnx")
     import onnx
     proto = onnx.load(fwd)
-    metadata.attach(proto, {**metadata.read(proto), "infoutil.test_top1": f"{test_top1:.4f}"})
-    onnx.save_model(proto, fwd)
+    if test_top1 is not None:   # untrained members (random weights) have no accuracy to record
+        metadata.attach(proto, {**metadata.read(proto), "infoutil.test_top1": f"{test_top1:.4f}"})
+        onnx.save_model(proto, fwd)
     source_logits = np.asarray(model_logits_fn(x[:REFERENCE_N]), np.float64)
     # the shipped forward graph on ONNX Runtime against the source framework's own logits (what
     # the Rust tests hold both backends to)
@@ -257,12 +258,44 @@ def ci_tier(out, rows, only):
         onnx_member(out, "keras-cnn", src, source,
                     lambda x: np.asarray(model.predict(x.numpy(), verbose=0), np.float64), top1,
                     "fashion-mnist", rows)
+    keras2_members(out, rows, only)
     jax_src = os.path.join("export", "runs", "zoo", "flax-cnn.src.onnx")
+    if only and "flax-cnn" in only and not os.path.exists(jax_src):
+        # named, so its absence is an error, not the silent skip of a plain `--tier ci` run
+        raise SystemExit(f"flax-cnn: {jax_src} not found; make it first in the JAX environment: "
+                         f"python export/zoo_jax.py --out {jax_src}")
     if (not only or "flax-cnn" in only) and os.path.exists(jax_src):
         facts = json.load(open(jax_src.replace(".onnx", ".json")))
         ref = np.asarray(facts["reference_logits"])
         onnx_member(out, "flax-cnn", jax_src, facts["framework"], lambda x: ref[:len(x)],
                     facts["test_top1"], "fashion-mnist", rows)
+
+
+def keras2_members(out, rows, only):
+    """`.h5` files written by TensorFlow 2.15 (tf.keras = Keras 2), exported by Keras 3
+    (tests/data/keras2_h5/, export/keras2_h5.py fixture): logits from TensorFlow 2.15 itself."""
+    folder = os.path.join("tests", "data", "keras2_h5")
+    with open(os.path.join(folder, "reference.json")) as f:
+        facts = json.load(f)
+    what = (f"tf.keras {facts['keras']} (TensorFlow {facts['tensorflow']}) .h5, "
+            "Keras 3 export (export/keras_to_onnx.py)")
+    # TensorFlow's logits are of fixed images: they must be the ones onnx_member feeds
+    _, y = reference_images()
+    if (facts["images"] != MINI or facts["n"] < REFERENCE_N
+            or facts["labels"][:REFERENCE_N] != y[:REFERENCE_N].tolist()):
+        raise SystemExit(f"{folder}/reference.json: TensorFlow's logits are of {facts['n']} images "
+                         f"of {facts['images']}; the zoo needs the first {REFERENCE_N} of {MINI} "
+                         "(rerun export/keras2_h5.py fixture)")
+    for net, entry in facts["nets"].items():
+        if only and "keras2-" + net not in only:
+            continue
+        if entry["pixels"] != "unit":   # onnx_member feeds pixels / 255
+            raise SystemExit(f"{folder}/reference.json: {net} takes pixels {entry['pixels']!r}, "
+                             "the zoo feeds 'unit' (pixels / 255)")
+        ref = np.asarray(entry["logits"])
+        # seeded weights, not trained: no test accuracy, and the dataset says so
+        onnx_member(out, "keras2-" + net, os.path.join(folder, net + ".onnx"), what,
+                    lambda x, r=ref: r[:len(x)], None, "random weights (Fashion-MNIST shape)", rows)
 
 
 def imagenet_tier(out, rows, only, n=8):

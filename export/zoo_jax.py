@@ -59,6 +59,8 @@ def main():
     ap.add_argument("--reference-images", default="data/fashion-mnist-mini/t10k-images-idx3-ubyte.gz")
     ap.add_argument("--reference-n", type=int, default=16)
     args = ap.parse_args()
+    # before the training, so that a path that cannot be written fails now, not minutes later
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     x = idx(f"{FMNIST}/train-images-idx3-ubyte.gz").astype(np.float32)[..., None] / 255.0
     y = idx(f"{FMNIST}/train-labels-idx1-ubyte.gz").astype(np.int32)
     model = CNN(nnx.Rngs(0))

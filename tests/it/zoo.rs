@@ -1,10 +1,11 @@
 //! The teacher zoo (models/zoo/, made by export/zoo.py): architectures and frameworks nobody here
-//! designed (torchvision, timm, Keras 3, JAX/Flax), each a forward + gradient pair. Both backends
-//! are held to each member's NAME.reference.json: logits from the source framework itself (Keras,
-//! JAX or PyTorch) and float64 `torch.func` gradient norms, on the first embedded test images.
+//! designed (torchvision, timm, Keras 3, Keras 2 `.h5` files from TensorFlow 2.15, JAX/Flax),
+//! each a forward + gradient pair. Both backends are held to each member's NAME.reference.json:
+//! logits from the source framework itself (Keras, TensorFlow 2.15, JAX or PyTorch) and float64
+//! `torch.func` gradient norms, on the first embedded test images.
 //! Then `teacher eval` and `distill` run end to end on a Keras, a JAX/Flax and a depthwise
-//! teacher. Not in the zoo yet: torchvision's ConvNeXt (its export stops at
-//! `as_strided_scatter`) and the 224-px members (too large to commit; export/README.md).
+//! teacher, `distill` also on the Keras 2 members (seeded weights: no `infoutil.test_top1` to
+//! compare `teacher eval` with). Not in the zoo: the 224-px members (too large to commit; export/README.md).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -43,22 +44,28 @@ fn check(teacher: &Teacher, reference: &Path) {
     let name = reference.file_name().unwrap().to_string_lossy();
 
     let logits = teacher.logits(x.view()).unwrap();
-    let err = max_abs_err(logits.as_slice().unwrap(), &floats(&want["logits"]));
+    let logit_err = max_abs_err(logits.as_slice().unwrap(), &floats(&want["logits"]));
     assert!(
-        err <= 1e-4,
-        "{name} on {}: logits differ from {} by {err:e}",
+        logit_err <= 1e-4,
+        "{name} on {}: logits differ from {} by {logit_err:e}",
         teacher.backend,
         want["logits_source"]
     );
     let g = teacher.grad_norms(x.view(), &labels).unwrap();
-    let err = max_rel_err(
+    let norm_err = max_rel_err(
         g.norms.as_slice().unwrap(),
         &floats(&want["grad_norms"]),
         1e-41,
     );
     assert!(
-        err <= 1e-4,
-        "{name} on {}: gradient norms differ from float64 torch.func by {err:e} (relative)",
+        norm_err <= 1e-4,
+        "{name} on {}: gradient norms differ from float64 torch.func by {norm_err:e} (relative)",
+        teacher.backend
+    );
+    // the measured margins (`-- --nocapture`), the numbers export/README.md's zoo section quotes
+    eprintln!(
+        "{} on {}: logits {logit_err:.1e} from the source, norms {norm_err:.1e} (relative)",
+        name.trim_end_matches(".reference.json"),
         teacher.backend
     );
 }
@@ -76,6 +83,10 @@ fn the_zoo_has_keras_jax_depthwise_and_attention_members() {
         "efficientnet-b0",
         "vit-tiny",
         "convnext",
+        // `.h5` files written by TensorFlow 2.15, exported by Keras 3 (tests/data/keras2_h5/):
+        // Flatten as a dynamic Shape/Gather/Concat reshape; folded BatchNorm, SeparableConv2D
+        "keras2-tiny-cnn",
+        "keras2-tiny-xception",
     ] {
         assert!(
             names.iter().any(|n| n.starts_with(want)),
@@ -168,6 +179,10 @@ fn distill_runs_on_keras_jax_depthwise_and_attention_teachers() {
         "mobilenetv3-small",
         "vit-tiny",
         "convnext",
+        // `.h5` files written by TensorFlow 2.15, exported by Keras 3 (tests/data/keras2_h5/):
+        // Flatten as a dynamic Shape/Gather/Concat reshape; folded BatchNorm, SeparableConv2D
+        "keras2-tiny-cnn",
+        "keras2-tiny-xception",
     ] {
         let teacher = repo(&format!("models/zoo/{name}.onnx"));
         let out = dir.path().join(format!("{name}.h5"));
