@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 
-from . import verify
+from . import numerics
 
 
 class Piecewise:
@@ -191,7 +191,7 @@ def branch_matched_sqnorms(m64, calls, x64, y):
     with torch.enable_grad():
         for i in range(len(x64)):
             logits = calls.run(m64, x64[i:i + 1], "replay", slice(i, i + 1))
-            loss = verify.stable_cross_entropy(logits, y[i:i + 1])
+            loss = numerics.stable_cross_entropy(logits, y[i:i + 1])
             gs = torch.autograd.grad(loss, params, allow_unused=True)
             out.append([0.0 if g is None else float(g.pow(2).sum()) for g in gs])
     return np.asarray(out, dtype=np.float64).reshape(len(x64), len(params))
@@ -203,7 +203,7 @@ class GraphDecisions:
     the graph's own float32 decisions per call and c64 float64's own."""
 
     def __init__(self, proto, model, input_name="x", extra_outputs=("norms",)):
-        self.m64 = verify._copy_as(model, torch.float64)
+        self.m64 = numerics.copy_as(model, torch.float64)
         self.other = suspects(model)
         self.c32, self.c64 = Calls(), Calls()
         self.input_name, self.extra = input_name, list(extra_outputs)
@@ -214,7 +214,7 @@ class GraphDecisions:
         for t in self.taps:
             if t not in have:
                 proto.graph.output.append(onnx.helper.make_empty_tensor_value_info(t))
-        self.sess = verify.ort_session(proto.SerializeToString())
+        self.sess = numerics.ort_session(proto.SerializeToString())
 
     def record(self, x, y):
         """Run the graph on (x, y) and float64 on x. Returns (lined_up, outs): lined_up false when
@@ -284,9 +284,9 @@ def own_branch_check(onnx_path, model, x, y, input_name, samples, norms, sqnorms
     flips, sq = np.concatenate(flips), np.concatenate(sq)
     ref = np.sqrt(sq.sum(1))
     got = norms[samples].astype(np.float64)
-    rel = np.abs(got - ref) / np.maximum(ref, verify.TINY_FLOOR)
+    rel = np.abs(got - ref) / np.maximum(ref, numerics.TINY_FLOOR)
     sq_rel = (np.abs(sqnorms[samples].astype(np.float64) - sq)
-              / np.maximum(ref ** 2, verify.TINY_FLOOR)[:, None]).max(1, initial=0.0)
+              / np.maximum(ref ** 2, numerics.TINY_FLOOR)[:, None]).max(1, initial=0.0)
     ok = (rel <= tol) & (sq_rel <= tol) & (flips > 0)
     rep.update({
         "n_branch_flipped": int((flips > 0).sum()),

@@ -21,6 +21,7 @@ from torch.fx.experimental.proxy_tensor import make_fx
 from torch.overrides import TorchFunctionMode
 
 from . import decomps, ghost
+from .torch_onnx import onnx_export
 
 aten = torch.ops.aten
 
@@ -211,10 +212,9 @@ def check_graph_module(model, layer, input_shape):
 def cam_proto(model, shape, layer, input_name="x"):
     """make_fx (symbolic batch, the project's decompositions) of CamGraph, then the dynamo ONNX
     exporter, as exporter.grad_proto does for the gradient graph."""
-    from .exporter import _onnx_export
     check_graph_module(model, layer, shape)
     x4 = torch.zeros(4, *shape)
     y4 = torch.zeros(4, dtype=torch.int64)
     gm = make_fx(CamGraph(model, layer), tracing_mode="symbolic",
                  decomposition_table=decomposition_table(), _allow_non_fake_inputs=True)(x4, y4)
-    return _onnx_export(gm, (x4, y4), [input_name, "y"], ["activations", "gradients"])
+    return onnx_export(gm, (x4, y4), [input_name, "y"], ["activations", "gradients"])

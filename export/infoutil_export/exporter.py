@@ -8,17 +8,15 @@ written under temporary names and renamed at the very end.
 """
 import copy
 import os
-import warnings
 
-import numpy as np
 import onnx
 import torch
-from onnx import numpy_helper
 from torch.fx.experimental.proxy_tensor import make_fx
 
 from . import cam as cam_graph
 from . import ghost, metadata, verify
 from .decomps import decomposition_table
+from .torch_onnx import onnx_export
 from .cam import CamLayerError  # noqa: F401  (re-exported)
 from .ghost import GhostNorm, UnsupportedModelError  # noqa: F401  (re-exported)
 
@@ -54,38 +52,6 @@ def prepare_model(model):
     return m
 
 
-def _onnx_export(module, args, input_names, output_names):
-    n = torch.export.Dim("N", min=2)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        prog = torch.onnx.export(module, args, dynamo=True, input_names=input_names,
-                                 output_names=output_names,
-                                 dynamic_shapes=tuple({0: n} for _ in args),
-                                 external_data=False, verbose=False)
-    return explicit_constant_of_shape(prog.model_proto)
-
-
-def explicit_constant_of_shape(proto):
-    """Give every ConstantOfShape without a `value` attribute the one ONNX defines for it, a
-    float32 0 (the exporter writes `new_zeros` / `zeros` that way). tract 0.23.9 reads the
-    missing attribute as an f64 0 (`rctensor0(0.0)` in tract-onnx's ops/array), so the zeros
-    and everything computed from them become float64 and the graph fails to load ("Impossible
-    to unify F64 with F32" at the next MatMul). Same meaning, so ONNX Runtime is unaffected.
-    Modifies and returns `proto`."""
-    zero = numpy_helper.from_array(np.zeros(1, np.float32), "value")
-    graphs = [proto.graph] + list(proto.functions)
-    while graphs:
-        g = graphs.pop()
-        for node in g.node:
-            if node.op_type == "ConstantOfShape" and node.domain in ("", "ai.onnx") and \
-                    not any(a.name == "value" for a in node.attribute):
-                node.attribute.append(onnx.helper.make_attribute("value", zero))
-            graphs += [a.g for a in node.attribute if a.type == onnx.AttributeProto.GRAPH]
-            graphs += [sub for a in node.attribute if a.type == onnx.AttributeProto.GRAPHS
-                       for sub in a.graphs]
-    return proto
-
-
 def graph_shape(input_shape, layout):
     """The graph's own input shape (without N) for a [C, H, W] teacher in `layout`."""
     c, h, w = input_shape
@@ -93,7 +59,7 @@ def graph_shape(input_shape, layout):
 
 
 def forward_proto(model, shape, input_name="x"):
-    return _onnx_export(model, (torch.zeros(4, *shape),), [input_name], ["logits"])
+    return onnx_export(model, (torch.zeros(4, *shape),), [input_name], ["logits"])
 
 
 def grad_proto(model, shape, input_name="x"):
@@ -104,7 +70,7 @@ def grad_proto(model, shape, input_name="x"):
     y4 = torch.zeros(4, dtype=torch.int64)
     gm = make_fx(g, tracing_mode="symbolic", decomposition_table=decomposition_table(),
                  _allow_non_fake_inputs=True)(x4, y4)
-    return _onnx_export(gm, (x4, y4), [input_name, "y"], ["norms", "sqnorms"]), g.param_names
+    return onnx_export(gm, (x4, y4), [input_name, "y"], ["norms", "sqnorms"]), g.param_names
 
 
 def check_cam_report(name, c, log=print):

@@ -15,31 +15,21 @@ The Grad-CAM graph (check_cam) is held to a per-sample float64 autograd loop: ac
 gradients each relative to the largest |value| of that output for that sample.
 """
 import numpy as np
-import onnxruntime as ort
 import torch
 import torch.nn.functional as F
 from torch.func import functional_call, grad, vmap
 
-TINY_FLOOR = 1e-41
+from . import branches
 
-def ort_session(path, threads=2):
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
-    return ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
-
-
-def stable_cross_entropy(logits, y):
-    """cross-entropy of one sample, as softplus(logsumexp_{k != y} (z_k - z_y))."""
-    onehot = torch.arange(logits.shape[-1], device=logits.device) == y[..., None]
-    others = (logits - (logits * onehot).sum(-1, keepdim=True)).masked_fill(onehot, float("-inf"))
-    return F.softplus(torch.logsumexp(others, -1)).sum()
+# re-exported: the checks, scripts and tests name them as verify.*
+from .numerics import TINY_FLOOR, ort_session, stable_cross_entropy  # noqa: F401
+from .numerics import copy_as
 
 
 def reference_grad_sqnorms(model, x, y, chunk=16, dtype=torch.float64, loss_fn=stable_cross_entropy):
     """Per-sample squared gradient norms [N, P] (named_parameters order) by torch.func in `dtype`
     (float64 by default), and the per-sample |softmax - onehot| [N]."""
-    m64 = _copy_as(model, dtype)
+    m64 = copy_as(model, dtype)
     params = {k: v.detach() for k, v in m64.named_parameters()}
     buffers = {k: v.detach() for k, v in m64.named_buffers()}
 
@@ -58,17 +48,6 @@ def reference_grad_sqnorms(model, x, y, chunk=16, dtype=torch.float64, loss_fn=s
         probs = F.softmax(m64(x64), 1)
         delta = (probs - F.one_hot(y, probs.shape[1]).to(probs.dtype)).norm(dim=1)
     return torch.cat(sq).double().numpy(), delta.double().numpy()
-
-
-def _copy_as(model, dtype):
-    """The model in `dtype`, including casts inside it (a converted graph's Cast-to-float32
-    nodes, onnx2torch's `torch_dtype`, would otherwise drop the reference back to float32)."""
-    import copy
-    m = copy.deepcopy(model).to(dtype).eval()
-    for mod in m.modules():
-        if getattr(mod, "torch_dtype", None) in (torch.float16, torch.float32, torch.float64):
-            mod.torch_dtype = dtype
-    return m
 
 
 def output_op(proto):
@@ -158,7 +137,6 @@ def check_grad(onnx_path, model, x, y, input_name="x", batch_sizes=(1, 3), tol=N
     if tol is not None:
         over = ~((rel <= tol) & (sq_rel.max(1, initial=0.0) <= tol))   # NaN counts as over
         if over.any():
-            from . import branches
             report.update(branches.own_branch_check(onnx_path, model, x, y, input_name,
                                                     np.flatnonzero(over), norms, sqnorms, tol))
         report["verified"] = bool(not over.any() or report["n_unexplained"] == 0)
@@ -170,7 +148,7 @@ def reference_cam(model, x, y, layer, dtype=torch.float64):
     forward hook keeping the module's output at its last call (the rest of the network gets a
     copy, so that an in-place op after the module, `out += identity`, leaves A as the module
     returned it), torch.autograd.grad of the sample's logit y."""
-    m = _copy_as(model, dtype)
+    m = copy_as(model, dtype)
     target = dict(m.named_modules())[layer]
     store = {}
 

@@ -28,7 +28,7 @@ from torchvision.models.resnet import BasicBlock
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
 sys.path.insert(0, os.path.join(HERE, ".."))
-from infoutil_export import cam, exporter, metadata, verify  # noqa: E402
+from infoutil_export import cam, exporter, metadata, numerics, verify  # noqa: E402
 from infoutil_export.nets import convnet3  # noqa: E402
 
 COMMAND = os.path.join(HERE, "..", "export_cam.py")
@@ -70,7 +70,7 @@ class TinyResNet(nn.Module):
 
 def split_reference(net, k, x, y):
     """ConvNet-3 split by hand at Sequential index k: A = net[:k+1](x), f(A) = net[k+1:](A)[y]."""
-    m = verify._copy_as(net, torch.float64)
+    m = numerics.copy_as(net, torch.float64)
     head, tail = m[:k + 1], m[k + 1:]
     acts, grads = [], []
     for i in range(len(x)):
@@ -86,7 +86,7 @@ def split_reference(net, k, x, y):
 def replace_reference(net, layer, x, y):
     """Any network: a hook that returns a given A' in place of the module's output at its last
     call; the gradient of logit_y with respect to A'."""
-    m = verify._copy_as(net, torch.float64)
+    m = numerics.copy_as(net, torch.float64)
     target = dict(m.named_modules())[layer]
     state = {"calls": 0, "last": None, "a": None, "replace": None}
 

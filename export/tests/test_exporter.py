@@ -16,7 +16,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from infoutil_export import exporter, ghost, metadata  # noqa: E402
+from infoutil_export import exporter, ghost, metadata, torch_onnx  # noqa: E402
 
 
 def small_net():
@@ -130,7 +130,7 @@ def test_constant_of_shape_gets_its_float32_default():
     node = helper.make_node("ConstantOfShape", ["s"], ["z"])
     g = helper.make_graph([node], "g", [helper.make_tensor_value_info("s", onnx.TensorProto.INT64, [2])],
                           [helper.make_tensor_value_info("z", onnx.TensorProto.FLOAT, None)])
-    m = exporter.explicit_constant_of_shape(helper.make_model(g))
+    m = torch_onnx.explicit_constant_of_shape(helper.make_model(g))
     value, = [a.t for a in m.graph.node[0].attribute if a.name == "value"]
     assert value.data_type == onnx.TensorProto.FLOAT and onnx.numpy_helper.to_array(value).tolist() == [0.0]
 

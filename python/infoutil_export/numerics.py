@@ -1,0 +1,1 @@
+../../export/infoutil_export/numerics.py

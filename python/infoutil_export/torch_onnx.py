@@ -1,0 +1,1 @@
+../../export/infoutil_export/torch_onnx.py
