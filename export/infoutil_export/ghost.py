@@ -87,6 +87,11 @@ F64_COST = 4
 # product's matmul (ONNX Runtime, ResNet-18's layer3 at 224 px, 2 cores). So the form only wins
 # where L is small (layer4 at 224 px: 49 positions), not at L = 196 (layer3).
 OFFSET_COST = 400
+# The product form takes the activation's slices, one per kernel offset, instead of the unfold
+# (_offset_product_sq) where each offset's [C/G, L] x [L, O/G] matmul is not too thin to run
+# well: at least this many input channels a group (or a depthwise conv, elementwise). ResNet's
+# stem (3 channels, 49 offsets) keeps the unfold.
+OFFSET_MIN_CHANNELS = 16
 
 
 def _product_sq(G, U):
@@ -247,8 +252,37 @@ def _conv_weight_sq(a, Gm, k, stride, padding, dilation, out_hw, max_materialise
         if B * hw_p * hw_p <= max_materialised else float("inf")
     if act < min(product, gram):
         return _activation_gram_sq(a, Gm, k, stride, padding, dilation, out_hw)
+    if product <= gram and kk > 1 and \
+            (Og == 1 or C // B >= OFFSET_MIN_CHANNELS):
+        return _offset_product_sq(a, Gm, k, stride, padding, dilation, out_hw)
     return _frobenius_sq_of_product(Gm, _unfold(a, k, stride, padding, dilation, B),
                                     max_materialised)
+
+
+def _offset_product_sq(a, Gm, k, stride, padding, dilation, out_hw):
+    """The product form without the unfold: G U^T's columns for kernel offset (i, j) are
+    G A_ij^T, A_ij the activation at the positions that offset reads (a strided slice), so
+    |G U^T|^2 = sum_ij |G A_ij^T|^2: the same float32 multiply-adds as the product over the
+    unfold (and its error, eps * R), without writing the unfold (kh*kw times the activation, by
+    a grouped one-hot Conv of kh*kw multiply-adds a value; 8 % of ResNet-18's 224-px gradient
+    graph). A depthwise conv (one output channel a group) takes each offset's per-channel dot
+    products, elementwise, instead of [1, L] x [L, 1] matmuls."""
+    N, B, Og, L = Gm.shape
+    C = a.shape[1]
+    Ho, Wo = int(out_hw[0]), int(out_hw[1])
+    if any(padding):
+        a = F.pad(a, [padding[1], padding[1], padding[0], padding[0]])
+    Gt = None if Og == 1 else Gm.transpose(-1, -2)   # [N, B, L, O/G], once for all offsets
+    total = None
+    for i in range(k[0]):
+        for j in range(k[1]):
+            y, x = i * dilation[0], j * dilation[1]
+            A = a[:, :, y:y + stride[0] * (Ho - 1) + 1:stride[0],
+                  x:x + stride[1] * (Wo - 1) + 1:stride[1]].reshape(N, B, C // B, L)
+            M = (A * Gm).sum(-1) if Og == 1 else torch.matmul(A, Gt)   # [N, B, C/G(, O/G)]
+            term = M.pow(2).flatten(1).sum(1)
+            total = term if total is None else total + term
+    return total
 
 
 def _activation_gram_sq(a, Gm, k, stride, padding, dilation, out_hw):

@@ -263,8 +263,9 @@ def test_gram_form_keeps_precision_under_cancellation():
 
 
 def test_conv_weight_forms_agree_with_float64():
-    """The three forms of a conv's |dW_n|^2 (product, Gram over the unfold, Gram over the
-    activation with one strided slice of P per kernel offset) against float64 autograd of each
+    """The four forms of a conv's |dW_n|^2 (product over the unfold, product by the activation's
+    slice per kernel offset, Gram over the unfold, Gram over the activation with one strided
+    slice of P per kernel offset) against float64 autograd of each
     sample alone, over strides, dilations, asymmetric kernels, padding and groups, and a
     cancelling case (a near-uniform activation under a gradient of both signs, R ~ 700, where a
     float32 Gram form is ~1e-3 off)."""
@@ -272,7 +273,10 @@ def test_conv_weight_forms_agree_with_float64():
     torch.manual_seed(0)
     cases = [(4, 6, 9, (3, 3), (1, 1), (1, 1), (1, 1), 1), (4, 6, 10, (3, 3), (2, 2), (1, 1), (1, 1), 2),
              (6, 6, 11, (3, 2), (2, 1), (0, 2), (2, 1), 3), (3, 8, 12, (7, 7), (2, 2), (3, 3), (1, 1), 1),
-             (8, 8, 7, (1, 1), (2, 2), (0, 0), (1, 1), 1), (4, 4, 8, (3, 3), (1, 1), (1, 1), (1, 1), 4)]
+             (8, 8, 7, (1, 1), (2, 2), (0, 0), (1, 1), 1), (4, 4, 8, (3, 3), (1, 1), (1, 1), (1, 1), 4),
+             # depthwise (MobileNet's), strided and not, and one with two outputs a group
+             (6, 6, 9, (3, 3), (2, 2), (1, 1), (1, 1), 6), (5, 5, 8, (3, 3), (1, 1), (1, 1), (1, 1), 5),
+             (4, 8, 9, (3, 3), (1, 2), (2, 1), (2, 1), 4)]
     worst = 0.0
     for c, o, h, k, s, p, d, groups in cases:
         for cancel in (False, True):
@@ -295,6 +299,7 @@ def test_conv_weight_forms_agree_with_float64():
             u = ghost._unfold(a, list(k), list(s), list(p), list(d), groups)
             forms = [ghost._activation_gram_sq(a, gm, list(k), list(s), list(p), list(d), out.shape[2:]),
                      ghost._product_sq(gm, u), ghost._gram_sq(gm, u),
+                     ghost._offset_product_sq(a, gm, list(k), list(s), list(p), list(d), out.shape[2:]),
                      ghost._conv_weight_sq(a, gm, list(k), list(s), list(p), list(d), out.shape[2:])]
             for got in forms:
                 err = float((np.abs(got.double().numpy() - ref) / ref).max())
