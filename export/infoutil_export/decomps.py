@@ -4,11 +4,9 @@ Equal, Pad, ...). Without them the exporter stops at e.g. "No ONNX function foun
 aten.convolution_backward" (torchlib has no translation for it, nor for avg_pool2d_backward), and
 torch's own max-pool backward decomposition needs ScatterElements, which we avoid.
 
-Strided backwards use one idea: an output at stride s writes into one of s*s phases of the input
-(row y = s*q + r), so "put values back at strided positions, summing overlaps" is a sum per phase
-plane and an interleave of the planes (a stack and a reshape): pooling windows are a strided slice
-per kernel offset (_scatter_windows), a strided convolution's input gradient one plain Conv per
-phase (_input_grad_by_phases), instead of ConvTranspose, which runtimes run slowly.
+All pooling backwards use one idea: a pooling window is a strided slice per kernel offset, and
+"put values back at strided positions, summing overlaps" is a sum per phase plane of the input
+(row y = s*q + r) and an interleave of the planes, a stack and a reshape (_scatter_windows).
 """
 import torch
 from torch._decomp import get_decompositions
@@ -57,10 +55,15 @@ def _scatter_windows(contribs, k, s, d, canvas_hw):
 
 def convolution_backward(grad_output, input, weight, bias_sizes, stride, padding, dilation,
                          transposed, output_padding, groups, output_mask):
-    """2-D, non-transposed convolution. grad_input = ConvTranspose(grad_output, weight), written
-    as plain convolutions where it can be (_input_grad_by_phases); grad_bias = ReduceSum. The
-    weight gradient is never requested: the gradient graph freezes the parameters and asks
-    autograd only for gradients with respect to layer outputs."""
+    """2-D, non-transposed convolution. grad_input = ConvTranspose(grad_output, weight), a plain
+    Conv at stride 1; grad_bias = ReduceSum. The weight gradient is never requested: the
+    gradient graph freezes the parameters and asks autograd only for gradients with respect to
+    layer outputs.
+
+    A strided one stays a ConvTranspose: written as s*s plain Convs, one per phase of the input
+    (tried for issue 35), it ran no faster on ONNX Runtime (ResNet's 3 x 3 stride-2 blocks: the
+    phases' small kernels, the interleave and the crop cost what ConvTranspose did; a depthwise
+    stride-2 one was slower)."""
     if transposed or input.dim() != 4:
         raise NotImplementedError("gradient export: only 2-D non-transposed convolutions")
     if output_mask[1]:
@@ -77,9 +80,6 @@ def convolution_backward(grad_output, input, weight, bias_sizes, stride, padding
             # faster than ConvTranspose (ONNX Runtime: ~3x here)
             gi = aten.convolution.default(grad_output, _swapped(weight, groups).flip([2, 3]),
                                           None, [1, 1], full_pad, dilation, False, [0, 0], groups)
-        elif dilation == [1, 1]:
-            gi = _input_grad_by_phases(grad_output, weight, input.shape[2:], stride, padding,
-                                       groups)
         else:
             op = [input.shape[2 + i] - ((grad_output.shape[2 + i] - 1) * stride[i] - 2 * padding[i]
                                         + dilation[i] * (k[i] - 1) + 1) for i in range(2)]
@@ -90,71 +90,11 @@ def convolution_backward(grad_output, input, weight, bias_sizes, stride, padding
     return gi, None, gb
 
 
-def _input_grad_by_phases(g, weight, in_hw, s, p, groups):
-    """The input gradient of a convolution with stride s (dilation 1, any groups) as s*s plain
-    convolutions of the output gradient, one per phase of the input, interleaved by a reshape.
-
-    Input row y reads output rows ho with s*ho + i = y + p for kernel row i, so the rows of one
-    phase r = (y + p) mod s see only the kernel rows i = r (mod s): with z = y + p = s*q + r,
-    grad_in[z] = sum_t g[q - t] W[r + s*t], a stride-1 correlation of g with the phase's kernel
-    rows reversed. Same multiply-adds as the transposed convolution (which ONNX Runtime runs at
-    a fraction of Conv's rate: ResNet-18's three 3 x 3 stride-2 ConvTransposes took ~5 % of its
-    224-px gradient graph), and no zeros inserted between the output gradient's values; a
-    grouped (depthwise) one becomes a grouped Conv, which runtimes have fast kernels for.
-    A phase no kernel row reaches (a 1 x 1 kernel, stride 2) is zeros."""
-    N, O, Ho, Wo = g.shape
-    C = weight.shape[1] * groups
-    kh, kw = weight.shape[2], weight.shape[3]
-    m = [-(-(p[0] + in_hw[0]) // s[0]), -(-(p[1] + in_hw[1]) // s[1])]   # phase plane size
-    # the kernel flipped: phase r's rows r + s*(T - 1 - t) are the flipped kernel's rows
-    # kh - 1 - r - s*(T - 1) + s*t, a strided slice
-    wf = _swapped(weight, groups).flip([2, 3])
-    planes = {}
-    for ry in range(s[0]):
-        for rx in range(s[1]):
-            ty, tx = len(range(ry, kh, s[0])), len(range(rx, kw, s[1]))   # taps of the phase
-            if ty and tx:
-                y0, x0 = kh - 1 - ry - s[0] * (ty - 1), kw - 1 - rx - s[1] * (tx - 1)
-                w = wf[:, :, y0::s[0], x0::s[1]]
-                py, px = [ty - 1, m[0] - Ho], [tx - 1, m[1] - Wo]
-                if py[0] == py[1] and px[0] == px[1]:   # the Conv pads itself
-                    gp, pad = g, [py[0], px[0]]
-                else:
-                    gp, pad = _pad_hw(g, py, px), [0, 0]
-                planes[ry, rx] = aten.convolution.default(gp, w, None, [1, 1], pad, [1, 1],
-                                                          False, [0, 0], groups)
-    if len(planes) == 1:   # only phase (0, 0) (a 1 x 1 kernel): interleave zeros by a Pad
-        g6 = planes[0, 0].reshape(N, C, m[0], 1, m[1], 1)
-        full = aten.constant_pad_nd.default(g6, [0, s[1] - 1, 0, 0, 0, s[0] - 1], 0.0)
-    else:
-        zero = None
-        rows = []
-        for ry in range(s[0]):
-            cols = []
-            for rx in range(s[1]):
-                if (ry, rx) not in planes and zero is None:
-                    zero = next(iter(planes.values())) * 0.0
-                cols.append(planes.get((ry, rx), zero))
-            rows.append(torch.stack(cols, -1))        # [N, C, m0, m1, sx]
-        full = torch.stack(rows, 3)                   # [N, C, m0, sy, m1, sx]
-    full = full.reshape(N, C, m[0] * s[0], m[1] * s[1])
-    return full[:, :, p[0]:p[0] + in_hw[0], p[1]:p[1] + in_hw[1]]
-
-
 def _swapped(weight, groups):
     """[O, C/G, kh, kw] -> [C, O/G, kh, kw]: in and out channels swapped within each group."""
     O, Cg, kh, kw = weight.shape
     return weight.reshape(groups, O // groups, Cg, kh, kw).transpose(1, 2) \
         .reshape(Cg * groups, O // groups, kh, kw)
-
-
-def _pad_hw(x, py, px):
-    """Zero-pad (positive) or crop (negative) the last two dims by [lo, hi] each."""
-    if min(py + px) < 0:
-        x = x[:, :, max(-py[0], 0):x.shape[2] + min(py[1], 0),
-              max(-px[0], 0):x.shape[3] + min(px[1], 0)]
-    pads = [max(px[0], 0), max(px[1], 0), max(py[0], 0), max(py[1], 0)]
-    return aten.constant_pad_nd.default(x, pads, 0.0) if any(pads) else x
 
 
 def max_pool2d_backward(grad_output, self, kernel_size, stride, padding, dilation, ceil_mode,

@@ -87,21 +87,21 @@ F64_COST = 4
 # product's matmul (ONNX Runtime, ResNet-18's layer3 at 224 px, 2 cores). So the form only wins
 # where L is small (layer4 at 224 px: 49 positions), not at L = 196 (layer3).
 OFFSET_COST = 400
-# The product form takes the activation's slices, one per kernel offset, instead of the unfold
-# (_offset_product_sq) where each offset's [C/G, L] x [L, O/G] matmul is not too thin to run
-# well: at least this many input channels a group (or a depthwise conv, elementwise). ResNet's
-# stem (3 channels, 49 offsets) keeps the unfold.
-OFFSET_MIN_CHANNELS = 16
 
 
 def _product_sq(G, U):
     """|G U^T|^2 per sample by the product itself, in float32: its error grows as eps * R (see
     _gram_sq), as autograd's does."""
     # |G U^T| = |U G^T|: transpose the smaller of the two (a conv's U is kh*kw times the
-    # larger), since the graph materialises the transposed operand.
+    # larger), in case the runtime materialises the transposed operand. On 3-D operands
+    # ([N*B, ., L]) so that the Transpose feeds the MatMul directly: a 4-D matmul is exported as
+    # Transpose, Reshape, MatMul, which ONNX Runtime does not fuse, and its transposes then took
+    # ~3 % of ResNet-18's 224-px gradient graph; fused, MatMul reads the operand transposed.
+    N = G.shape[0]
+    G3, U3 = G.flatten(0, 1), U.flatten(0, 1)
     if U.shape[2] > G.shape[2]:
-        return torch.matmul(U, G.transpose(-1, -2)).pow(2).sum((1, 2, 3))
-    return torch.matmul(G, U.transpose(-1, -2)).pow(2).sum((1, 2, 3))
+        return torch.matmul(U3, G3.transpose(1, 2)).pow(2).reshape(N, -1).sum(1)
+    return torch.matmul(G3, U3.transpose(1, 2)).pow(2).reshape(N, -1).sum(1)
 
 
 def _gram_sq(G, U):
@@ -111,9 +111,10 @@ def _gram_sq(G, U):
     R = sum_l |g_l| |u_l| / |G U^T|, where the product form's (and autograd's) grows as eps * R:
     at R ~ 700, 1.4e-3 against 1.7e-6. In float64 it is as accurate as its float32 inputs allow.
     Only these two matmuls pay for it."""
-    Gd, Ud = G.double(), U.double()
-    gram = torch.matmul(Gd.transpose(-1, -2), Gd) * torch.matmul(Ud.transpose(-1, -2), Ud)
-    return gram.sum((1, 2, 3)).to(G.dtype)
+    N = G.shape[0]
+    Gd, Ud = G.flatten(0, 1).double(), U.flatten(0, 1).double()   # 3-D: see _product_sq
+    gram = torch.matmul(Gd.transpose(1, 2), Gd) * torch.matmul(Ud.transpose(1, 2), Ud)
+    return gram.reshape(N, -1).sum(1).to(G.dtype)
 
 
 def _frobenius_sq_of_product(G, U, max_materialised=1 << 20):
@@ -252,37 +253,8 @@ def _conv_weight_sq(a, Gm, k, stride, padding, dilation, out_hw, max_materialise
         if B * hw_p * hw_p <= max_materialised else float("inf")
     if act < min(product, gram):
         return _activation_gram_sq(a, Gm, k, stride, padding, dilation, out_hw)
-    if product <= gram and kk > 1 and \
-            (Og == 1 or C // B >= OFFSET_MIN_CHANNELS):
-        return _offset_product_sq(a, Gm, k, stride, padding, dilation, out_hw)
     return _frobenius_sq_of_product(Gm, _unfold(a, k, stride, padding, dilation, B),
                                     max_materialised)
-
-
-def _offset_product_sq(a, Gm, k, stride, padding, dilation, out_hw):
-    """The product form without the unfold: G U^T's columns for kernel offset (i, j) are
-    G A_ij^T, A_ij the activation at the positions that offset reads (a strided slice), so
-    |G U^T|^2 = sum_ij |G A_ij^T|^2: the same float32 multiply-adds as the product over the
-    unfold (and its error, eps * R), without writing the unfold (kh*kw times the activation, by
-    a grouped one-hot Conv of kh*kw multiply-adds a value; 8 % of ResNet-18's 224-px gradient
-    graph). A depthwise conv (one output channel a group) takes each offset's per-channel dot
-    products, elementwise, instead of [1, L] x [L, 1] matmuls."""
-    N, B, Og, L = Gm.shape
-    C = a.shape[1]
-    Ho, Wo = int(out_hw[0]), int(out_hw[1])
-    if any(padding):
-        a = F.pad(a, [padding[1], padding[1], padding[0], padding[0]])
-    Gt = None if Og == 1 else Gm.transpose(-1, -2)   # [N, B, L, O/G], once for all offsets
-    total = None
-    for i in range(k[0]):
-        for j in range(k[1]):
-            y, x = i * dilation[0], j * dilation[1]
-            A = a[:, :, y:y + stride[0] * (Ho - 1) + 1:stride[0],
-                  x:x + stride[1] * (Wo - 1) + 1:stride[1]].reshape(N, B, C // B, L)
-            M = (A * Gm).sum(-1) if Og == 1 else torch.matmul(A, Gt)   # [N, B, C/G(, O/G)]
-            term = M.pow(2).flatten(1).sum(1)
-            total = term if total is None else total + term
-    return total
 
 
 def _activation_gram_sq(a, Gm, k, stride, padding, dilation, out_hw):
