@@ -67,7 +67,8 @@ NETS = {   # name -> (constructor for export_module.py, its kwargs)
     "resnet18_gn": ("stage2_nets:resnet18_gn", {"num_classes": K}),
 }
 BATCH = {32: 64, 224: 16}
-TOOLS = ["raw", "infoutil", "ort forward", "ort graph", "torch.func", "backpack", "opacus"]
+TOOLS = ["raw", "infoutil", "ort forward", "ort graph", "ort graph (baseline)", "torch.func",
+         "backpack", "opacus"]
 SLOW = {"torch.func"}
 
 
@@ -187,10 +188,10 @@ def ort_forward(onnx, threads):
     return lambda x, y: torch.from_numpy(sess.run(None, {name: x.numpy()})[0])
 
 
-def ort_graph(onnx, threads):
-    """The gradient graph infoutil runs (NAME.grad.onnx) on ONNX Runtime in this process: its
-    squared norms per parameter (the graph computes them on the way to the norms)."""
-    sess = ort_session(onnx.with_suffix(".grad.onnx"), threads)
+def ort_graph(onnx, threads, grad=None):
+    """The gradient graph infoutil runs (NAME.grad.onnx, or `grad`) on ONNX Runtime in this
+    process: its squared norms per parameter (the graph computes them on the way to the norms)."""
+    sess = ort_session(grad or onnx.with_suffix(".grad.onnx"), threads)
     xn, yn = (i.name for i in sess.get_inputs()[:2])
     return lambda x, y: torch.from_numpy(sess.run(["sqnorms"], {xn: x.numpy(), yn: y.numpy()})[0])
 
@@ -258,8 +259,15 @@ def bench(name, size, args):
     data, x, y = dataset(args.work, size, n)
     out_h5 = args.work / f"eval-{name}-{size}.h5"
     fns, errors, secs, norms, cmds = {}, {}, {t: [] for t in args.tools}, {}, {}
-    for t in args.tools:
-        if t in BUILDERS or t in ORT_BUILDERS:
+    baseline = args.baseline / f"{name}-{size}.grad.onnx" if args.baseline else None
+    tools = [t for t in args.tools if t != "ort graph (baseline)" or (baseline and baseline.exists())]
+    if "ort graph (baseline)" in tools:
+        cmds["ort graph (baseline)"] = str(baseline)
+    for t in tools:
+        if t == "ort graph (baseline)":
+            fns[t] = ort_graph(onnx, args.threads, baseline)
+            fns[t](x[:batch], y[:batch])
+        elif t in BUILDERS or t in ORT_BUILDERS:
             try:
                 fns[t] = BUILDERS[t](model) if t in BUILDERS else ORT_BUILDERS[t](onnx, args.threads)
                 fns[t](x[:batch], y[:batch])   # a first call: refusals show here, and setup is done
@@ -267,7 +275,7 @@ def bench(name, size, args):
                 errors[t] = f"{type(e).__name__}: {str(e).splitlines()[0][:160]}"
                 print(f"[stage2] {name} {size}: {t} cannot run: {errors[t]}", flush=True)
     for rep in range(args.reps):
-        for t in args.tools:
+        for t in tools:
             if t in errors:
                 continue
             if t in ("raw", "infoutil"):
@@ -331,6 +339,9 @@ def main():
     ap.add_argument("--tools", default=",".join(TOOLS))
     ap.add_argument("--infoutil", type=Path, default=ROOT / "target/release/infoutil")
     ap.add_argument("--out", type=Path, help="markdown table")
+    ap.add_argument("--baseline", type=Path,
+                    help="folder of other NAME-SIZE.grad.onnx files (e.g. an earlier exporter's) "
+                         "timed beside the others as 'ort graph (baseline)'")
     args = ap.parse_args()
     args.tools = args.tools.split(",")
     torch.set_num_threads(args.threads)
