@@ -65,10 +65,10 @@ def check_avg_pool():
 
 
 def check_conv():
-    """Every route of the input gradient: stride 1 (a flipped-kernel Conv, grouped too), strided
-    (one Conv per phase: both parities of the size, kernels smaller than the stride, phases no
-    kernel row reaches, padding beyond the kernel, non-square), dilated and strided (kept as a
-    ConvTranspose); depthwise and grouped."""
+    """Every route of the input gradient: stride 1 (a flipped-kernel Conv, grouped too, and
+    padding beyond the kernel, which keeps the ConvTranspose), strided (a ConvTranspose: both
+    parities of the size, kernels smaller than the stride, non-square, dilated); depthwise and
+    grouped."""
     worst = 0.0
     cases = [  # (kh, kw), (sy, sx), (py, px), d, (H, W), groups
         ((3, 3), (1, 1), (1, 1), 1, (8, 8), 1), ((3, 3), (2, 2), (1, 1), 1, (9, 9), 1),
