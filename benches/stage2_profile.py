@@ -5,7 +5,9 @@
 
 Runs the graph `--runs` times on seeded standard-normal inputs (labels 0) with profiling on, drops
 the first run (allocation, kernel selection) and prints the time per op type (summed over the
-rest, divided by their count) and the slowest nodes with their output shapes.
+rest, divided by their count), per kind of work (what the kernels are for in a gradient graph,
+from their op, attributes, weights and output type: `kinds`), and the slowest nodes with their
+output shapes.
 """
 import argparse
 import collections
@@ -50,6 +52,47 @@ def tables(events, runs):
     return by_op, by_node, shapes, total_run, len(keep)
 
 
+def _one_hot(init):
+    """A Conv weight of 0s and 1s with one 1 a kernel: the exporter's unfold (im2col)."""
+    if init is None:
+        return False
+    from onnx import numpy_helper
+    w = numpy_helper.to_array(init)
+    return bool(np.isin(w, (0, 1)).all() and (w.reshape(w.shape[0], -1).sum(1) == 1).all())
+
+
+def kinds(path, by_node, shapes):
+    """Kernel time by kind of work: Conv (forward and input gradient; grouped ones included, which
+    are the network's own depthwise convs), ConvTranspose (strided input gradients), unfold (a
+    grouped Conv with one-hot weights), per-sample products (float32 MatMul), float64 Gram forms
+    (double MatMul, Mul, Cast and the casts' transposes), layout reorders, and the rest by op
+    (elementwise backward, pooling masks, slices...)."""
+    import onnx
+    m = onnx.load(path, load_external_data=False)
+    inits = {i.name: i for i in m.graph.initializer}
+    nodes = {n.name: n for n in m.graph.node}
+    out = collections.Counter()
+    for (op, node), us in by_node.items():
+        base = nodes.get(node) or nodes.get(node.replace("_nchwc", "")) or \
+            nodes.get(node.split("/")[0])
+        double = "double" in json.dumps(shapes.get(node))
+        if op == "Conv":
+            w = inits.get(base.input[1]) if base is not None and len(base.input) > 1 else None
+            kind = "unfold (grouped one-hot Conv)" if _one_hot(w) else "Conv (forward, input gradient)"
+        elif op == "ConvTranspose":
+            kind = "ConvTranspose (strided input gradient)"
+        elif op in ("MatMul", "FusedMatMul", "Gemm"):
+            kind = "float64 Gram forms" if double else "per-sample products (float32 MatMul)"
+        elif op.startswith("Reorder"):
+            kind = "layout reorders (NCHWc)"
+        elif double or op == "Cast":
+            kind = "float64 Gram forms"
+        else:
+            kind = f"other: {op}"
+        out[kind] += us
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("graph")
@@ -66,6 +109,9 @@ def main():
     print("| op | s a run | share |\n|---|---:|---:|")
     for op, us in by_op.most_common():
         print(f"| {op} | {us / n / 1e6:.3f} | {100 * us / n / tot:.1f} % |")
+    print("\n| kind | s a run | share |\n|---|---:|---:|")
+    for kind, us in kinds(args.graph, by_node, shapes).most_common():
+        print(f"| {kind} | {us / n / 1e6:.3f} | {100 * us / n / tot:.1f} % |")
     print(f"\nslowest {args.top} nodes:")
     for (op, node), us in by_node.most_common(args.top):
         print(f"  {us / n / 1e6:7.3f} s  {op:18s} {node[:60]:60s} {json.dumps(shapes[node])[:120]}")

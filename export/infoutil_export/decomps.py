@@ -5,8 +5,8 @@ aten.convolution_backward" (torchlib has no translation for it, nor for avg_pool
 torch's own max-pool backward decomposition needs ScatterElements, which we avoid.
 
 All pooling backwards use one idea: a pooling window is a strided slice per kernel offset, and
-"put values back at strided positions, summing overlaps" is a grouped ConvTranspose with a one-hot
-kernel (the transpose of an im2col convolution).
+"put values back at strided positions, summing overlaps" is a sum per phase plane of the input
+(row y = s*q + r) and an interleave of the planes, a stack and a reshape (_scatter_windows).
 """
 import torch
 from torch._decomp import get_decompositions
@@ -55,9 +55,15 @@ def _scatter_windows(contribs, k, s, d, canvas_hw):
 
 def convolution_backward(grad_output, input, weight, bias_sizes, stride, padding, dilation,
                          transposed, output_padding, groups, output_mask):
-    """2-D, non-transposed convolution. grad_input = ConvTranspose(grad_output, weight);
-    grad_bias = ReduceSum. The weight gradient is never requested: the gradient graph freezes the
-    parameters and asks autograd only for gradients with respect to layer outputs."""
+    """2-D, non-transposed convolution. grad_input = ConvTranspose(grad_output, weight), a plain
+    Conv at stride 1; grad_bias = ReduceSum. The weight gradient is never requested: the
+    gradient graph freezes the parameters and asks autograd only for gradients with respect to
+    layer outputs.
+
+    A strided one stays a ConvTranspose: written as s*s plain Convs, one per phase of the input
+    (tried for issue 35), it ran no faster on ONNX Runtime (ResNet's 3 x 3 stride-2 blocks: the
+    phases' small kernels, the interleave and the crop cost what ConvTranspose did; a depthwise
+    stride-2 one was slower)."""
     if transposed or input.dim() != 4:
         raise NotImplementedError("gradient export: only 2-D non-transposed convolutions")
     if output_mask[1]:
@@ -68,13 +74,12 @@ def convolution_backward(grad_output, input, weight, bias_sizes, stride, padding
     if output_mask[0]:
         k = [weight.shape[2], weight.shape[3]]
         full_pad = [dilation[i] * (k[i] - 1) - padding[i] for i in range(2)]
-        if stride == [1, 1] and groups == 1 and min(full_pad) >= 0:
+        if stride == [1, 1] and min(full_pad) >= 0:
             # stride 1: the transposed convolution is a plain convolution with the kernel
-            # flipped and its in/out channels swapped; ONNX runtimes run Conv much faster
-            # than ConvTranspose (ONNX Runtime: ~3x here)
-            w = weight.flip([2, 3]).transpose(0, 1)
-            gi = aten.convolution.default(grad_output, w, None, [1, 1], full_pad, dilation,
-                                          False, [0, 0], 1)
+            # flipped and its in/out channels swapped (per group); ONNX runtimes run Conv much
+            # faster than ConvTranspose (ONNX Runtime: ~3x here)
+            gi = aten.convolution.default(grad_output, _swapped(weight, groups).flip([2, 3]),
+                                          None, [1, 1], full_pad, dilation, False, [0, 0], groups)
         else:
             op = [input.shape[2 + i] - ((grad_output.shape[2 + i] - 1) * stride[i] - 2 * padding[i]
                                         + dilation[i] * (k[i] - 1) + 1) for i in range(2)]
@@ -83,6 +88,13 @@ def convolution_backward(grad_output, input, weight, bias_sizes, stride, padding
     if output_mask[2]:
         gb = grad_output.sum([0, 2, 3])
     return gi, None, gb
+
+
+def _swapped(weight, groups):
+    """[O, C/G, kh, kw] -> [C, O/G, kh, kw]: in and out channels swapped within each group."""
+    O, Cg, kh, kw = weight.shape
+    return weight.reshape(groups, O // groups, Cg, kh, kw).transpose(1, 2) \
+        .reshape(Cg * groups, O // groups, kh, kw)
 
 
 def max_pool2d_backward(grad_output, self, kernel_size, stride, padding, dilation, ceil_mode,
@@ -112,7 +124,8 @@ def max_pool2d_backward(grad_output, self, kernel_size, stride, padding, dilatio
             else:
                 first = hit & ~taken
                 taken = taken | hit
-            contribs.append(first.to(grad_output.dtype) * grad_output)
+            # one Where, not a Cast and a Mul: one pass over the window instead of two
+            contribs.append(torch.where(first, grad_output, 0.0))
     g = _scatter_windows(contribs, k, s, d, [H + p[0] + rp[0], W + p[1] + rp[1]])
     return g[:, :, p[0]:p[0] + H, p[1]:p[1] + W]
 

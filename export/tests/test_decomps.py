@@ -65,19 +65,32 @@ def check_avg_pool():
 
 
 def check_conv():
+    """Every route of the input gradient: stride 1 (a flipped-kernel Conv, grouped too, and
+    padding beyond the kernel, which keeps the ConvTranspose), strided (a ConvTranspose: both
+    parities of the size, kernels smaller than the stride, non-square, dilated); depthwise and
+    grouped."""
     worst = 0.0
-    for (k, s, p, d, H) in [(3, 1, 1, 1, 8), (3, 2, 1, 1, 9), (1, 2, 0, 1, 8), (7, 2, 3, 1, 16),
-                            (3, 1, 2, 2, 10)]:
-        x = torch.randn(2, 4, H, H)
-        w = torch.randn(5, 4, k, k)
-        f = lambda t: F.conv2d(t, w, None, s, p, d)
+    cases = [  # (kh, kw), (sy, sx), (py, px), d, (H, W), groups
+        ((3, 3), (1, 1), (1, 1), 1, (8, 8), 1), ((3, 3), (2, 2), (1, 1), 1, (9, 9), 1),
+        ((1, 1), (2, 2), (0, 0), 1, (8, 8), 1), ((7, 7), (2, 2), (3, 3), 1, (16, 16), 1),
+        ((3, 3), (1, 1), (2, 2), 2, (10, 10), 1), ((3, 3), (2, 2), (1, 1), 1, (8, 8), 1),
+        ((3, 3), (2, 2), (1, 1), 1, (7, 10), 4), ((3, 3), (1, 1), (1, 1), 1, (7, 6), 4),
+        ((3, 3), (2, 2), (1, 1), 1, (12, 12), 2), ((2, 2), (3, 3), (0, 0), 1, (11, 10), 1),
+        ((1, 3), (2, 3), (0, 1), 1, (9, 13), 1), ((5, 5), (3, 2), (2, 1), 1, (13, 12), 1),
+        ((3, 3), (1, 1), (3, 3), 1, (6, 6), 1), ((3, 3), (2, 2), (1, 1), 2, (11, 11), 4),
+        ((4, 4), (4, 4), (0, 0), 1, (16, 17), 1),
+    ]
+    for k, s, p, d, (H, W), groups in cases:
+        x = torch.randn(2, 4, H, W)
+        w = torch.randn(4 if groups == 4 else 6, 4 // groups, *k)
+        f = lambda t: F.conv2d(t, w, None, s, p, d, groups)
         go = torch.randn_like(f(x))
-        gi, _, gb = decomps.convolution_backward(go, x, w, [5], [s], [p], [d], False, [0, 0], 1,
-                                                 [True, False, True])
+        gi, _, gb = decomps.convolution_backward(go, x, w, [w.shape[0]], list(s), list(p), [d],
+                                                 False, [0, 0], groups, [True, False, True])
         ref = _grad(f, x, go)
         err = max((ref - gi).abs().max().item() / ref.abs().max().item(),
                   (go.sum([0, 2, 3]) - gb).abs().max().item() / gb.abs().max().item())
-        assert err < 1e-6, (k, s, p, d, H, err)
+        assert gi.shape == x.shape and err < 1e-6, (k, s, p, d, H, W, groups, err)
         worst = max(worst, err)
     return worst
 

@@ -121,7 +121,24 @@ def test_modern_layers_verify():
         assert any(n.op_type == "ConstantOfShape" for n in grd.graph.node)
         assert all(any(a.name == "value" for a in n.attribute)
                    for n in grd.graph.node if n.op_type == "ConstantOfShape")
+        # no MatMul reads an Expand: torch.matmul broadcasts a symbolic batch (the depthwise
+        # conv's N*C blocks in ghost._product_sq) by an Expand that ONNX Runtime runs as a copy
+        assert not _expands_into_matmul(grd.graph), _expands_into_matmul(grd.graph)
     return rep["grad"]["norm_max_rel_err"]
+
+
+def _expands_into_matmul(graph):
+    """Expand nodes whose output reaches a MatMul through Reshapes and Transposes only."""
+    made_by = {o: n for n in graph.node for o in n.output}
+    found = []
+    for n in graph.node:
+        for i in n.input if n.op_type == "MatMul" else ():
+            p = made_by.get(i)
+            while p is not None and p.op_type in ("Reshape", "Transpose"):
+                p = made_by.get(p.input[0])
+            if p is not None and p.op_type == "Expand":
+                found.append(p.name)
+    return found
 
 
 def test_constant_of_shape_gets_its_float32_default():
@@ -272,7 +289,10 @@ def test_conv_weight_forms_agree_with_float64():
     torch.manual_seed(0)
     cases = [(4, 6, 9, (3, 3), (1, 1), (1, 1), (1, 1), 1), (4, 6, 10, (3, 3), (2, 2), (1, 1), (1, 1), 2),
              (6, 6, 11, (3, 2), (2, 1), (0, 2), (2, 1), 3), (3, 8, 12, (7, 7), (2, 2), (3, 3), (1, 1), 1),
-             (8, 8, 7, (1, 1), (2, 2), (0, 0), (1, 1), 1), (4, 4, 8, (3, 3), (1, 1), (1, 1), (1, 1), 4)]
+             (8, 8, 7, (1, 1), (2, 2), (0, 0), (1, 1), 1), (4, 4, 8, (3, 3), (1, 1), (1, 1), (1, 1), 4),
+             # depthwise (MobileNet's), strided and not, and one with two outputs a group
+             (6, 6, 9, (3, 3), (2, 2), (1, 1), (1, 1), 6), (5, 5, 8, (3, 3), (1, 1), (1, 1), (1, 1), 5),
+             (4, 8, 9, (3, 3), (1, 2), (2, 1), (2, 1), 4)]
     worst = 0.0
     for c, o, h, k, s, p, d, groups in cases:
         for cancel in (False, True):
