@@ -22,19 +22,10 @@ pub enum Method {
 
 impl Method {
     pub const ALL: [Method; 3] = [Method::Infoutil, Method::Rded, Method::Random];
-
-    /// As the command line and the files spell it.
-    pub fn name(self) -> &'static str {
-        match self {
-            Method::Infoutil => "infoutil",
-            Method::Rded => "rded",
-            Method::Random => "random",
-        }
-    }
 }
 
 /// A value as result files (and the command line) spell it, e.g. "grad-norm".
-fn value_name(v: impl Serialize) -> String {
+pub(in crate::distill) fn value_name(v: impl Serialize) -> String {
     let v = serde_json::json!(v);
     v.as_str().map_or_else(|| v.to_string(), str::to_string)
 }

@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 
 use super::Proposal;
 use crate::base::valid::Check;
-use crate::distill::config::{DistillConfig, Method, Opt};
+use crate::distill::config::{value_name, DistillConfig, Method, Opt};
 use crate::error::{Error, Result};
 use crate::informativeness::Attribution;
 
@@ -49,7 +49,7 @@ impl DistillConfig {
                 format!("`attribution` {}", self.attribution.name()),
                 "`attribution` shapley".to_string(),
             ),
-            m => (format!("`method` {}", m.name()), readers(&unread)),
+            m => (format!("`method` {}", value_name(m)), readers(&unread)),
         };
         let shown: Vec<String> = unread.iter().map(|o| o.shown(self)).collect();
         let (it, n) = match unread.len() {
@@ -66,13 +66,13 @@ impl DistillConfig {
 
 /// "`method` infoutil or rded": the methods that read any of `options`.
 fn readers(options: &[Opt]) -> String {
-    let names: Vec<&str> = Method::ALL
+    let names: Vec<String> = Method::ALL
         .into_iter()
         .filter(|m| {
             let reads = m.reads(Attribution::Shapley);
             options.iter().any(|o| reads.contains(o))
         })
-        .map(Method::name)
+        .map(value_name)
         .collect();
     format!("`method` {}", names.join(" or "))
 }
@@ -128,7 +128,7 @@ mod tests {
     fn reader(method: Method, attribution: Attribution) -> String {
         match method {
             Method::Infoutil => format!("`attribution` {}", attribution.name()),
-            m => format!("`method` {}", m.name()),
+            m => format!("`method` {}", value_name(m)),
         }
     }
 
