@@ -17,15 +17,16 @@ fn err(e: impl std::fmt::Display) -> Error {
     Error::backend("ort", e)
 }
 
-/// ONNX Runtime allows one environment per process; the first caller's library path wins.
-static ENV: OnceLock<std::result::Result<Environment, String>> = OnceLock::new();
-/// The library that first caller loaded (or tried to).
-static LOADED: OnceLock<PathBuf> = OnceLock::new();
+/// ONNX Runtime allows one environment per process; the first caller's library path wins, and
+/// is kept with it (the CUDA provider's libraries are looked for beside that library).
+static ENV: OnceLock<(PathBuf, std::result::Result<Environment, String>)> = OnceLock::new();
 
-/// The ONNX Runtime library this process has loaded; where it would look if none is loaded yet.
+/// The ONNX Runtime library this process has loaded (or tried to); where it would look if none
+/// is loaded yet.
 #[cfg(feature = "cuda")]
 fn loaded_library() -> PathBuf {
-    LOADED.get().cloned().unwrap_or_else(|| library_path(None))
+    ENV.get()
+        .map_or_else(|| library_path(None), |(path, _)| path.clone())
 }
 
 /// Where the ONNX Runtime library is looked for: the given path, else `ORT_DYLIB_PATH`, else the
@@ -119,19 +120,19 @@ pub fn describe(library: Option<&Path>) -> std::result::Result<String, String> {
 
 /// Load ONNX Runtime (once per process). The error says where it looked and how to fix it.
 pub fn environment(library: Option<&Path>) -> Result<&'static Environment> {
-    ENV.get_or_init(|| {
+    let (_, env) = ENV.get_or_init(|| {
         let path = library_path(library);
-        LOADED.get_or_init(|| path.clone());
-        let builder = ort::init_from(&path).map_err(|e| {
-            format!(
-                "cannot load ONNX Runtime ({e}); install it with `pip install onnxruntime==1.31.1` and set \
-                 ORT_DYLIB_PATH to its capi/libonnxruntime.so.* (see README)"
-            )
-        })?;
-        builder.with_name("infoutil").build().map_err(|e| e.to_string())
-    })
-    .as_ref()
-    .map_err(err)
+        let env = ort::init_from(&path)
+            .map_err(|e| {
+                format!(
+                    "cannot load ONNX Runtime ({e}); install it with `pip install onnxruntime==1.31.1` and set \
+                     ORT_DYLIB_PATH to its capi/libonnxruntime.so.* (see README)"
+                )
+            })
+            .and_then(|builder| builder.with_name("infoutil").build().map_err(|e| e.to_string()));
+        (path, env)
+    });
+    env.as_ref().map_err(err)
 }
 
 pub struct OrtEngine {
