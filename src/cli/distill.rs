@@ -2,7 +2,7 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use super::choices::{one_of, METHODS, SCORES};
-use super::paths;
+use super::{flags, paths};
 use clap::parser::ValueSource;
 use clap::{ArgMatches, Args};
 use infoutil::base::valid::Valid;
@@ -84,34 +84,32 @@ pub struct DistillArgs {
     pub given: BTreeSet<Opt>,
 }
 
-/// The argument (clap's id, the field's name above) that sets each option a method may not read.
-const ARGS: [(Opt, &str); 13] = [
-    (Opt::Candidates, "candidates"),
-    (Opt::Attribution, "attribution"),
-    (Opt::Grid, "grid"),
-    (Opt::Budget, "budget"),
-    (Opt::Estimator, "estimator"),
-    (Opt::Baseline, "baseline"),
-    (Opt::Value, "value"),
-    (Opt::Alpha, "alpha"),
-    (Opt::Span, "crop_span"),
-    (Opt::PerImage, "crops_per_image"),
-    (Opt::Score, "score"),
-    (Opt::OnlyRecognised, "only_recognised"),
-    (Opt::MapsFrom, "maps_from"),
-];
+/// The argument of `distill` (its `command`) that sets `opt`: the one with the flag cli/flags.rs
+/// maps the option's field to, so that no second table names them (every option has one: the
+/// test below looks each up).
+fn argument(command: &clap::Command, opt: Opt) -> &clap::Arg {
+    let flag = flags::flag(opt.field())
+        .unwrap_or_else(|| panic!("cli/flags.rs maps no flag to `{}`", opt.field()));
+    let long = flag.trim_start_matches("--");
+    command
+        .get_arguments()
+        .find(|a| a.get_long() == Some(long))
+        .unwrap_or_else(|| panic!("distill has no {flag}"))
+}
 
-/// The options of [`ARGS`] that `distill`'s matches got from the user rather than from clap's
-/// defaults: the method refuses those it does not read, at any value, the default's included.
-pub fn given(matches: &ArgMatches) -> BTreeSet<Opt> {
-    ARGS.iter()
-        .filter(|(_, id)| {
+/// The options a method may not read ([`Opt`]) that `distill`'s matches got from the user rather
+/// than from clap's defaults: the method refuses those it does not read, at any value, the
+/// default's included.
+pub fn given(command: &clap::Command, matches: &ArgMatches) -> BTreeSet<Opt> {
+    Opt::ALL
+        .into_iter()
+        .filter(|&opt| {
+            let id = argument(command, opt).get_id().as_str();
             !matches!(
                 matches.value_source(id),
                 None | Some(ValueSource::DefaultValue)
             )
         })
-        .map(|&(opt, _)| opt)
         .collect()
 }
 
@@ -344,16 +342,15 @@ mod tests {
     }
 
     /// Each option a method may not read is seen as given when on the command line, at any
-    /// value (its default's too), and not when left to clap's default: an id of [`ARGS`] that
-    /// named no argument would never be seen, so each is looked up in the command.
+    /// value (its default's too), and not when left to clap's default; each has its argument
+    /// (found through cli/flags.rs: [`argument`] panics for one without).
     #[test]
     fn options_given_are_told_from_defaults_for_every_option_a_method_may_not_read() {
         assert!(given_by(&[]).is_empty());
         let cmd = super::super::Cli::command();
         let distill = cmd.find_subcommand("distill").expect("distill");
-        for (opt, id) in ARGS {
-            let arg = distill.get_arguments().find(|a| a.get_id() == id);
-            let arg = arg.unwrap_or_else(|| panic!("{opt:?}: no argument {id}"));
+        for opt in Opt::ALL {
+            let arg = argument(distill, opt);
             let flag = format!("--{}", arg.get_long().expect("a long flag"));
             let mut argv = vec![flag.as_str()];
             let default = arg

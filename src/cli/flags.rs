@@ -31,6 +31,14 @@ const FLAGS: &[(&str, &str)] = &[
     ("value", "--value"),
 ];
 
+/// The flag that sets `field`, if the command line has one.
+pub fn flag(field: &str) -> Option<&'static str> {
+    FLAGS
+        .iter()
+        .find(|(f, _)| *f == field)
+        .map(|&(_, flag)| flag)
+}
+
 /// `message` with every field it names as the flag that sets it.
 pub fn in_message(message: &str) -> String {
     let mut out = message.to_string();

@@ -194,12 +194,14 @@ fn parse() -> Result<Cli, clap::Error> {
 fn parse_from(
     argv: impl IntoIterator<Item = impl Into<std::ffi::OsString> + Clone>,
 ) -> Result<Cli, clap::Error> {
-    let matches = Cli::command().try_get_matches_from(argv)?;
+    let mut command = Cli::command();
+    let matches = command.try_get_matches_from_mut(argv)?;
     let mut cli = Cli::from_arg_matches(&matches)?;
     if let (Command::Distill(args), Some(m)) =
         (&mut cli.command, matches.subcommand_matches("distill"))
     {
-        args.given = distill::given(m);
+        let distill = command.find_subcommand("distill").expect("a subcommand");
+        args.given = distill::given(distill, m);
     }
     Ok(cli)
 }
