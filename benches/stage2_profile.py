@@ -1,7 +1,8 @@
 #!/usr/bin/env python
 """ONNX Runtime's own profile of a gradient graph (NAME.grad.onnx), by op type and by node.
 
-  python benches/stage2_profile.py models/x.grad.onnx --batch 16 --threads 2 --runs 3
+  python benches/stage2_profile.py models/x.grad.onnx --batch 16 --threads 2 --runs 3 \
+      [--opt-level extended]
 
 Runs the graph `--runs` times on seeded standard-normal inputs (labels 0) with profiling on, drops
 the first run (allocation, kernel selection) and prints the time per op type (summed over the
@@ -19,9 +20,15 @@ import numpy as np
 import onnxruntime as ort
 
 
-def profile(path, batch, threads, runs):
+LEVELS = {"all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+          "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+          "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC}
+
+
+def profile(path, batch, threads, runs, level="all"):
     so = ort.SessionOptions()
     so.intra_op_num_threads = threads
+    so.graph_optimization_level = LEVELS[level]
     so.enable_profiling = True
     so.profile_file_prefix = os.path.join(tempfile.mkdtemp(), "prof")
     sess = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
@@ -100,8 +107,10 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--top", type=int, default=25)
+    ap.add_argument("--opt-level", choices=list(LEVELS), default="all",
+                    help="ONNX Runtime's graph optimisation level (all: with its NCHWc layout)")
     args = ap.parse_args()
-    ev = profile(args.graph, args.batch, args.threads, args.runs)
+    ev = profile(args.graph, args.batch, args.threads, args.runs, args.opt_level)
     by_op, by_node, shapes, run, n = tables(ev, args.runs)
     tot = sum(by_op.values()) / n
     print(f"{args.graph}: batch {args.batch}, {args.threads} threads: {run / 1e6:.3f} s a run "

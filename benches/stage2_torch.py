@@ -14,6 +14,10 @@ For each network and image size, on the same images, the same batch and the same
   ort forward, ort graph   the forward graph (logits) and the gradient graph (norms) infoutil
              runs, on ONNX Runtime in this process, warm like the PyTorch tools: the like-for-like
              comparison with them (they, too, return norms from one forward and one backward)
+  torch forward, torch step   PyTorch's forward, and an ordinary training step (forward and
+             `loss.backward()`, gradients summed over the batch, no per-sample work): the step's
+             fraction of torch forward / 3 is what a framework's fused backward reaches of the
+             bound with nothing per-sample in it
   torch.func `vmap(grad(cross_entropy))` in float32 over the batch, norms of the per-sample grads
   backpack   BackPACK's BatchL2Grad (`extend(model, use_converter=True)`, loss reduction sum)
   opacus     Opacus's GradSampleModule (loss_reduction sum), norms of `grad_sample`: only on
@@ -67,8 +71,11 @@ NETS = {   # name -> (constructor for export_module.py, its kwargs)
     "resnet18_gn": ("stage2_nets:resnet18_gn", {"num_classes": K}),
 }
 BATCH = {32: 64, 224: 16}
-TOOLS = ["raw", "infoutil", "ort forward", "ort graph", "ort graph (baseline)", "torch.func",
-         "backpack", "opacus"]
+TOOLS = ["raw", "infoutil", "ort forward", "ort graph", "ort graph (baseline)", "torch forward",
+         "torch step", "torch.func", "backpack", "opacus"]
+# tools that time a pass without per-sample norms: yardsticks, not compared with float64
+YARDSTICKS = {"raw", "ort forward", "torch forward", "torch step"}
+FORWARDS = {"raw", "ort forward", "torch forward"}
 SLOW = {"torch.func"}
 
 
@@ -196,7 +203,32 @@ def ort_graph(onnx, threads, grad=None):
     return lambda x, y: torch.from_numpy(sess.run(["sqnorms"], {xn: x.numpy(), yn: y.numpy()})[0])
 
 
-BUILDERS = {"torch.func": torch_func, "backpack": backpack_l2, "opacus": opacus_gsm}
+def torch_forward(model):
+    """PyTorch's own forward (eval, no autograd): logits."""
+    def logits(x, y):
+        with torch.no_grad():
+            return model(x)
+    return logits
+
+
+def torch_step(model):
+    """An ordinary training step's arithmetic in PyTorch: forward and `loss.backward()` with every
+    parameter's gradient summed over the batch (eval mode, as the other tools): what the per-sample
+    tools cannot undercut, since a per-sample norm needs at least this backward."""
+    m = copy.deepcopy(model).eval()
+    for p in m.parameters():
+        p.requires_grad_(True)
+
+    def step(x, y):
+        m.zero_grad(set_to_none=True)
+        logits = m(x)
+        F.cross_entropy(logits, y, reduction="sum").backward()
+        return logits.detach()
+    return step
+
+
+BUILDERS = {"torch.func": torch_func, "backpack": backpack_l2, "opacus": opacus_gsm,
+            "torch forward": torch_forward, "torch step": torch_step}
 ORT_BUILDERS = {"ort forward": ort_forward, "ort graph": ort_graph}
 
 
@@ -292,7 +324,7 @@ def bench(name, size, args):
     print(f"[stage2] {name} {size}: float64 reference on the first batch", flush=True)
     ref = verify.reference_grad_sqnorms(model, x[:batch], y[:batch], chunk=4)[0]
     rate = {t: n / statistics.median(v) for t, v in secs.items() if v}
-    err = {t: errors_of(v[:batch], ref) for t, v in norms.items() if t != "ort forward"}
+    err = {t: errors_of(v[:batch], ref) for t, v in norms.items() if t not in YARDSTICKS}
     return dict(name=name, size=size, batch=batch, n=n, rate=rate, err=err, errors=errors,
                 cmds=cmds, secs=secs)
 
@@ -315,10 +347,13 @@ def table(results):
                 continue
             if t not in rate:
                 continue
-            bound = t not in ("raw", "ort forward")
+            bound = t not in FORWARDS
+            # PyTorch's training step against PyTorch's own forward: what a framework's
+            # backward reaches of the forward / 3 bound without any per-sample work
+            own = rate.get("torch forward") if t == "torch step" else fwd
             vs = f"{rate[t] / ours:.2f}×" if ours and bound else ""
-            f1 = f"{rate[t] / (raw / 3):.2f}" if raw and bound else ""
-            f2 = f"{rate[t] / (fwd / 3):.2f}" if fwd and bound else ""
+            f1 = f"{rate[t] / (raw / 3):.2f}" if raw and bound and t != "torch step" else ""
+            f2 = f"{rate[t] / (own / 3):.2f}" if own and bound else ""
             e = "" if t not in r["err"] else " / ".join(
                 f"{v:.1e}" for v in r["err"][t] if v is not None)
             rows.append(f"{head} {rate[t]:.1f} | {vs} | {f1} | {f2} | {e} |")

@@ -128,6 +128,22 @@ def check_select_backward():
     return worst
 
 
+def check_activation_masks():
+    """ReLU's and ReLU6's backward as a Cast and a Mul, against autograd, to the bit: inputs on
+    the boundaries themselves (0 and 6, where the gradient is 0) and either side of them."""
+    edges = torch.tensor([-1.0, -1e-30, 0.0, 1e-30, 1.0, 6.0 - 1e-6, 6.0, 6.0 + 1e-6, 7.0])
+    x = torch.cat([edges, torch.randn(400) * 4]).reshape(1, 1, 409)
+    go = torch.randn_like(x)
+    for name, f, got in (
+            ("relu", F.relu, lambda: decomps.threshold_backward(go, F.relu(x), 0.0)),
+            ("relu6", F.relu6, lambda: decomps.hardtanh_backward(go, x, 0.0, 6.0)),
+            ("hardtanh", lambda t: F.hardtanh(t, -1.0, 1.0),
+             lambda: decomps.hardtanh_backward(go, x, -1.0, 1.0))):
+        ref = _grad(f, x, go)
+        assert torch.equal(got(), ref), (name, (got() - ref).abs().max())
+    return 0.0
+
+
 if __name__ == "__main__":
     torch.manual_seed(0)
     print(f"max_pool2d_backward max abs err {check_max_pool():.3g}")
@@ -135,4 +151,5 @@ if __name__ == "__main__":
     print(f"convolution_backward max rel err {check_conv():.3g}")
     print(f"constant_pad_nd with negative pads max abs err {check_constant_pad_nd():.3g}")
     print(f"select_backward as a Pad max abs err {check_select_backward():.3g}")
+    print(f"ReLU, ReLU6, Hardtanh backward masks max abs err {check_activation_masks():.3g}")
     print("ok")
