@@ -19,26 +19,62 @@ def _grad(f, x, go):
 
 def check_max_pool():
     worst = 0.0
-    cases = [  # k, s, p, d, ceil, H, W
-        (2, 2, 0, 1, False, 8, 8), (2, 2, 0, 1, False, 7, 9), (3, 2, 1, 1, False, 16, 16),
-        (3, 2, 1, 1, True, 15, 14), (3, 1, 1, 1, False, 6, 6), (2, 1, 0, 2, False, 9, 9),
-        (3, 3, 0, 1, True, 10, 11),
-        # phases no window writes (stride > kernel; dilation a multiple of the stride)
-        (2, 3, 0, 1, False, 10, 10), (3, 2, 1, 2, False, 12, 12),
-    ]
-    for k, s, p, d, ceil, H, W in cases:
-        for relu in (False, True):   # after a ReLU many windows tie at zero
-            x = torch.randn(2, 3, H, W)
-            if relu:
-                x = x.clamp_min(0)
-            x = x.round(decimals=1)  # force ties at non-zero values too
+    for k, s, p, d, ceil, H, W in MAX_POOL_CASES:
+        for relu in (False, True):
+            x = _pool_input(H, W, relu)
             f = lambda t: F.max_pool2d(t, k, s, p, d, ceil_mode=ceil)
             go = torch.randn_like(f(x))
             ref = _grad(f, x, go)
-            got = decomps.max_pool2d_backward(go, x, [k], [s], [p], [d], ceil, None)
+            idx = torch.ops.aten.max_pool2d_with_indices.default(x, [k], [s], [p], [d], ceil)[1]
+            got = decomps.max_pool2d_backward(go, x, [k], [s], [p], [d], ceil, idx)
             err = (ref - got).abs().max().item()
             assert err < 1e-6, (k, s, p, d, ceil, H, W, relu, err)
             worst = max(worst, err)
+    return worst
+
+
+MAX_POOL_CASES = [  # k, s, p, d, ceil, H, W
+    (2, 2, 0, 1, False, 8, 8), (2, 2, 0, 1, False, 7, 9), (3, 2, 1, 1, False, 16, 16),
+    (3, 2, 1, 1, True, 15, 14), (3, 1, 1, 1, False, 6, 6), (2, 1, 0, 2, False, 9, 9),
+    (3, 3, 0, 1, True, 10, 11),
+    # positions no window reads (stride > kernel; dilation a multiple of the stride)
+    (2, 3, 0, 1, False, 10, 10), (3, 2, 1, 2, False, 12, 12),
+]
+
+
+def _pool_input(H, W, relu):
+    x = torch.randn(2, 3, H, W)
+    x = x.clamp_min(0) if relu else x   # after a ReLU many windows tie at zero
+    return x.round(decimals=1)          # ties at non-zero values too
+
+
+def check_max_pool_onnx():
+    """The max-pool backward as the gradient graph has it: traced with the decompositions, exported
+    (the MaxPool's indices by torch_onnx's translation, made per-plane there) and run on ONNX
+    Runtime, against autograd, for a batch other than the traced one."""
+    from torch.fx.experimental.proxy_tensor import make_fx
+    from infoutil_export import numerics, torch_onnx
+    worst = 0.0
+    for k, s, p, d, ceil, H, W in MAX_POOL_CASES:
+        f = lambda t: F.max_pool2d(t, k, s, p, d, ceil_mode=ceil)
+
+        def backward(x, go):
+            with torch.enable_grad():
+                x = x.detach().requires_grad_(True)
+                return torch.autograd.grad(f(x), x, go)[0]
+        x = torch.cat([_pool_input(H, W, relu) for relu in (False, True)])
+        go = torch.randn_like(f(x))
+        gm = make_fx(backward, tracing_mode="symbolic", _allow_non_fake_inputs=True,
+                     decomposition_table=decomps.decomposition_table())(x, go)
+        proto = torch_onnx.onnx_export(gm, (x, go), ["x", "go"], ["gi"])
+        sess = numerics.ort_session(proto.SerializeToString())
+        x3, go3 = torch.cat([x, x[:2]]), torch.cat([go, go[:2] * 2])
+        got = sess.run(None, {"x": x3.numpy(), "go": go3.numpy()})[0]
+        ref = _grad(f, x3, go3).numpy()
+        err = abs(got - ref).max()
+        assert err < 1e-6, (k, s, p, d, ceil, H, W, err)   # overlaps summed in another order
+        assert not {n.op_type for n in proto.graph.node} & {"ScatterElements", "ScatterND"}
+        worst = max(worst, err)
     return worst
 
 
@@ -147,6 +183,7 @@ def check_activation_masks():
 if __name__ == "__main__":
     torch.manual_seed(0)
     print(f"max_pool2d_backward max abs err {check_max_pool():.3g}")
+    print(f"max_pool2d_backward exported, on ONNX Runtime, max abs err {check_max_pool_onnx():.3g}")
     print(f"avg_pool2d_backward max abs err {check_avg_pool():.3g}")
     print(f"convolution_backward max rel err {check_conv():.3g}")
     print(f"constant_pad_nd with negative pads max abs err {check_constant_pad_nd():.3g}")
