@@ -134,8 +134,8 @@ def max_pool2d_backward(grad_output, self, kernel_size, stride, padding, dilatio
 
 def _masked(grad, keep):
     """grad where `keep`, else 0, as a Cast and a Mul: ONNX Runtime's CPU Where broadcasting a
-    scalar 0 ran 1.4x slower than the two together, measured on a [16, 96, 112, 112] ReLU6 mask
-    (benches/stage2_masks.py). A non-finite grad at a position not kept would give NaN where
+    scalar 0 ran 1.75x slower than the two together on a [16, 96, 112, 112] ReLU6 mask, quiet
+    machine (benches/stage2_masks.py). A non-finite grad at a position not kept would give NaN where
     Where gives 0; the gradient graph's values are finite by construction (ghost.py scales the
     loss's gradient in log space), and the norms are checked for finiteness where they are read."""
     return grad * keep.to(grad.dtype)
