@@ -119,11 +119,13 @@ def max_pool2d_backward(grad_output, self, kernel_size, stride, padding, dilatio
     # right/bottom padding: p, plus the ceil_mode overhang of the last window
     rp = [p[0] + max(0, span[0] - H - 2 * p[0]), p[1] + max(0, span[1] - W - 2 * p[1])]
     dev = grad_output.device
+    rows = [(torch.arange(Ho, device=dev) * s[0] + (d[0] * i - p[0]))[:, None]
+            for i in range(k[0])]
+    cols = [(torch.arange(Wo, device=dev) * s[1] + (d[1] * j - p[1]))[None, :]
+            for j in range(k[1])]
     contribs = []
-    for i in range(k[0]):
-        r = (torch.arange(Ho, device=dev) * s[0] + (d[0] * i - p[0]))[:, None]
-        for j in range(k[1]):
-            c = (torch.arange(Wo, device=dev) * s[1] + (d[1] * j - p[1]))[None, :]
+    for r in rows:
+        for c in cols:
             # the plane position of each window's offset (i, j); -1, which no recorded index
             # equals, on padding
             at = torch.where((r >= 0) & (r < H) & (c >= 0) & (c < W), r * W + c, -1)

@@ -34,11 +34,11 @@ def max_pool2d_with_indices(self, kernel_size, stride=(), padding=(0, 0), dilati
     those starts with a second MaxPool, 1 x 1 with indices over the whole input (ResNet-18 at
     224 px, batch 16: int64 indices of [16, 64, 112, 112], 2 / 3 of its pooling's time)."""
     from onnxscript.onnx_opset import opset18 as op
-    pair = lambda v, default: list(default) if not v else (list(v) * 2 if len(v) == 1 else list(v))
-    k = pair(kernel_size, ())
+    from .decomps import _pair   # aten's 1-or-2-values convention, as the backward reads it
+    k = _pair(kernel_size)
     values, indices = op.MaxPool(self, ceil_mode=int(bool(ceil_mode)),
-                                 dilations=pair(dilation, (1, 1)), kernel_shape=k,
-                                 pads=pair(padding, (0, 0)) * 2, strides=pair(stride, k))
+                                 dilations=_pair(dilation, (1, 1)), kernel_shape=k,
+                                 pads=_pair(padding, (0, 0)) * 2, strides=_pair(stride, k))
     shape = op.Shape(self)
     planes = op.ReduceProd(op.Slice(shape, [0], [2]), keepdims=0)
     plane_size = op.ReduceProd(op.Slice(shape, [2], [4]), keepdims=0)
